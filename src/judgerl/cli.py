@@ -1,0 +1,199 @@
+"""`judgerl`: the command line. Each command is a few lines over the library.
+
+    judgerl demo                 SFT + RL against the local judge + report, all defaults
+    judgerl sft [CONFIG]         supervised fine-tuning only; prints the checkpoint folder
+    judgerl train CONFIG         the whole experiment from a config file
+    judgerl report RUN_DIR       (re)write a run folder's report
+    judgerl config               the default config, every field with its help
+    judgerl judge-model          assemble and verify the default judge's weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any, Sequence
+
+import yaml
+
+EXIT_CONFIG, EXIT_JUDGE, EXIT_UNSCORED, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes FIELD=VALUE (e.g. rl.steps=20), got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _config(path: str | None, overrides: dict[str, Any]):
+    from judgerl.config import config_from_dict, load_config
+
+    if path:
+        return load_config(path, overrides)
+    data: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        target = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return config_from_dict(data, source="the default config with your --set values")
+
+
+def _run_experiment(config) -> int:
+    from judgerl.report import write_report
+    from judgerl.training.experiment import create_run_folder, run_experiment
+    from judgerl.training.rl import TooManyUnscored
+
+    run = create_run_folder(config)
+    print(f"run folder: {run.path}", file=sys.stderr)
+    code = 0
+    try:
+        run_experiment(config, run, say=lambda text: print(text, file=sys.stderr))
+    except KeyboardInterrupt:  # RLInterrupted is not a KeyboardInterrupt; both end here
+        code = EXIT_INTERRUPTED
+    except Exception as error:
+        from judgerl.training.rl import RLInterrupted
+
+        if isinstance(error, RLInterrupted):
+            code = EXIT_INTERRUPTED
+        elif isinstance(error, TooManyUnscored):
+            print(f"error: {error}", file=sys.stderr)
+            code = EXIT_UNSCORED
+        else:
+            raise
+    finally:
+        try:
+            summary = write_report(run.path)
+        except Exception as report_error:  # the run folder stays as it is; say why
+            summary = f"(no report: {type(report_error).__name__}: {report_error})"
+    print(summary)
+    if code == EXIT_INTERRUPTED:
+        print(
+            f"interrupted: {run.status().get('message', '')}. Everything done so far is in {run.path} "
+            f"(metrics.jsonl, judgments.jsonl, checkpoints/); `judgerl report {run.path}` rebuilds the report.",
+            file=sys.stderr,
+        )
+    return code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    overrides = _parse_overrides(args.set)
+    if args.rubric:
+        overrides["judge.rubric"] = args.rubric
+    if args.algorithm:
+        overrides["rl.algorithm"] = args.algorithm
+    if args.output_dir:
+        overrides["output_dir"] = args.output_dir
+    return _run_experiment(_config(None, overrides))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _run_experiment(_config(args.config, _parse_overrides(args.set)))
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from judgerl.training.experiment import run_sft
+
+    config = _config(args.config, _parse_overrides(args.set))
+    try:
+        run = run_sft(config, say=lambda text: print(text, file=sys.stderr))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    print(run.checkpoint_dir("sft"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from judgerl.report import write_report
+
+    try:
+        print(write_report(args.run_dir))
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from judgerl.config import commented_defaults
+
+    sys.stdout.write(commented_defaults())
+    return 0
+
+
+def cmd_judge_model(args: argparse.Namespace) -> int:
+    from judgerl.providers.weights import resolve_gguf
+
+    path, sha256 = resolve_gguf(args.model)
+    print(f"{path}\nsha256 {sha256} (verified)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="judgerl", description="Reinforcement fine-tuning with an LLM as the judge."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    set_help = "override a config field, e.g. --set rl.steps=20 --set judge.rubric=realist"
+
+    demo = commands.add_parser("demo", help="the magic 8-ball experiment end to end with defaults")
+    demo.add_argument("--rubric", help="optimist (default), cautious, realist")
+    demo.add_argument("--algorithm", choices=["judge_alignment", "reinforce"])
+    demo.add_argument("--output-dir", help="where run folders go (default: runs)")
+    demo.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
+    demo.set_defaults(handler=cmd_demo)
+
+    train = commands.add_parser("train", help="SFT + RL + report from a config file")
+    train.add_argument("config", help="YAML config (see `judgerl config`)")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
+    train.set_defaults(handler=cmd_train)
+
+    sft = commands.add_parser("sft", help="supervised fine-tuning only")
+    sft.add_argument("config", nargs="?", help="YAML config (default: the defaults)")
+    sft.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
+    sft.set_defaults(handler=cmd_sft)
+
+    report = commands.add_parser("report", help="(re)write the report of a run folder")
+    report.add_argument("run_dir")
+    report.set_defaults(handler=cmd_report)
+
+    config = commands.add_parser("config", help="print the default config with help on every field")
+    config.set_defaults(handler=cmd_config)
+
+    judge_model = commands.add_parser("judge-model", help="assemble and verify a known judge model's weights")
+    judge_model.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
+    judge_model.set_defaults(handler=cmd_judge_model)
+    return parser
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    from judgerl.config import ConfigError
+    from judgerl.judges.base import JudgeError
+
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except JudgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_JUDGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Providers: the one place that talks to a model server or library.
+
+A provider turns chat messages into the model's next-token log-probabilities. Judges build
+prompts and read judgments; providers only call models. One provider per module, its SDK
+imported only when it is used. Providers register by name in `PROVIDERS`, the same way a
+third party's would (`register_provider("myserver", MyProvider)`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+
+class ProviderResponse(dict):
+    """{"top_logprobs": [[token, logprob], ...], "text": str, "prompt_tokens": int | None,
+    "completion_tokens": int | None, "latency_s": float} -- JSON-ready, as cached."""
+
+
+class LogprobProvider(Protocol):
+    """A model that reports the log-probabilities of its next token."""
+
+    name: str
+    """"provider/model", e.g. "llamacpp/qwen2.5-coder-1.5b-instruct"."""
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about the model that determines its answers (for cache keys):
+        provider, model name, weights hash, base URL where there is one."""
+        ...
+
+    def next_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
+        """Greedy next token after the chat `messages`, with the top-k (token, logprob)."""
+        ...
+
+
+PROVIDERS: dict[str, Callable[..., LogprobProvider]] = {}
+
+
+def register_provider(name: str, factory: Callable[..., LogprobProvider]) -> None:
+    PROVIDERS[name] = factory
+
+
+def make_provider(name: str, **settings: Any) -> LogprobProvider:
+    if name not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ValueError(f"unknown judge provider {name!r}; known providers: {known}")
+    return PROVIDERS[name](**settings)
+
+
+def _register_builtins() -> None:
+    # Imported lazily inside the factory so that importing judgerl never imports an SDK.
+    def llamacpp(**settings: Any) -> LogprobProvider:
+        from judgerl.providers.llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider(**settings)
+
+    register_provider("llamacpp", llamacpp)
+
+
+_register_builtins()

@@ -1,0 +1,84 @@
+"""In-process llama.cpp through `xllamacpp` (a prebuilt CPU wheel of llama.cpp).
+
+The model is loaded on the first call, not when the provider is built, so a run whose
+judgments all come from the cache never loads 1.1 GB of weights. llama.cpp keeps the
+previous prompt's KV cache and reuses the longest shared prefix, so prompts are laid out
+with what they share (rubric, instructions) first and what varies (question, answer) last.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from judgerl.judges.base import JudgeError
+from judgerl.providers import ProviderResponse
+from judgerl.providers.weights import KNOWN_GGUF_MODELS, resolve_gguf
+
+
+class LlamaCppProvider:
+    def __init__(self, model: str, threads: int | None = None, context_tokens: int = 2048):
+        self.model = model
+        self.name = f"llamacpp/{model if model in KNOWN_GGUF_MODELS else os.path.basename(model)}"
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self.context_tokens = context_tokens
+        self._server: Any = None
+        self._sha256: str | None = (
+            KNOWN_GGUF_MODELS[model].sha256 if model in KNOWN_GGUF_MODELS else None
+        )
+
+    def identity(self) -> dict[str, Any]:
+        if self._sha256 is None:
+            _, self._sha256 = resolve_gguf(self.model)
+        return {"provider": "llamacpp", "model": self.model, "model_sha256": self._sha256}
+
+    def _load(self) -> Any:
+        if self._server is not None:
+            return self._server
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise JudgeError(
+                "the llamacpp judge provider needs the xllamacpp package: "
+                "pip install xllamacpp   (or: pip install -e '.[llamacpp]')"
+            ) from exc
+        path, self._sha256 = resolve_gguf(self.model)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = self.context_tokens
+        params.cpuparams.n_threads = self.threads
+        params.cpuparams_batch.n_threads = self.threads
+        params.verbosity = -1  # llama.cpp's own log lines would bury the progress bar
+        params.warmup = False
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:  # the C++ side reports load failures as generic errors
+            raise JudgeError(f"llama.cpp could not load {path}: {exc}") from exc
+        return self._server
+
+    def next_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
+        server = self._load()
+        request = {
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": top_k,
+        }
+        started = time.perf_counter()
+        result = server.handle_chat_completions(request)
+        latency = time.perf_counter() - started
+        if not isinstance(result, dict) or "choices" not in result:
+            raise JudgeError(f"llama.cpp returned no completion: {str(result)[:300]}")
+        choice = result["choices"][0]
+        content = (choice.get("logprobs") or {}).get("content") or []
+        top = content[0]["top_logprobs"] if content else []
+        usage = result.get("usage") or {}
+        return ProviderResponse(
+            top_logprobs=[[entry["token"], float(entry["logprob"])] for entry in top],
+            text=(choice.get("message") or {}).get("content") or "",
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            latency_s=latency,
+        )

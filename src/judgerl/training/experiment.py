@@ -1,0 +1,158 @@
+"""The magic 8-ball experiment: SFT -> held-out eval -> RL against the judge -> eval again.
+
+Writes everything into a run folder as it goes (see run_folder.py). The report is written
+by the caller (`judgerl.report`), also after an interruption, from the folder alone.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import torch
+
+from judgerl import LABELS
+from judgerl.algorithms import ALGORITHMS
+from judgerl.config import RunConfig, to_yaml
+from judgerl.datasets import load_questions
+from judgerl.judges.factory import build_judge
+from judgerl.judges.gate import ConfidenceGate
+from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
+from judgerl.training.checkpoints import load_policy, save_checkpoint
+from judgerl.training.evaluate import evaluate_policy, judge_label_table
+from judgerl.training.rl import RLInterrupted, train_rl
+from judgerl.training.run_folder import RunFolder
+from judgerl.training.sft import train_sft
+
+Say = Callable[[str], None]
+
+
+def create_run_folder(config: RunConfig, kind: str | None = None) -> RunFolder:
+    rubric = config.judge.rubric
+    parts = [config.name, kind or config.rl.algorithm, rubric, str(config.seed)]
+    run = RunFolder.create(config.output_dir, parts)
+    (run.path / "config.yaml").write_text(to_yaml(config))
+    run.set_status("running", stage="setup")
+    return run
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def supervised_policy(config: RunConfig, run: RunFolder, generator: torch.Generator, say: Say) -> TinyTransformerPolicy:
+    """The SFT policy: loaded from sft.checkpoint, or trained here and saved as checkpoints/sft."""
+    if config.sft.checkpoint:
+        say(f"SFT: starting from {config.sft.checkpoint}")
+        policy = load_policy(config.sft.checkpoint)
+    else:
+        sft_questions = load_questions(config.data.sft, labels=LABELS)
+        rl_questions = load_questions(config.data.rl)
+        # The vocabulary covers every question the policy trains on; held-out words become <unk>.
+        vocabulary_texts = [q.question for q in sft_questions + rl_questions]
+        shape = TinyTransformerShape(
+            d_model=config.policy.d_model,
+            n_heads=config.policy.n_heads,
+            hidden=config.policy.hidden,
+            max_tokens=config.policy.max_tokens,
+        )
+        policy = TinyTransformerPolicy.build(vocabulary_texts, LABELS, shape)
+        run.set_status("running", stage="sft")
+        losses = train_sft(
+            policy,
+            sft_questions,
+            epochs=config.sft.epochs,
+            batch_size=config.sft.batch_size,
+            learning_rate=config.sft.learning_rate,
+            generator=generator,
+            on_epoch=lambda epoch, loss: run.log_metrics({"stage": "sft", "epoch": epoch, "losses/sft": loss}),
+        )
+        say(f"SFT: {len(sft_questions)} questions, {config.sft.epochs} epochs, final loss {losses[-1]:.3f}"
+            if losses else "SFT: 0 epochs")
+    save_checkpoint(policy, run.checkpoint_dir("sft"), stage="sft")
+    return policy
+
+
+def run_sft(config: RunConfig, say: Say = print) -> RunFolder:
+    run = create_run_folder(config, kind="sft")
+    generator = seeded_generator(config.seed)
+    try:
+        supervised_policy(config, run, generator, say)
+    except KeyboardInterrupt:
+        run.set_status("interrupted", message="interrupted during SFT; no checkpoint was written")
+        raise
+    run.set_status("completed", stage="sft")
+    return run
+
+
+def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFolder:
+    """The whole experiment in `run`. Raises RLInterrupted / KeyboardInterrupt / TooManyUnscored
+    after recording them in status.json; the caller writes the report either way."""
+    generator = seeded_generator(config.seed)
+    try:
+        policy = supervised_policy(config, run, generator, say)
+
+        judge = build_judge(config.judge, LABELS)
+        gate = ConfidenceGate(config.judge.confidence_threshold)
+        eval_questions = [q.question for q in load_questions(config.data.eval)]
+        rl_questions = [q.question for q in load_questions(config.data.rl)]
+
+        run.set_status("running", stage="eval_before")
+        table = judge_label_table(judge, eval_questions, LABELS)
+        run.log_judgments([j for row in table for j in row], stage="eval")
+        before = evaluate_policy(policy, eval_questions, table, gate)
+        run.write_json("eval_before.json", before)
+        say(f"after SFT: agreement with the judge {before['agreement']:.0%}, "
+            f"mean judge reward {before['mean_judge_reward']:.3f}")
+
+        algorithm = ALGORITHMS[config.rl.algorithm](
+            samples_per_question=config.rl.samples_per_question,
+            kl_coef=config.rl.kl_coef,
+            baseline=config.rl.baseline,
+        )
+        run.set_status("running", stage="rl", step=0, steps=config.rl.steps)
+        history = train_rl(
+            policy,
+            rl_questions,
+            judge,
+            algorithm,
+            gate,
+            steps=config.rl.steps,
+            batch_size=config.rl.batch_size,
+            learning_rate=config.rl.learning_rate,
+            max_grad_norm=config.rl.max_grad_norm,
+            max_unscored_fraction=config.rl.max_unscored_fraction,
+            generator=generator,
+            run=run,
+        )
+        save_checkpoint(policy, run.checkpoint_dir("rl-final"), stage="rl", step=config.rl.steps)
+
+        after = evaluate_policy(policy, eval_questions, table, gate)
+        run.write_json("eval_after.json", after)
+        accept = [row["judge/accept_rate"] for row in history]
+        run.set_status(
+            "completed",
+            stage="done",
+            step=config.rl.steps,
+            judge_accept_rate=sum(accept) / len(accept) if accept else None,
+            judge_counters=dict(getattr(judge, "counters", {})),
+        )
+        return run
+    except RLInterrupted as stop:
+        save_checkpoint(policy, run.checkpoint_dir(f"rl-step-{stop.step}"), stage="rl", step=stop.step)
+        run.set_status(
+            "interrupted",
+            step=stop.step,
+            message=f"interrupted at RL step {stop.step} of {config.rl.steps}; "
+            f"the policy at that point is in checkpoints/rl-step-{stop.step}",
+        )
+        raise
+    except KeyboardInterrupt:
+        stage = run.status().get("stage")
+        run.set_status("interrupted", message=f"interrupted during {stage}")
+        raise
+    except Exception as error:
+        run.set_status("failed", message=f"{type(error).__name__}: {error}")
+        raise

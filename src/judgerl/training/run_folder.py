@@ -1,0 +1,103 @@
+"""A run folder: everything one run produced, readable while it runs and after it stops.
+
+    {output_dir}/{name}__{algorithm}__{rubric}__{seed}__{YYYYmmdd-HHMMSS}/
+        config.yaml        the resolved config
+        status.json        running | completed | interrupted | failed, with stage and step
+        metrics.jsonl      one JSON object per SFT epoch and per RL step
+        judgments.jsonl    every judgment used, with its stage and step
+        eval_before.json   held-out evaluation after SFT
+        eval_after.json    held-out evaluation after RL
+        checkpoints/       sft/, rl-final/ (or rl-step-N/ when stopped early): safetensors + JSON
+        report.md, plots/  the before/after report
+Every write is appended or replaced whole (write to a temp file, then rename), so a killed
+run leaves files that parse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from judgerl.judges.base import Judgment
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN is not JSON
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    os.replace(temporary, path)
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, output_dir: str | Path, name_parts: Iterable[str]) -> "RunFolder":
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(output_dir) / "__".join([*name_parts, stamp])
+        path, suffix = base, 1
+        while path.exists():
+            suffix += 1
+            path = base.with_name(f"{base.name}-{suffix}")
+        path.mkdir(parents=True)
+        (path / "checkpoints").mkdir()
+        return cls(path)
+
+    # -- status --------------------------------------------------------------------------------
+
+    def set_status(self, status: str, **details: Any) -> None:
+        current = self.status()
+        current.update(details)
+        current["status"] = status
+        current["updated"] = datetime.now().isoformat(timespec="seconds")
+        current.setdefault("started", current["updated"])
+        write_json_atomic(self.path / "status.json", current)
+
+    def status(self) -> dict[str, Any]:
+        path = self.path / "status.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def log_metrics(self, row: dict[str, Any]) -> None:
+        row = {key: _json_safe(value) for key, value in row.items()}
+        with open(self.path / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def log_judgments(self, judgments: Iterable[Judgment], **context: Any) -> None:
+        with open(self.path / "judgments.jsonl", "a") as handle:
+            for judgment in judgments:
+                handle.write(json.dumps({**context, **judgment.to_dict()}, ensure_ascii=False) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut short by a kill: everything before it stands
+        return rows
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_json_atomic(self.path / name, data)
+
+    def read_json(self, name: str) -> Any | None:
+        path = self.path / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def checkpoint_dir(self, name: str) -> Path:
+        return self.path / "checkpoints" / name
