@@ -63,5 +63,5 @@ class JudgeAlignment:
             "policy/entropy": float(entropy(logits.detach()).mean()),
         }
         if loss is not None:
-            metrics["losses/cross_entropy"] = float(loss)
+            metrics["losses/cross_entropy"] = loss.item()
         return StepOutput(loss=loss, metrics=metrics, judgments=judgments)

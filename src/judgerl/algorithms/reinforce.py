@@ -112,5 +112,5 @@ class Reinforce:
             gather_log_probs(logits, actions), rewards, accepted, baseline, kl, self.kl_coef
         )
         metrics["reward/baseline"] = baseline
-        metrics["losses/total"] = float(loss)
+        metrics["losses/total"] = loss.item()
         return StepOutput(loss=loss, metrics=metrics, judgments=judgments)

@@ -1,0 +1,73 @@
+"""Both RL algorithms raise the judge's reward on a small task and change every weight they should."""
+
+import pytest
+import torch
+
+from fake_judges import broken, keyword
+from judgerl import LABELS
+from judgerl.algorithms import ALGORITHMS
+from judgerl.judges.function import FunctionJudge
+from judgerl.judges.gate import ConfidenceGate
+from judgerl.policies.tiny_transformer import TinyTransformerPolicy
+from judgerl.training.rl import TooManyUnscored, train_rl
+
+QUESTIONS = [
+    "Should I practice piano daily?", "Can I learn French?", "Should I study tonight?",
+    "Should I bet my rent?", "Should I gamble my savings?", "Should I bet on a horse?",
+    "Will it rain tomorrow?", "Will my bus be late?", "Will the sun shine?",
+]
+
+
+def expected_reward(policy, judge):
+    with torch.no_grad():
+        probs = policy.label_logits(QUESTIONS).softmax(-1)
+    table = [judge.judge_answers([q] * 3, list(LABELS)) for q in QUESTIONS]
+    return sum(float(sum(p * j.reward for p, j in zip(row_probs, row))) for row_probs, row in zip(probs, table)) / len(QUESTIONS)
+
+
+@pytest.mark.parametrize("name", ["judge_alignment", "reinforce"])
+def test_algorithm_raises_reward_and_changes_weights(name):
+    torch.manual_seed(0)
+    policy = TinyTransformerPolicy.build(QUESTIONS, LABELS)
+    judge = FunctionJudge(keyword, LABELS, "keyword")
+    before_weights = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    before = expected_reward(policy, judge)
+    history = train_rl(
+        policy, QUESTIONS, judge, ALGORITHMS[name](samples_per_question=4, kl_coef=0.01),
+        ConfidenceGate(0.5), steps=40, batch_size=9, learning_rate=1e-2, max_grad_norm=1.0,
+        max_unscored_fraction=0.5, generator=torch.Generator().manual_seed(0),
+    )
+    after = expected_reward(policy, judge)
+    assert after > before + 0.3, (before, after)
+    assert after > 0.8
+    unchanged = [n for n, p in policy.named_parameters() if n != "embed.weight" and torch.equal(p, before_weights[n])]
+    assert unchanged == []
+    assert all(row["judge/accept_rate"] == 1.0 for row in history)
+
+
+def test_a_gate_that_rejects_everything_makes_no_update():
+    torch.manual_seed(0)
+    policy = TinyTransformerPolicy.build(QUESTIONS, LABELS)
+    weights = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    history = train_rl(
+        policy, QUESTIONS, FunctionJudge(keyword, LABELS, "keyword"), ALGORITHMS["judge_alignment"](),
+        ConfidenceGate(0.95), steps=3, batch_size=9, learning_rate=1e-2, max_grad_norm=1.0,
+        max_unscored_fraction=0.5, generator=torch.Generator().manual_seed(0),
+    )
+    assert [row["judge/accept_rate"] for row in history] == [0.0, 0.0, 0.0]
+    assert not any(row["updated"] for row in history)
+    assert all(torch.equal(p, weights[n]) for n, p in policy.named_parameters())
+
+
+@pytest.mark.parametrize("name", ["judge_alignment", "reinforce"])
+def test_a_batch_that_comes_back_unscored_stops_training_without_an_update(name):
+    torch.manual_seed(0)
+    policy = TinyTransformerPolicy.build(QUESTIONS, LABELS)
+    weights = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    with pytest.raises(TooManyUnscored, match="no update was made"):
+        train_rl(
+            policy, QUESTIONS, FunctionJudge(broken, LABELS, "broken"), ALGORITHMS[name](),
+            ConfidenceGate(0.5), steps=5, batch_size=9, learning_rate=1e-2, max_grad_norm=1.0,
+            max_unscored_fraction=0.5, generator=torch.Generator().manual_seed(0),
+        )
+    assert all(torch.equal(p, weights[n]) for n, p in policy.named_parameters())

