@@ -99,7 +99,7 @@ class Reinforce:
         metrics = {
             "judge/accept_rate": accept_rate(accepted.flatten().tolist()),
             "judge/unscored": float(sum(not j.scored for j in judgments)),
-            "policy/kl_to_reference": float(kl.mean()),
+            "policy/kl_to_reference": kl.mean().item(),
             "policy/entropy": float(entropy(logits.detach()).mean()),
         }
         scored = [j.reward for j in judgments if j.scored]

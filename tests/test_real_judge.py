@@ -1,0 +1,76 @@
+"""Against the real local judge (Qwen2.5-Coder-1.5B-Instruct GGUF through llama.cpp): few and short.
+
+These need the judge weights (scripts/setup.sh installs them); each call takes ~0.3-1 s.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from judgerl import LABELS
+from judgerl.judges.llm import LLMJudge
+from judgerl.judges.rubrics import BUILTIN_RUBRICS
+from judgerl.providers import make_provider
+
+pytestmark = pytest.mark.judge
+
+
+@pytest.fixture(scope="module")
+def provider():
+    return make_provider("llamacpp", model="qwen2.5-coder-1.5b-instruct")
+
+
+def test_optimist_judge_prefers_yes_and_reads_labels_from_logprobs(provider):
+    judge = LLMJudge(provider, BUILTIN_RUBRICS["optimist"], LABELS)
+    [judgment] = judge.judge_labels(["Will I be successful?"])
+    assert judgment.status == "scored"
+    assert judgment.preferred_label == "Yes" and judgment.confidence > 0.6
+    assert sum(judgment.label_probs.values()) == pytest.approx(1.0)
+    assert judgment.latency_s > 0 and judgment.prompt_tokens > 20
+
+
+def test_realist_judge_answer_depends_on_the_question(provider):
+    judge = LLMJudge(provider, BUILTIN_RUBRICS["realist"], LABELS)
+    practice, gamble = judge.judge_labels(
+        ["Will I get better at chess if I practice every day?", "Should I bet all my savings on one roll of the dice?"]
+    )
+    assert practice.preferred_label == "Yes"
+    assert gamble.preferred_label == "No"
+
+
+def test_rubric_score_ranks_the_wanted_answer_higher(provider):
+    judge = LLMJudge(provider, BUILTIN_RUBRICS["optimist"], LABELS, method="score")
+    yes, no = judge.judge_answers(["Will I be successful?"] * 2, ["Yes", "No"])
+    assert yes.scored and no.scored
+    assert 1.0 <= no.score < yes.score <= 5.0
+
+
+def test_demo_end_to_end_with_the_real_judge_then_warm_from_the_cache(tmp_path):
+    """A short run: 12 RL questions, 8 held-out, 6 steps; then the same run makes no judge call."""
+    rl = tmp_path / "rl.jsonl"
+    evaluation = tmp_path / "eval.jsonl"
+    questions = [json.loads(line) for line in (Path(__file__).parents[1] / "src/judgerl/data/rl.jsonl").read_text().splitlines()]
+    rl.write_text("".join(json.dumps(q) + "\n" for q in questions[:12]))
+    evaluation.write_text("".join(json.dumps(q) + "\n" for q in questions[12:20]))
+    args = [
+        sys.executable, "-m", "judgerl.cli", "demo", "--output-dir", str(tmp_path / "runs"),
+        "--set", f"data.rl={rl}", "--set", f"data.eval={evaluation}", "--set", "rl.steps=6",
+        "--set", "rl.batch_size=6", "--set", f"judge.cache_path={tmp_path / 'judgments.sqlite'}",
+    ]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    runs = sorted((tmp_path / "runs").iterdir())
+    cold, warm = (json.loads((run / "status.json").read_text()) for run in runs)
+    assert cold["status"] == warm["status"] == "completed"
+    assert cold["judge_counters"]["calls"] == 20  # 12 RL + 8 held-out questions, one label call each
+    assert warm["judge_counters"]["calls"] == 0
+    assert warm["judge_counters"]["cache_hits"] > 0
+    after = json.loads((runs[0] / "eval_after.json").read_text())
+    before = json.loads((runs[0] / "eval_before.json").read_text())
+    assert after["mean_judge_reward"] > before["mean_judge_reward"]
