@@ -143,3 +143,22 @@ def test_an_interrupted_run_leaves_a_readable_folder_that_says_so(tmp_path):
     assert "Status: interrupted" in (run / "report.md").read_text()
     assert "interrupted" in stderr and str(run) in stderr
     assert len([r for r in rows if r["stage"] == "rl"]) >= 3
+
+
+def test_a_judge_that_returns_nothing_usable_stops_the_run_with_a_clear_error(tmp_path):
+    config = write_config(
+        tmp_path / "run.yaml",
+        output_dir=str(tmp_path / "runs"),
+        judge={"provider": "python", "function": "fake_judges:broken"},
+        sft={"epochs": 1},
+        rl={"steps": 5, "batch_size": 4},
+    )
+    result = judgerl("train", str(config))
+    assert result.returncode == 4, result.stderr
+    assert "came back unscored" in result.stderr and "no update was made" in result.stderr
+    assert "judge fell over" in result.stderr  # the judge's own error is passed on
+    run = only_run_folder(tmp_path / "runs")
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed"
+    assert (run / "checkpoints/sft/model.safetensors").is_file()
+    assert "Status: failed" in (run / "report.md").read_text()

@@ -31,18 +31,11 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _config(path: str | None, overrides: dict[str, Any]):
-    from judgerl.config import config_from_dict, load_config
+    from judgerl.config import apply_overrides, config_from_dict, load_config
 
     if path:
         return load_config(path, overrides)
-    data: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        target = data
-        *parents, last = dotted.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
-    return config_from_dict(data, source="the default config with your --set values")
+    return config_from_dict(apply_overrides({}, overrides), source="the default config with your --set values")
 
 
 def _run_experiment(config) -> int:
@@ -55,18 +48,11 @@ def _run_experiment(config) -> int:
     code = 0
     try:
         run_experiment(config, run, say=lambda text: print(text, file=sys.stderr))
-    except KeyboardInterrupt:  # RLInterrupted is not a KeyboardInterrupt; both end here
+    except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-    except Exception as error:
-        from judgerl.training.rl import RLInterrupted
-
-        if isinstance(error, RLInterrupted):
-            code = EXIT_INTERRUPTED
-        elif isinstance(error, TooManyUnscored):
-            print(f"error: {error}", file=sys.stderr)
-            code = EXIT_UNSCORED
-        else:
-            raise
+    except TooManyUnscored as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = EXIT_UNSCORED
     finally:
         try:
             summary = write_report(run.path)

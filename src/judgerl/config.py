@@ -53,13 +53,26 @@ class SFTConfig(StrictModel):
 
 
 class JudgeConfig(StrictModel):
-    provider: Literal["llamacpp", "python"] = Field(
-        "llamacpp", description="llamacpp: a local GGUF model in-process; python: your own function (see `function`)"
+    provider: Literal["llamacpp", "openai", "python"] = Field(
+        "llamacpp",
+        description="llamacpp: a local GGUF model in-process; openai: any OpenAI-compatible server "
+        "(vLLM, SGLang, llama.cpp, Ollama, OpenAI); python: your own function (see `function`)",
     )
     model: str = Field(
         "qwen2.5-coder-1.5b-instruct",
-        description="known model name (qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct) or a .gguf path",
+        description="llamacpp: a known model (qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct) "
+        "or a .gguf path; openai: the model name the server serves",
     )
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's base URL (up to /v1)")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="openai: environment variable holding the API key (keys are never put in configs)"
+    )
+    api_key_file: str | None = Field(None, description="openai: a file holding only the API key, instead of api_key_env")
+    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight at once")
+    requests_per_minute: int | None = Field(None, ge=1, description="openai: request rate limit (none if empty)")
+    tokens_per_minute: int | None = Field(None, ge=1, description="openai: token rate limit, estimated from request size")
+    max_retries: int = Field(4, ge=0, description="openai: retries of a failed call (429, 5xx, timeouts, dropped connections)")
+    timeout_s: float = Field(60.0, gt=0, description="openai: seconds per attempt before it counts as failed")
     function: str | None = Field(
         None, description="with provider python: 'module:function' taking (question, labels) and returning {label: probability}"
     )
@@ -204,13 +217,20 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of fields, got {type(data).__name__}")
-    for dotted, value in (overrides or {}).items():
+    return config_from_dict(apply_overrides(data, overrides or {}), source=str(path))
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """{"rl.steps": 5} sets data["rl"]["steps"] = 5 (in place; returns data)."""
+    for dotted, value in overrides.items():
         target = data
         *parents, last = dotted.split(".")
         for part in parents:
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {dotted}: {part!r} is not a section of the config")
         target[last] = value
-    return config_from_dict(data, source=str(path))
+    return data
 
 
 def to_yaml(config: RunConfig) -> str:

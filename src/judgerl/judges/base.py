@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Protocol, Sequence
 
+from judgerl.errors import JudgeError
+
+__all__ = ["Judge", "Judgment", "JudgeError", "answers_from_label_judgments"]
+
 JudgmentKind = Literal["labels", "score"]
 JudgmentStatus = Literal["scored", "unscored"]
-
-
-class JudgeError(RuntimeError):
-    """A judge could not be built or reached (missing model, missing SDK, bad settings)."""
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from judgerl.config import JudgeConfig
 from judgerl.judges.base import Judge
@@ -13,16 +13,14 @@ from judgerl.judges.llm import LLMJudge
 from judgerl.judges.rubrics import resolve_rubric
 from judgerl.paths import default_judgment_cache
 from judgerl.providers import make_provider
+from judgerl.providers.http import RetryPolicy
 
 
 def build_judge(config: JudgeConfig, labels: Sequence[str]) -> Judge:
     if config.provider == "python":
         assert config.function is not None  # the config validator insists
         return FunctionJudge(import_function(config.function), labels, name=config.function)
-    settings = {"model": config.model}
-    if config.threads:
-        settings["threads"] = config.threads
-    provider = make_provider(config.provider, **settings)
+    provider = make_provider(config.provider, **provider_settings(config))
     cache = None
     if config.cache:
         cache = JudgmentCache(Path(config.cache_path) if config.cache_path else default_judgment_cache())
@@ -34,3 +32,21 @@ def build_judge(config: JudgeConfig, labels: Sequence[str]) -> Judge:
         cache=cache,
         top_k=config.top_logprobs,
     )
+
+
+def provider_settings(config: JudgeConfig) -> dict[str, Any]:
+    """The keyword arguments of the configured provider's constructor."""
+    if config.provider == "llamacpp":
+        return {"model": config.model, **({"threads": config.threads} if config.threads else {})}
+    if config.provider == "openai":
+        return {
+            "model": config.model,
+            "base_url": config.base_url,
+            "api_key_env": config.api_key_env,
+            "api_key_file": config.api_key_file,
+            "max_concurrency": config.max_concurrency,
+            "requests_per_minute": config.requests_per_minute,
+            "tokens_per_minute": config.tokens_per_minute,
+            "retry": RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
+        }
+    raise ValueError(f"no provider settings for {config.provider!r}")

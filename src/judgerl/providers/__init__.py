@@ -53,7 +53,13 @@ def _register_builtins() -> None:
 
         return LlamaCppProvider(**settings)
 
+    def openai(**settings: Any) -> LogprobProvider:
+        from judgerl.providers.openai_compatible import OpenAICompatibleProvider
+
+        return OpenAICompatibleProvider(**settings)
+
     register_provider("llamacpp", llamacpp)
+    register_provider("openai", openai)
 
 
 _register_builtins()

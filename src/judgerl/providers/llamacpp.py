@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from judgerl.judges.base import JudgeError
+from judgerl.errors import JudgeError
 from judgerl.providers import ProviderResponse
 from judgerl.providers.weights import KNOWN_GGUF_MODELS, resolve_gguf
 

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from judgerl.judges.base import JudgeError
+from judgerl.errors import JudgeError
 from judgerl.paths import models_dir
 
 

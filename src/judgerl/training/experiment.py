@@ -20,7 +20,7 @@ from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
 from judgerl.training.checkpoints import load_policy, save_checkpoint
 from judgerl.training.evaluate import evaluate_policy, judge_label_table
-from judgerl.training.rl import RLInterrupted, train_rl
+from judgerl.training.rl import train_rl
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.sft import train_sft
 
@@ -88,8 +88,9 @@ def run_sft(config: RunConfig, say: Say = print) -> RunFolder:
 
 
 def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFolder:
-    """The whole experiment in `run`. Raises RLInterrupted / KeyboardInterrupt / TooManyUnscored
-    after recording them in status.json; the caller writes the report either way."""
+    """The whole experiment in `run`. An interruption (KeyboardInterrupt) or error is recorded in
+    status.json, the policy is saved as it stood, and the exception goes on to the caller,
+    which writes the report either way."""
     generator = seeded_generator(config.seed)
     try:
         policy = supervised_policy(config, run, generator, say)
@@ -104,8 +105,11 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFo
         run.log_judgments([j for row in table for j in row], stage="eval")
         before = evaluate_policy(policy, eval_questions, table, gate)
         run.write_json("eval_before.json", before)
-        say(f"after SFT: agreement with the judge {before['agreement']:.0%}, "
-            f"mean judge reward {before['mean_judge_reward']:.3f}")
+        if before["judge_scored"]:
+            say(f"after SFT: agreement with the judge {before['agreement']:.0%}, "
+                f"mean judge reward {before['mean_judge_reward']:.3f}")
+        else:
+            say(f"warning: the judge scored none of the {len(eval_questions)} held-out questions")
 
         algorithm = ALGORITHMS[config.rl.algorithm](
             samples_per_question=config.rl.samples_per_question,
@@ -140,19 +144,17 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFo
             judge_counters=dict(getattr(judge, "counters", {})),
         )
         return run
-    except RLInterrupted as stop:
-        save_checkpoint(policy, run.checkpoint_dir(f"rl-step-{stop.step}"), stage="rl", step=stop.step)
-        run.set_status(
-            "interrupted",
-            step=stop.step,
-            message=f"interrupted at RL step {stop.step} of {config.rl.steps}; "
-            f"the policy at that point is in checkpoints/rl-step-{stop.step}",
-        )
-        raise
-    except KeyboardInterrupt:
-        stage = run.status().get("stage")
-        run.set_status("interrupted", message=f"interrupted during {stage}")
-        raise
-    except Exception as error:
-        run.set_status("failed", message=f"{type(error).__name__}: {error}")
+    except BaseException as stop:
+        status = run.status()
+        stage, done = status.get("stage"), status.get("step", 0)
+        where = f"RL step {done} of {config.rl.steps}" if stage == "rl" else str(stage)
+        saved = ""
+        if stage == "rl":
+            name = f"rl-step-{done}"
+            save_checkpoint(policy, run.checkpoint_dir(name), stage="rl", step=done)
+            saved = f"; the policy at that point is in checkpoints/{name}"
+        if isinstance(stop, KeyboardInterrupt):
+            run.set_status("interrupted", message=f"interrupted at {where}{saved}")
+        else:
+            run.set_status("failed", message=f"failed at {where}: {type(stop).__name__}: {stop}{saved}")
         raise

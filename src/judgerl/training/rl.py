@@ -25,12 +25,6 @@ class TooManyUnscored(RuntimeError):
     """More of a batch came back unscored than the config allows; no update was made from it."""
 
 
-class RLInterrupted(Exception):
-    def __init__(self, step: int):
-        super().__init__(f"interrupted at RL step {step}")
-        self.step = step
-
-
 def frozen_copy(policy: LabelPolicy) -> LabelPolicy:
     reference = copy.deepcopy(policy)
     for parameter in reference.parameters():
@@ -66,13 +60,15 @@ def train_rl(
     generator: torch.Generator,
     run: RunFolder | None = None,
 ) -> list[dict]:
-    """Train `policy` in place for `steps` updates. KeyboardInterrupt becomes RLInterrupted."""
+    """Train `policy` in place for `steps` updates.
+
+    With a run folder, each step appends its metrics and judgments and records in status.json
+    how many steps are done, so whoever catches an interruption or error knows where it stopped."""
     reference = frozen_copy(policy)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate)
     stream = batches(questions, batch_size, generator)
     history: list[dict] = []
     progress = tqdm(range(steps), desc="RL", unit="step", leave=False, disable=None)
-    step = 0
     try:
         for step in progress:
             batch = next(stream)
@@ -111,10 +107,9 @@ def train_rl(
             history.append(row)
             if run is not None:
                 run.log_metrics(row)
+                run.set_status("running", stage="rl", step=step + 1, steps=steps)
             reward = row.get("reward/mean", math.nan)
             progress.set_postfix(reward=f"{reward:.3f}", accept=f"{row['judge/accept_rate']:.2f}")
-    except KeyboardInterrupt:
-        raise RLInterrupted(step) from None
     finally:
         progress.close()
     return history

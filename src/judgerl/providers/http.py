@@ -1,0 +1,156 @@
+"""HTTP for judge providers: one retry layer, limits on concurrency and rate, timeouts.
+
+- Retries: on 408/409/425/429/5xx, dropped connections and timeouts; exponential backoff
+  with full jitter (delay ~ U(0, base * 2^attempt), capped), except that a `Retry-After`
+  header is honoured as given. At most `max_retries` retries: `max_retries + 1` attempts.
+  SDK-level retries must be off so that this is the only layer.
+- Limits: a semaphore caps requests in flight; a sliding one-minute window caps requests
+  and (estimated) tokens per minute.
+- Every retry is logged (logger "judgerl.providers") with the status and the delay, never
+  with headers or keys.
+The core is async (httpx.AsyncClient); `SyncRunner` runs it from synchronous code on a
+private event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Awaitable, Callable, TypeVar
+
+from judgerl.errors import JudgeError
+
+log = logging.getLogger("judgerl.providers")
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+
+class ProviderError(JudgeError):
+    """A provider call that failed for good (after retries, or at once when not retryable)."""
+
+    def __init__(self, message: str, status: int | None = None, attempts: int = 1):
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 4
+    """Retries after the first attempt (so at most max_retries + 1 attempts)."""
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    timeout_s: float = 60.0
+    """Per attempt: connect + read."""
+
+    def delay(self, retry_number: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay_s)
+        return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**retry_number))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: "3", "0.5" or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class RateLimiter:
+    """Requests and tokens per minute over a sliding 60 s window (None: no limit)."""
+
+    def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None):
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._events: collections.deque[tuple[float, int]] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int) -> None:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._events and now - self._events[0][0] >= 60.0:
+                    self._events.popleft()
+                used_tokens = sum(count for _, count in self._events)
+                requests_ok = self.requests_per_minute is None or len(self._events) < self.requests_per_minute
+                tokens_ok = (
+                    self.tokens_per_minute is None
+                    or not self._events  # one request larger than the limit still goes, alone
+                    or used_tokens + tokens <= self.tokens_per_minute
+                )
+                if requests_ok and tokens_ok:
+                    self._events.append((now, tokens))
+                    return
+                await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
+
+
+async def post_with_retries(
+    send: Callable[[], Awaitable[Any]],
+    policy: RetryPolicy,
+    what: str,
+    rng: random.Random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[Any, int]:
+    """Call `send()` (an httpx request) until it succeeds or retries run out: (response, attempts).
+
+    `what` names the call in log lines and errors (provider and model, never a key).
+    """
+    import httpx
+
+    attempt = 0
+    while True:
+        attempt += 1
+        retry_after: float | None = None
+        try:
+            response = await send()
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            problem, status = f"{type(exc).__name__}", None
+        else:
+            if response.status_code < 400:
+                return response, attempt
+            status = response.status_code
+            problem = f"HTTP {status}: {response.text[:200]!r}"
+            if status not in RETRYABLE_STATUS:
+                raise ProviderError(f"{what}: {problem} (not retried)", status=status, attempts=attempt)
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if attempt > policy.max_retries:
+            raise ProviderError(
+                f"{what}: {problem}; gave up after {attempt} attempts", status=status, attempts=attempt
+            )
+        delay = policy.delay(attempt - 1, retry_after, rng)
+        log.warning("%s: %s; retry %d of %d in %.2f s", what, problem, attempt, policy.max_retries, delay)
+        await sleep(delay)
+
+
+class SyncRunner:
+    """Runs coroutines from synchronous code on one private event loop in a daemon thread."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="judgerl-http", daemon=True).start()
+            return self._loop
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop()).result()  # type: ignore[arg-type]

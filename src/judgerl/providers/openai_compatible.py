@@ -1,0 +1,128 @@
+"""Any OpenAI-compatible chat server: vLLM, SGLang, llama.cpp's server, Ollama's /v1, OpenAI.
+
+POST {base_url}/chat/completions with `logprobs: true, top_logprobs: k, max_tokens: 1,
+temperature: 0` and read `choices[0].logprobs.content[0].top_logprobs` (OpenAI's format,
+which those servers share). Calls go through judgerl.providers.http: one retry layer with
+backoff that honours Retry-After, a per-attempt timeout, a concurrency cap and optional
+requests/tokens-per-minute limits. The key (if the server needs one) comes from the
+environment or a file and travels only in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any, Sequence
+
+from judgerl.providers import ProviderResponse
+from judgerl.providers.http import ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
+from judgerl.providers.secrets import resolve_api_key
+
+
+class OpenAICompatibleProvider:
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "http://127.0.0.1:8080/v1",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        api_key_file: str | None = None,
+        api_key_required: bool = False,
+        max_concurrency: int = 8,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        retry: RetryPolicy | None = None,
+        seed: int = 0,
+    ):
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.name = f"openai/{model}"
+        self._key = resolve_api_key(api_key_env, api_key_file, api_key_required, self.name)
+        self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy()
+        self._limiter = RateLimiter(requests_per_minute, tokens_per_minute)
+        self._semaphore: asyncio.Semaphore | None = None
+        self._client: Any = None
+        self._rng = random.Random(seed)
+        self._runner = SyncRunner()
+        self.attempts_total = 0
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleProvider(model={self.model!r}, base_url={self.base_url!r})"
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": "openai-compatible", "model": self.model, "base_url": self.base_url}
+
+    def _http(self) -> Any:
+        if self._client is None:
+            import httpx
+
+            headers = {"Content-Type": "application/json"}
+            if self._key is not None:
+                headers["Authorization"] = f"Bearer {self._key.reveal()}"
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=headers,
+                timeout=httpx.Timeout(self.retry.timeout_s),
+                limits=httpx.Limits(max_connections=self.max_concurrency),
+            )
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        return self._client
+
+    async def anext_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
+        client = self._http()
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": top_k,
+        }
+        body = json.dumps(payload)
+        estimated_tokens = len(body) // 4 + 1
+        assert self._semaphore is not None
+        async with self._semaphore:
+            await self._limiter.acquire(estimated_tokens)
+            started = time.perf_counter()
+            response, attempts = await post_with_retries(
+                lambda: client.post("/chat/completions", content=body), self.retry, self.name, self._rng
+            )
+            latency = time.perf_counter() - started
+        self.attempts_total += attempts
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ProviderError(f"{self.name}: malformed response ({type(exc).__name__}): {response.text[:200]!r}") from None
+        content = (choice.get("logprobs") or {}).get("content") or []
+        top = content[0].get("top_logprobs", []) if content else []
+        usage = data.get("usage") or {}
+        return ProviderResponse(
+            top_logprobs=[[entry["token"], float(entry["logprob"])] for entry in top],
+            text=(choice.get("message") or {}).get("content") or "",
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            latency_s=latency,
+            attempts=attempts,
+        )
+
+    async def amany(
+        self, batch: Sequence[list[dict[str, str]]], top_k: int
+    ) -> list[ProviderResponse | ProviderError]:
+        """All calls at once (up to the concurrency cap); a call that fails for good comes back
+        as its ProviderError in its place, so no item is lost."""
+        results = await asyncio.gather(
+            *(self.anext_token_logprobs(messages, top_k) for messages in batch), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ProviderError):
+                raise result
+        return list(results)  # type: ignore[arg-type]
+
+    def next_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
+        return self._runner.run(self.anext_token_logprobs(messages, top_k))
+
+    def many(self, batch: Sequence[list[dict[str, str]]], top_k: int) -> list[ProviderResponse | ProviderError]:
+        return self._runner.run(self.amany(batch, top_k))

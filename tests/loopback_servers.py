@@ -1,0 +1,113 @@
+"""Small HTTP servers on 127.0.0.1 for provider tests: an OpenAI-compatible fake that can
+inject faults, bounded in time and requests and stopped by the test."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def completion_body(token: str = "Yes") -> dict:
+    top = [{"token": token, "logprob": -0.1}, {"token": "No", "logprob": -2.5}, {"token": "Maybe", "logprob": -3.0}]
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": token},
+                     "logprobs": {"content": [{"token": token, "logprob": -0.1, "top_logprobs": top}]}}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1},
+    }
+
+
+class FaultyOpenAIServer:
+    """Answers POST /v1/chat/completions. Per request, with the given probabilities: HTTP 429
+    with Retry-After, HTTP 500, a dropped connection, a hang (longer than the client's timeout),
+    else a valid completion. Records attempts per item (the last message's content)."""
+
+    def __init__(self, p429=0.0, p500=0.0, pdrop=0.0, phang=0.0, hang_s=2.0, retry_after="0.05",
+                 seed=0, require_key: str | None = None, max_requests=5000):
+        self.rates = (p429, p500, pdrop, phang)
+        self.hang_s, self.retry_after = hang_s, retry_after
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.attempts: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.authorizations: list[str] = []
+        self.require_key = require_key
+        self.max_requests = max_requests
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                payload = json.loads(self.rfile.read(length) or b"{}")
+                item = payload.get("messages", [{}])[-1].get("content", "")
+                with server.lock:
+                    server.requests += 1
+                    server.attempts[item] += 1
+                    server.authorizations.append(self.headers.get("Authorization", ""))
+                    draw = server.rng.random()
+                    over_budget = server.requests > server.max_requests
+                if over_budget:
+                    return self._send(503, {"error": "test request budget exhausted"})
+                if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
+                    return self._send(401, {"error": {"message": "invalid api key"}})
+                p429, p500, pdrop, phang = server.rates
+                if draw < p429:
+                    server._count("429")
+                    return self._send(429, {"error": "slow down"}, {"Retry-After": server.retry_after})
+                draw -= p429
+                if draw < p500:
+                    server._count("500")
+                    return self._send(500, {"error": "boom"})
+                draw -= p500
+                if draw < pdrop:
+                    server._count("drop")
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                draw -= pdrop
+                if draw < phang:
+                    server._count("hang")
+                    time.sleep(server.hang_s)
+                    self.close_connection = True
+                    return
+                server._count("ok")
+                self._send(200, completion_body())
+
+            def _send(self, status, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _count(self, outcome: str) -> None:
+        with self.lock:
+            self.outcomes[outcome] += 1
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
