@@ -49,8 +49,10 @@ def test_under_faults_every_item_ends_scored_or_explicitly_failed(caplog):
     assert all(isinstance(f, ProviderError) and f.attempts == FAST_RETRIES.max_retries + 1 for f in failed)
     # every fault seen was retried, and every retry was logged
     retries_logged = sum("retry" in record.getMessage() for record in caplog.records)
-    total_attempts = sum(attempts.values())
-    assert retries_logged == total_attempts - n_items
+    client_attempts = sum(r["attempts"] for r in ok) + sum(f.attempts for f in failed)
+    assert retries_logged == client_attempts - n_items
+    # the server saw at most that many (a request on a connection it had just dropped never arrives)
+    assert sum(attempts.values()) <= client_attempts
     assert {"429", "500", "ok"} <= set(outcomes)
 
 

@@ -11,14 +11,14 @@ server's prefix cache reuses most of each prompt.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence
 
-from judgerl.judges.base import Judgment, JudgmentKind, answers_from_label_judgments
-from judgerl.judges.cache import JudgmentCache, cache_key
+from judgerl.judges.base import Judgment, answers_from_label_judgments
+from judgerl.judges.cache import JudgmentCache
+from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import expected_value, read_choices
 from judgerl.judges.rubrics import Rubric
 from judgerl.providers import LogprobProvider, ProviderResponse
-from judgerl.providers.http import ProviderError
 
 JudgeMethod = Literal["labels", "score"]
 
@@ -59,8 +59,19 @@ class LLMJudge:
         self.top_k = top_k
         self.score_range = score_range
         self.judge_id = f"{provider.name}#{rubric.name}"
-        self.counters = {"calls": 0, "cache_hits": 0, "failed_calls": 0, "call_seconds": 0.0}
-        """Running totals: provider calls answered, cache hits, calls failed for good, seconds in calls."""
+        self.caller = CachedCaller(
+            provider,
+            cache,
+            self.judge_id,
+            key_extra={
+                "rubric": {"name": rubric.name, "version": rubric.version, "text": rubric.text},
+                "prompt_version": PROMPT_VERSION,
+            },
+        )
+
+    @property
+    def counters(self) -> dict[str, float]:
+        return self.caller.counters
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -99,85 +110,11 @@ class LLMJudge:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _key_parts(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        """Everything that determines the provider's answer to `messages`."""
-        return {
-            **self.provider.identity(),
-            "rubric": {"name": self.rubric.name, "version": self.rubric.version, "text": self.rubric.text},
-            "prompt_version": PROMPT_VERSION,
-            "messages": messages,
-            "sampling": {"max_tokens": 1, "temperature": 0.0, "top_logprobs": self.top_k},
-        }
-
-    def _responses(self, batch: Sequence[list[dict[str, str]]]) -> list[tuple[ProviderResponse | None, bool, str | None]]:
-        """(response, cached, error) for each prompt in `batch`, in order.
-
-        Cache hits are answered first; the misses go to the provider together (concurrently
-        where it can: `provider.many`). A call that failed for good (ProviderError) comes back
-        as (None, False, message): the judgment is unscored and nothing is cached.
-        """
-        results: list[tuple[ProviderResponse | None, bool, str | None]] = [(None, False, None)] * len(batch)
-        misses = []
-        for index, messages in enumerate(batch):
-            key_parts = self._key_parts(messages)
-            key = cache_key(key_parts)
-            stored = self.cache.get(key) if self.cache is not None else None
-            if stored is not None:
-                self.counters["cache_hits"] += 1
-                results[index] = (ProviderResponse(stored), True, None)
-            else:
-                misses.append((index, key, key_parts, messages))
-        if not misses:
-            return results
-
-        many = getattr(self.provider, "many", None)
-        if many is not None:
-            answers = many([messages for *_, messages in misses], self.top_k)
-        else:
-            answers = [self._one(messages) for *_, messages in misses]
-        for (index, key, key_parts, _), answer in zip(misses, answers):
-            if isinstance(answer, ProviderError):
-                self.counters["failed_calls"] += 1
-                results[index] = (None, False, str(answer))
-                continue
-            self.counters["calls"] += 1
-            self.counters["call_seconds"] += float(answer.get("latency_s", 0.0))
-            if self.cache is not None:
-                self.cache.put(key, self.judge_id, key_parts, dict(answer))
-            results[index] = (answer, False, None)
-        return results
-
-    def _one(self, messages: list[dict[str, str]]) -> ProviderResponse | ProviderError:
-        try:
-            return self.provider.next_token_logprobs(messages, self.top_k)
-        except ProviderError as error:
-            return error
-
-    def _judgment(
-        self,
-        kind: JudgmentKind,
-        question: str,
-        answer: str | None,
-        result: tuple[ProviderResponse | None, bool, str | None],
-    ) -> Judgment:
-        response, cached, error = result
-        judgment = Judgment(
-            kind=kind, question=question, answer=answer, status="unscored", judge_id=self.judge_id, error=error
-        )
-        if response is not None:
-            judgment.top_logprobs = [(str(token), float(logprob)) for token, logprob in response["top_logprobs"]]
-            judgment.raw_text = response.get("text")
-            judgment.cached = cached
-            judgment.latency_s = 0.0 if cached else float(response.get("latency_s", 0.0))
-            judgment.prompt_tokens = response.get("prompt_tokens")
-            judgment.completion_tokens = response.get("completion_tokens")
-        return judgment
-
     def judge_labels(self, questions: Sequence[str]) -> list[Judgment]:
-        results = self._responses([self.labels_messages(question) for question in questions])
+        results = self.caller.responses([self.labels_messages(q) for q in questions], max_tokens=1, top_k=self.top_k)
         judgments = []
         for question, result in zip(questions, results):
-            judgment = self._judgment("labels", question, None, result)
+            judgment = judgment_from_call("labels", question, None, result, self.judge_id)
             reading = read_choices(judgment.top_logprobs, self.labels)
             if judgment.error:
                 pass  # the call itself failed: unscored, with the provider's message
@@ -199,11 +136,13 @@ class LLMJudge:
             return answers_from_label_judgments(self.judge_labels, questions, answers)
         if len(questions) != len(answers):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
-        results = self._responses([self.score_messages(q, a) for q, a in zip(questions, answers)])
+        results = self.caller.responses(
+            [self.score_messages(q, a) for q, a in zip(questions, answers)], max_tokens=1, top_k=self.top_k
+        )
         return [self._score(q, a, result) for q, a, result in zip(questions, answers, results)]
 
     def _score(self, question: str, answer: str, result: tuple[ProviderResponse | None, bool, str | None]) -> Judgment:
-        judgment = self._judgment("score", question, answer, result)
+        judgment = judgment_from_call("score", question, answer, result, self.judge_id)
         if judgment.error:
             return judgment
         low, high = self.score_range

@@ -14,6 +14,7 @@ from typing import Any
 
 from judgerl.errors import JudgeError
 from judgerl.providers import ProviderResponse
+from judgerl.providers.openai_format import response_from_openai_json
 from judgerl.providers.weights import KNOWN_GGUF_MODELS, resolve_gguf
 
 
@@ -58,27 +59,18 @@ class LlamaCppProvider:
         return self._server
 
     def next_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
+        return self.complete(messages, max_tokens=1, top_k=top_k)
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, top_k: int = 0) -> ProviderResponse:
+        """Greedy completion of up to `max_tokens`; with top_k > 0 also the first token's top-k."""
         server = self._load()
-        request = {
-            "messages": messages,
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": top_k,
-        }
+        request: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": 0.0}
+        if top_k:
+            request.update(logprobs=True, top_logprobs=top_k)
         started = time.perf_counter()
         result = server.handle_chat_completions(request)
         latency = time.perf_counter() - started
         if not isinstance(result, dict) or "choices" not in result:
             raise JudgeError(f"llama.cpp returned no completion: {str(result)[:300]}")
-        choice = result["choices"][0]
-        content = (choice.get("logprobs") or {}).get("content") or []
-        top = content[0]["top_logprobs"] if content else []
-        usage = result.get("usage") or {}
-        return ProviderResponse(
-            top_logprobs=[[entry["token"], float(entry["logprob"])] for entry in top],
-            text=(choice.get("message") or {}).get("content") or "",
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            latency_s=latency,
-        )
+        return response_from_openai_json(result, latency)
+

@@ -17,6 +17,7 @@ import time
 from typing import Any, Sequence
 
 from judgerl.providers import ProviderResponse
+from judgerl.providers.openai_format import response_from_openai_json
 from judgerl.providers.http import ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
 from judgerl.providers.secrets import resolve_api_key
 
@@ -46,7 +47,6 @@ class OpenAICompatibleProvider:
         self._client: Any = None
         self._rng = random.Random(seed)
         self._runner = SyncRunner()
-        self.attempts_total = 0
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleProvider(model={self.model!r}, base_url={self.base_url!r})"
@@ -71,15 +71,19 @@ class OpenAICompatibleProvider:
         return self._client
 
     async def anext_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
+        return await self.acomplete(messages, max_tokens=1, top_k=top_k)
+
+    async def acomplete(self, messages: list[dict[str, str]], max_tokens: int, top_k: int = 0) -> ProviderResponse:
+        """Greedy completion of up to `max_tokens`; with top_k > 0 also the first token's top-k."""
         client = self._http()
-        payload = {
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": 1,
+            "max_tokens": max_tokens,
             "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": top_k,
         }
+        if top_k:
+            payload.update(logprobs=True, top_logprobs=top_k)
         body = json.dumps(payload)
         estimated_tokens = len(body) // 4 + 1
         assert self._semaphore is not None
@@ -90,31 +94,18 @@ class OpenAICompatibleProvider:
                 lambda: client.post("/chat/completions", content=body), self.retry, self.name, self._rng
             )
             latency = time.perf_counter() - started
-        self.attempts_total += attempts
         try:
-            data = response.json()
-            choice = data["choices"][0]
+            return response_from_openai_json(response.json(), latency, attempts)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ProviderError(f"{self.name}: malformed response ({type(exc).__name__}): {response.text[:200]!r}") from None
-        content = (choice.get("logprobs") or {}).get("content") or []
-        top = content[0].get("top_logprobs", []) if content else []
-        usage = data.get("usage") or {}
-        return ProviderResponse(
-            top_logprobs=[[entry["token"], float(entry["logprob"])] for entry in top],
-            text=(choice.get("message") or {}).get("content") or "",
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            latency_s=latency,
-            attempts=attempts,
-        )
 
     async def amany(
-        self, batch: Sequence[list[dict[str, str]]], top_k: int
+        self, batch: Sequence[list[dict[str, str]]], top_k: int, max_tokens: int = 1
     ) -> list[ProviderResponse | ProviderError]:
         """All calls at once (up to the concurrency cap); a call that fails for good comes back
         as its ProviderError in its place, so no item is lost."""
         results = await asyncio.gather(
-            *(self.anext_token_logprobs(messages, top_k) for messages in batch), return_exceptions=True
+            *(self.acomplete(messages, max_tokens, top_k) for messages in batch), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, ProviderError):
@@ -124,5 +115,10 @@ class OpenAICompatibleProvider:
     def next_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
         return self._runner.run(self.anext_token_logprobs(messages, top_k))
 
-    def many(self, batch: Sequence[list[dict[str, str]]], top_k: int) -> list[ProviderResponse | ProviderError]:
-        return self._runner.run(self.amany(batch, top_k))
+    def many(
+        self, batch: Sequence[list[dict[str, str]]], top_k: int, max_tokens: int = 1
+    ) -> list[ProviderResponse | ProviderError]:
+        return self._runner.run(self.amany(batch, top_k, max_tokens))
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, top_k: int = 0) -> ProviderResponse:
+        return self._runner.run(self.acomplete(messages, max_tokens, top_k))

@@ -1,0 +1,99 @@
+"""Judge calls through the cache: what every model-backed judge shares.
+
+`CachedCaller.responses(batch)` answers what the cache holds, sends the rest to the provider
+together (`provider.many` where it exists, so HTTP providers run them concurrently), stores
+successful answers, and returns (response, cached, error) per prompt, in order. A call that
+failed for good (ProviderError, after the provider's retries) is returned as an error, never
+cached, and becomes an unscored judgment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from judgerl.judges.base import Judgment, JudgmentKind
+from judgerl.judges.cache import JudgmentCache, cache_key
+from judgerl.providers import LogprobProvider, ProviderResponse
+from judgerl.providers.http import ProviderError
+
+CallResult = tuple[ProviderResponse | None, bool, str | None]
+"""(response, answered from the cache, error message when the call failed for good)"""
+
+Messages = list[dict[str, str]]
+
+
+class CachedCaller:
+    def __init__(self, provider: LogprobProvider, cache: JudgmentCache | None, judge_id: str, key_extra: dict[str, Any]):
+        self.provider = provider
+        self.cache = cache
+        self.judge_id = judge_id
+        self.key_extra = key_extra
+        """What else determines an answer besides provider and prompt: rubric, template version."""
+        self.counters = {"calls": 0, "cache_hits": 0, "failed_calls": 0, "call_seconds": 0.0}
+        """Running totals: provider calls answered, cache hits, calls failed for good, seconds in calls."""
+
+    def key_parts(self, messages: Messages, max_tokens: int, top_k: int) -> dict[str, Any]:
+        return {
+            **self.provider.identity(),
+            **self.key_extra,
+            "messages": messages,
+            "sampling": {"max_tokens": max_tokens, "temperature": 0.0, "top_logprobs": top_k},
+        }
+
+    def responses(self, batch: Sequence[Messages], max_tokens: int = 1, top_k: int = 20) -> list[CallResult]:
+        results: list[CallResult] = [(None, False, None)] * len(batch)
+        misses = []
+        for index, messages in enumerate(batch):
+            key_parts = self.key_parts(messages, max_tokens, top_k)
+            key = cache_key(key_parts)
+            stored = self.cache.get(key) if self.cache is not None else None
+            if stored is not None:
+                self.counters["cache_hits"] += 1
+                results[index] = (ProviderResponse(stored), True, None)
+            else:
+                misses.append((index, key, key_parts, messages))
+        if not misses:
+            return results
+
+        prompts = [messages for *_, messages in misses]
+        many = getattr(self.provider, "many", None)
+        if many is not None:
+            answers = many(prompts, top_k, max_tokens)
+        else:
+            answers = [self._one(messages, max_tokens, top_k) for messages in prompts]
+        for (index, key, key_parts, _), answer in zip(misses, answers):
+            if isinstance(answer, ProviderError):
+                self.counters["failed_calls"] += 1
+                results[index] = (None, False, str(answer))
+                continue
+            self.counters["calls"] += 1
+            self.counters["call_seconds"] += float(answer.get("latency_s", 0.0))
+            if self.cache is not None:
+                self.cache.put(key, self.judge_id, key_parts, dict(answer))
+            results[index] = (answer, False, None)
+        return results
+
+    def _one(self, messages: Messages, max_tokens: int, top_k: int) -> ProviderResponse | ProviderError:
+        try:
+            complete = getattr(self.provider, "complete", None)
+            if complete is not None:
+                return complete(messages, max_tokens, top_k)
+            return self.provider.next_token_logprobs(messages, top_k)
+        except ProviderError as error:
+            return error
+
+
+def judgment_from_call(
+    kind: JudgmentKind, question: str, answer: str | None, result: CallResult, judge_id: str
+) -> Judgment:
+    """An unscored judgment carrying what the call returned; the caller reads the verdict."""
+    response, cached, error = result
+    judgment = Judgment(kind=kind, question=question, answer=answer, status="unscored", judge_id=judge_id, error=error)
+    if response is not None:
+        judgment.top_logprobs = [(str(token), float(logprob)) for token, logprob in response["top_logprobs"]]
+        judgment.raw_text = response.get("text")
+        judgment.cached = cached
+        judgment.latency_s = 0.0 if cached else float(response.get("latency_s", 0.0))
+        judgment.prompt_tokens = response.get("prompt_tokens")
+        judgment.completion_tokens = response.get("completion_tokens")
+    return judgment
