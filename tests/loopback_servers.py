@@ -11,8 +11,13 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def completion_body(token: str = "Yes") -> dict:
-    top = [{"token": token, "logprob": -0.1}, {"token": "No", "logprob": -2.5}, {"token": "Maybe", "logprob": -3.0}]
+def yes_no_maybe(content: str) -> list[tuple[str, float]]:
+    return [("Yes", -0.1), ("No", -2.5), ("Maybe", -3.0)]
+
+
+def completion_body(top_pairs: list[tuple[str, float]]) -> dict:
+    token = top_pairs[0][0]
+    top = [{"token": t, "logprob": lp} for t, lp in top_pairs]
     return {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": token},
                      "logprobs": {"content": [{"token": token, "logprob": -0.1, "top_logprobs": top}]}}],
@@ -26,7 +31,7 @@ class FaultyOpenAIServer:
     else a valid completion. Records attempts per item (the last message's content)."""
 
     def __init__(self, p429=0.0, p500=0.0, pdrop=0.0, phang=0.0, hang_s=2.0, retry_after="0.05",
-                 seed=0, require_key: str | None = None, max_requests=5000):
+                 seed=0, require_key: str | None = None, max_requests=5000, responder=yes_no_maybe):
         self.rates = (p429, p500, pdrop, phang)
         self.hang_s, self.retry_after = hang_s, retry_after
         self.rng = random.Random(seed)
@@ -36,6 +41,8 @@ class FaultyOpenAIServer:
         self.authorizations: list[str] = []
         self.require_key = require_key
         self.max_requests = max_requests
+        self.responder = responder
+        """last message content -> [(token, logprob), ...], best first"""
         self.requests = 0
         server = self
 
@@ -80,7 +87,7 @@ class FaultyOpenAIServer:
                     self.close_connection = True
                     return
                 server._count("ok")
-                self._send(200, completion_body())
+                self._send(200, completion_body(server.responder(item)))
 
             def _send(self, status, body, headers=None):
                 data = json.dumps(body).encode()

@@ -162,3 +162,43 @@ def test_a_judge_that_returns_nothing_usable_stops_the_run_with_a_clear_error(tm
     assert status["status"] == "failed"
     assert (run / "checkpoints/sft/model.safetensors").is_file()
     assert "Status: failed" in (run / "report.md").read_text()
+
+
+def test_judge_a_jsonl_file_then_again_with_no_model_call(tmp_path):
+    from loopback_servers import FaultyOpenAIServer
+
+    def score_by_politeness(content):
+        if "<response>\nthanks" in content:
+            return [("5", -0.1), ("4", -2.4)]
+        if "<response>\n???" in content:
+            return [("I", -0.1)]  # no score: must come back unscored, with an error
+        return [("1", -0.1), ("2", -2.4)]
+
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"prompt": "hi", "completion": "thanks for asking!", "id": 1},
+        {"prompt": "hi", "completion": "go away", "id": 2},
+        {"prompt": "hi", "completion": "???", "id": 3},
+    ]))
+    with FaultyOpenAIServer(responder=score_by_politeness) as server:
+        args = ["judge", str(items), "--rubric", "Polite answers score high.",
+                "--set", "provider=openai", "--set", "model=m", "--set", f"base_url={server.base_url}",
+                "--set", f"cache_path={tmp_path / 'cache.sqlite'}"]
+        first = judgerl(*args)
+        second = judgerl(*args)
+        requests = server.requests
+    assert first.returncode == 0, first.stderr
+    summary, again = json.loads(first.stdout), json.loads(second.stdout)
+    assert summary["items"] == 3 and summary["unscored"] == 1 and summary["model_calls"] == 3
+    assert again["model_calls"] == 0 and again["cache_hits"] == 3 and requests == 3
+    rows = [json.loads(line) for line in (tmp_path / "items.judged.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == [1, 2, 3]
+    assert rows[0]["judgment"]["score"] > 4.5 and rows[1]["judgment"]["score"] < 1.5
+    assert rows[2]["judgment"]["status"] == "unscored" and rows[2]["judgment"]["reward"] is None
+
+
+def test_judge_refuses_a_malformed_input_line(tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"prompt": "hi"}\n')
+    result = judgerl("judge", str(items), "--rubric", "x", "--set", "provider=openai", "--set", "model=m")
+    assert result.returncode == 2 and "line 1" in result.stderr and "completion" in result.stderr

@@ -4,6 +4,7 @@
     judgerl sft [CONFIG]         supervised fine-tuning only; prints the checkpoint folder
     judgerl train CONFIG         the whole experiment from a config file
     judgerl report RUN_DIR       (re)write a run folder's report
+    judgerl judge FILE           judge a JSONL file of completions (or pairs) with a rubric
     judgerl config               the default config, every field with its help
     judgerl judge-model          assemble and verify the default judge's weights
 """
@@ -106,6 +107,61 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from judgerl.config import JudgeConfig, apply_overrides
+    from judgerl.judge_files import judge_file
+    from judgerl.judges.cache import JudgmentCache
+    from judgerl.judges.factory import provider_settings
+    from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
+    from judgerl.judges.pointwise import RubricJudge
+    from judgerl.paths import default_judgment_cache
+    from judgerl.providers import make_provider
+
+    overrides = {key.removeprefix("judge."): value for key, value in _parse_overrides(args.set).items()}
+    judge_config = _judge_config(JudgeConfig, apply_overrides({}, overrides))
+    if judge_config.provider == "python":
+        print("error: judgerl judge needs a model provider (llamacpp or openai), not python", file=sys.stderr)
+        return EXIT_CONFIG
+    rubric = Path(args.rubric_file).read_text() if args.rubric_file else args.rubric
+    low, _, high = args.scale.partition("-")
+    cache = None
+    if judge_config.cache:
+        cache = JudgmentCache(Path(judge_config.cache_path) if judge_config.cache_path else default_judgment_cache())
+    provider = make_provider(judge_config.provider, **provider_settings(judge_config))
+    if args.mode == "pairwise":
+        judge = PairwiseJudge(provider, rubric, cache=cache)
+    else:
+        pointwise = RubricJudge(provider, rubric, scale=(int(low), int(high)), cache=cache)
+        judge = pointwise if args.mode == "pointwise" else PairwiseFromScores(pointwise)
+    input_path = Path(args.input)
+    if not input_path.is_file():
+        print(f"error: input file {str(input_path)!r} does not exist", file=sys.stderr)
+        return EXIT_CONFIG
+    output = Path(args.output) if args.output else input_path.with_name(input_path.stem + ".judged.jsonl")
+    try:
+        summary = judge_file(input_path, output, judge, args.mode, batch_size=args.batch_size)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps({"output": str(output), **summary}))
+    return 0
+
+
+def _judge_config(model, data):
+    from pydantic import ValidationError
+
+    from judgerl.config import ConfigError, _explain
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n".join("  judge." + _explain(error) for error in exc.errors())
+        raise ConfigError(f"your --set judge.* values are not valid:\n{problems}") from None
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from judgerl.config import commented_defaults
 
@@ -148,6 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="(re)write the report of a run folder")
     report.add_argument("run_dir")
     report.set_defaults(handler=cmd_report)
+
+    judge = commands.add_parser(
+        "judge", help="judge a JSONL file of prompts and completions (or pairs) and write the judgments"
+    )
+    judge.add_argument("input", help="JSONL: {prompt, completion} lines, or {prompt, completion_a, completion_b}")
+    judge.add_argument("-o", "--output", help="output JSONL (default: INPUT.judged.jsonl)")
+    judge.add_argument("--mode", choices=["pointwise", "pairwise", "pairwise-from-scores"], default="pointwise")
+    rubric_source = judge.add_mutually_exclusive_group(required=True)
+    rubric_source.add_argument("--rubric", help="the rubric text")
+    rubric_source.add_argument("--rubric-file", help="a file holding the rubric text")
+    judge.add_argument("--scale", default="1-5", help="score scale LOW-HIGH (default 1-5)")
+    judge.add_argument("--batch-size", type=int, default=16, help="items sent to the provider together")
+    judge.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="judge settings, e.g. --set provider=openai --set base_url=http://127.0.0.1:8000/v1")
+    judge.set_defaults(handler=cmd_judge)
 
     config = commands.add_parser("config", help="print the default config with help on every field")
     config.set_defaults(handler=cmd_config)

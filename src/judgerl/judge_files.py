@@ -1,0 +1,102 @@
+"""Judge a JSONL file: pointwise scores of (prompt, completion) lines, or pairwise verdicts.
+
+Input lines:
+    pointwise:             {"prompt": str, "completion": str, ...}
+    pairwise, pairwise-from-scores: {"prompt": str, "completion_a": str, "completion_b": str, ...}
+Output: one line per input line, in order: the input's fields plus "judgment" (the full
+record). Calls go through the judgment cache, so judging a judged file again makes no model
+call. Returns a summary: counts, unscored, mean reward or verdict counts, calls, cache hits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from tqdm.auto import tqdm
+
+from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
+from judgerl.judges.pointwise import RubricJudge
+
+Mode = Literal["pointwise", "pairwise", "pairwise-from-scores"]
+REQUIRED = {
+    "pointwise": ("prompt", "completion"),
+    "pairwise": ("prompt", "completion_a", "completion_b"),
+    "pairwise-from-scores": ("prompt", "completion_a", "completion_b"),
+}
+
+
+def read_rows(path: Path, mode: Mode) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+        missing = [key for key in REQUIRED[mode] if not isinstance(row.get(key), str)]
+        if missing:
+            raise ValueError(f"{path}, line {number}: {mode} judging needs string fields {list(REQUIRED[mode])}; "
+                             f"missing or not a string: {missing}")
+        rows.append(row)
+    return rows
+
+
+def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def judge_file(
+    input_path: Path,
+    output_path: Path,
+    judge: RubricJudge | PairwiseJudge | PairwiseFromScores,
+    mode: Mode,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    rows = read_rows(input_path, mode)
+    started = time.perf_counter()
+    temporary = output_path.with_name(output_path.name + ".partial")
+    rewards: list[float] = []
+    verdicts: dict[str, int] = {}
+    unscored = 0
+    with open(temporary, "w", encoding="utf-8") as out, tqdm(total=len(rows), desc="judging", unit="item", disable=None) as bar:
+        for batch in _batches(rows, batch_size):
+            prompts = [row["prompt"] for row in batch]
+            if mode == "pointwise":
+                records = judge.score(prompts, [row["completion"] for row in batch])  # type: ignore[union-attr]
+                for row, judgment in zip(batch, records):
+                    out.write(json.dumps({**row, "judgment": judgment.to_dict()}, ensure_ascii=False) + "\n")
+                    if judgment.scored:
+                        rewards.append(judgment.reward)  # type: ignore[arg-type]
+                    else:
+                        unscored += 1
+            else:
+                records = judge.compare(  # type: ignore[union-attr]
+                    prompts, [row["completion_a"] for row in batch], [row["completion_b"] for row in batch]
+                )
+                for row, verdict in zip(batch, records):
+                    record = {**verdict.__dict__, "parts": [part.to_dict() for part in verdict.parts]}
+                    out.write(json.dumps({**row, "judgment": record}, ensure_ascii=False) + "\n")
+                    verdicts[verdict.verdict] = verdicts.get(verdict.verdict, 0) + 1
+                    unscored += verdict.verdict == "invalid"
+            bar.update(len(batch))
+    temporary.replace(output_path)
+
+    counters = getattr(judge, "counters", None) or getattr(getattr(judge, "rubric_judge", None), "counters", {})
+    summary: dict[str, Any] = {
+        "items": len(rows),
+        "unscored": unscored,
+        "model_calls": counters.get("calls", 0),
+        "cache_hits": counters.get("cache_hits", 0),
+        "failed_calls": counters.get("failed_calls", 0),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if mode == "pointwise":
+        summary["mean_reward"] = sum(rewards) / len(rewards) if rewards else None
+    else:
+        summary["verdicts"] = verdicts
+    return summary
