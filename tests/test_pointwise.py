@@ -48,3 +48,19 @@ def test_cached_and_keyed_by_rubric(tmp_path):
     [again] = RubricJudge(provider, "Be kind.", cache=cache).score(["p"], ["c"])
     RubricJudge(provider, "Be brief.", cache=cache).score(["p"], ["c"])
     assert again.cached and provider.calls == 2
+
+
+def test_critique_then_score_keeps_the_critique_and_parses_the_last_score():
+    from judgerl.judges.critique import CritiqueJudge
+
+    def answer(messages):
+        if "rude" in messages[-1]["content"]:
+            return [("It is rude and ignores the question. Score: 1", 0.0)]
+        if "vague" in messages[-1]["content"]:
+            return [("Could be 2 or 3.", 0.0)]
+        return [("Warm and on point; a score of 2 would be unfair.\nScore: 5", 0.0)]
+
+    good, rude, vague = CritiqueJudge(ScriptedProvider(answer), "Be kind.").score(["p"] * 3, ["kind", "rude", "vague"])
+    assert good.score == 5 and good.critique == "Warm and on point; a score of 2 would be unfair."
+    assert rude.score == 1 and rude.reward == 0.0 and rude.critique.startswith("It is rude")
+    assert vague.status == "unscored" and vague.reward is None

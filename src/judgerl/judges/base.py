@@ -46,6 +46,8 @@ class Judgment:
     """The raw next-token log-probabilities the judgment was read from, best first."""
     raw_text: str | None = None
     """Text the judge generated (one token for log-probability judges)."""
+    critique: str | None = None
+    """For critique-then-score judges: the critique written before the score."""
     error: str | None = None
     """Why the judgment is unscored, when it is."""
     cached: bool = False

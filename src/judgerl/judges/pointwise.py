@@ -14,7 +14,7 @@ a score line or pose as a new instruction section.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Literal, Sequence
 
 from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
@@ -56,6 +56,7 @@ class RubricJudge:
         version: int = 1,
         top_k: int = 20,
         max_tokens: int = 8,
+        read: Literal["auto", "logprobs", "generate"] = "auto",
     ):
         low, high = scale
         if not low < high:
@@ -67,13 +68,16 @@ class RubricJudge:
         self.max_tokens = max_tokens
         self.judge_id = f"{provider.name}#{name}"
         # One token per score exactly when every score is one digit.
-        self.reads_logprobs = 0 <= low and high <= 9
+        single_digit = 0 <= low and high <= 9
+        if read == "logprobs" and not single_digit:
+            raise ValueError(f"scores on {scale} are not single tokens: use read='generate' or 'auto'")
+        self.reads_logprobs = single_digit and read != "generate"
         self.caller = CachedCaller(
             provider,
             cache,
             self.judge_id,
             key_extra={"rubric": {"name": name, "version": version, "text": self.rubric, "scale": list(scale)},
-                       "template_version": TEMPLATE_VERSION},
+                       "template_version": TEMPLATE_VERSION},  # how it reads is in the sampling settings
         )
 
     @property
