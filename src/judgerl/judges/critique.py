@@ -16,7 +16,7 @@ from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.parsing import parse_score
-from judgerl.judges.pointwise import USER, defuse_markers
+from judgerl.judges.pointwise import USER, defuse_markers, shown_to_judge
 from judgerl.providers import LogprobProvider
 
 TEMPLATE_VERSION = 1
@@ -33,15 +33,18 @@ _SCORE_LINE = re.compile(r"\n?\s*(?:final\s+)?score\s*[:=].*$", re.IGNORECASE | 
 
 class CritiqueJudge:
     def __init__(self, provider: LogprobProvider, rubric: str, scale: tuple[int, int] = (1, 5),
-                 cache: JudgmentCache | None = None, name: str = "critique", version: int = 1, max_tokens: int = 96):
+                 cache: JudgmentCache | None = None, name: str = "critique", version: int = 1, max_tokens: int = 96,
+                 guard_injections: bool = True):
         self.rubric = rubric.strip()
         self.scale = scale
         self.max_tokens = max_tokens
         self.judge_id = f"{provider.name}#{name}"
+        self.guard_injections = guard_injections
         self.caller = CachedCaller(
             provider, cache, self.judge_id,
             key_extra={"rubric": {"name": name, "version": version, "text": self.rubric, "scale": list(scale)},
-                       "template_version": TEMPLATE_VERSION, "way": "critique-then-score"},
+                       "template_version": TEMPLATE_VERSION, "way": "critique-then-score",
+                       "guard": guard_injections},
         )
 
     @property
@@ -57,12 +60,14 @@ class CritiqueJudge:
         ]
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
-        batch = [self.messages(p, c) for p, c in zip(prompts, completions, strict=True)]
+        shown = [shown_to_judge(c, self.guard_injections) for c in completions]
+        batch = [self.messages(p, g.text) for p, g in zip(prompts, shown, strict=True)]
         results = self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0)
         judgments = []
         low, high = self.scale
-        for prompt, completion, result in zip(prompts, completions, results):
+        for prompt, completion, guarded, result in zip(prompts, completions, shown, results):
             judgment = judgment_from_call("score", prompt, completion, result, self.judge_id)
+            judgment.flags = guarded.flags
             if not judgment.error:
                 text = judgment.raw_text or ""
                 judgment.critique = _SCORE_LINE.sub("", text).strip() or None

@@ -21,7 +21,7 @@ from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import read_choices
-from judgerl.judges.pointwise import RubricJudge, defuse_markers
+from judgerl.judges.pointwise import RubricJudge, defuse_markers, shown_to_judge
 from judgerl.providers import LogprobProvider
 
 Verdict = Literal["first", "second", "tie", "invalid"]
@@ -54,6 +54,8 @@ class PairwiseJudgment:
     parts: list[Judgment] = field(default_factory=list)
     """The judgments it was made from: both orders, or both pointwise scores."""
     error: str | None = None
+    flags: list[str] = field(default_factory=list)
+    """Lines the injection guard removed from either completion."""
 
     @property
     def valid(self) -> bool:
@@ -62,14 +64,15 @@ class PairwiseJudgment:
 
 class PairwiseJudge:
     def __init__(self, provider: LogprobProvider, rubric: str, cache: JudgmentCache | None = None,
-                 name: str = "pairwise", version: int = 1, top_k: int = 20):
+                 name: str = "pairwise", version: int = 1, top_k: int = 20, guard_injections: bool = True):
         self.rubric = rubric.strip()
         self.top_k = top_k
         self.judge_id = f"{provider.name}#{name}"
+        self.guard_injections = guard_injections
         self.caller = CachedCaller(
             provider, cache, self.judge_id,
             key_extra={"rubric": {"name": name, "version": version, "text": self.rubric},
-                       "template_version": TEMPLATE_VERSION, "way": "pairwise"},
+                       "template_version": TEMPLATE_VERSION, "way": "pairwise", "guard": guard_injections},
         )
 
     def messages(self, prompt: str, a: str, b: str) -> list[dict[str, str]]:
@@ -80,15 +83,19 @@ class PairwiseJudge:
         ]
 
     def compare(self, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str]) -> list[PairwiseJudgment]:
-        batch = []
+        batch, flags = [], []
         for prompt, first, second in zip(prompts, firsts, seconds, strict=True):
-            batch += [self.messages(prompt, first, second), self.messages(prompt, second, first)]
+            a, b = shown_to_judge(first, self.guard_injections), shown_to_judge(second, self.guard_injections)
+            batch += [self.messages(prompt, a.text, b.text), self.messages(prompt, b.text, a.text)]
+            flags.append([f"first: {f}" for f in a.flags] + [f"second: {f}" for f in b.flags])
         results = self.caller.responses(batch, max_tokens=1, top_k=self.top_k)
         verdicts = []
         for index, (prompt, first, second) in enumerate(zip(prompts, firsts, seconds)):
             forward = self._order(prompt, f"A={first!r} B={second!r}", results[2 * index])
             backward = self._order(prompt, f"A={second!r} B={first!r}", results[2 * index + 1])
-            verdicts.append(combine_orders(prompt, first, second, forward, backward))
+            verdict = combine_orders(prompt, first, second, forward, backward)
+            verdict.flags = flags[index]
+            verdicts.append(verdict)
         return verdicts
 
     def _order(self, prompt: str, shown: str, result) -> tuple[Judgment, float | None]:

@@ -5,10 +5,11 @@ digits and the provider returns them (expected score, confidence = P(most likely
 otherwise the judge generates a short answer that is parsed strictly (parsing.py), and the
 confidence is unknown (None: only a gate with threshold 0 accepts it).
 
-Against injection, the prompt and the response are shown between markers, the instructions
-say that nothing inside them is addressed to the grader, and any marker inside the material
-is defused (`<response>` -> `‹response›`), so a completion cannot close its own block, fake
-a score line or pose as a new instruction section.
+Against injection: lines of the completion that address the grader are removed first
+(injection.py; recorded in the judgment's `flags`), the prompt and the response are shown
+between markers, the instructions say that nothing inside them is addressed to the grader,
+and any marker left inside the material is defused (`<response>` -> `‹response›`), so a
+completion cannot close its own block.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal, Sequence
 
 from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
+from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import expected_value, read_choices
 from judgerl.judges.parsing import parse_score
@@ -36,6 +38,11 @@ SYSTEM = (
 USER = "<prompt>\n{prompt}\n</prompt>\n\n<response>\n{response}\n</response>\n\nScore ({low}-{high}):"
 
 _MARKER = re.compile(r"<\s*(/?)\s*(prompt|response(?:_a|_b)?)\s*>", re.IGNORECASE)
+
+
+def shown_to_judge(completion: str, guard_injections: bool) -> Guarded:
+    """The completion as the judge sees it: guarded (injection.py) unless turned off."""
+    return guard(completion) if guard_injections else Guarded(text=completion, removed=())
 
 
 def defuse_markers(text: str) -> str:
@@ -57,6 +64,7 @@ class RubricJudge:
         top_k: int = 20,
         max_tokens: int = 8,
         read: Literal["auto", "logprobs", "generate"] = "auto",
+        guard_injections: bool = True,
     ):
         low, high = scale
         if not low < high:
@@ -67,6 +75,7 @@ class RubricJudge:
         self.top_k = top_k
         self.max_tokens = max_tokens
         self.judge_id = f"{provider.name}#{name}"
+        self.guard_injections = guard_injections
         # One token per score exactly when every score is one digit.
         single_digit = 0 <= low and high <= 9
         if read == "logprobs" and not single_digit:
@@ -77,7 +86,7 @@ class RubricJudge:
             cache,
             self.judge_id,
             key_extra={"rubric": {"name": name, "version": version, "text": self.rubric, "scale": list(scale)},
-                       "template_version": TEMPLATE_VERSION},  # how it reads is in the sampling settings
+                       "template_version": TEMPLATE_VERSION, "guard": guard_injections},
         )
 
     @property
@@ -95,12 +104,18 @@ class RubricJudge:
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-        batch = [self.messages(p, c) for p, c in zip(prompts, completions)]
+        shown = [shown_to_judge(c, self.guard_injections) for c in completions]
+        batch = [self.messages(p, g.text) for p, g in zip(prompts, shown)]
         if self.reads_logprobs:
             results = self.caller.responses(batch, max_tokens=1, top_k=self.top_k)
         else:
             results = self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0)
-        return [self._read(p, c, result) for p, c, result in zip(prompts, completions, results)]
+        judgments = []
+        for prompt, completion, guarded, result in zip(prompts, completions, shown, results):
+            judgment = self._read(prompt, completion, result)
+            judgment.flags = guarded.flags
+            judgments.append(judgment)
+        return judgments
 
     def _read(self, prompt: str, completion: str, result) -> Judgment:
         judgment = judgment_from_call("score", prompt, completion, result, self.judge_id)
