@@ -31,7 +31,8 @@ class FaultyOpenAIServer:
     else a valid completion. Records attempts per item (the last message's content)."""
 
     def __init__(self, p429=0.0, p500=0.0, pdrop=0.0, phang=0.0, hang_s=2.0, retry_after="0.05",
-                 seed=0, require_key: str | None = None, max_requests=5000, responder=yes_no_maybe):
+                 seed=0, require_key: str | None = None, max_requests=5000, responder=yes_no_maybe,
+                 style="openai"):
         self.rates = (p429, p500, pdrop, phang)
         self.hang_s, self.retry_after = hang_s, retry_after
         self.rng = random.Random(seed)
@@ -42,6 +43,10 @@ class FaultyOpenAIServer:
         self.require_key = require_key
         self.max_requests = max_requests
         self.responder = responder
+        self.style = style
+        """"openai": /v1/chat/completions, Bearer key; "anthropic": /v1/messages, x-api-key."""
+        self.payloads: list[dict] = []
+        self.headers: list[dict] = []
         """last message content -> [(token, logprob), ...], best first"""
         self.requests = 0
         server = self
@@ -59,12 +64,16 @@ class FaultyOpenAIServer:
                 with server.lock:
                     server.requests += 1
                     server.attempts[item] += 1
-                    server.authorizations.append(self.headers.get("Authorization", ""))
+                    server.authorizations.append(self.headers.get("Authorization") or self.headers.get("x-api-key") or "")
+                    server.payloads.append(payload)
+                    server.headers.append(dict(self.headers))
                     draw = server.rng.random()
                     over_budget = server.requests > server.max_requests
                 if over_budget:
                     return self._send(503, {"error": "test request budget exhausted"})
-                if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
+                sent_key = (self.headers.get("x-api-key") if server.style == "anthropic"
+                            else (self.headers.get("Authorization") or "").removeprefix("Bearer "))
+                if server.require_key and sent_key != server.require_key:
                     return self._send(401, {"error": {"message": "invalid api key"}})
                 p429, p500, pdrop, phang = server.rates
                 if draw < p429:
@@ -87,7 +96,11 @@ class FaultyOpenAIServer:
                     self.close_connection = True
                     return
                 server._count("ok")
-                self._send(200, completion_body(server.responder(item)))
+                top = server.responder(item)
+                if server.style == "anthropic":
+                    return self._send(200, {"content": [{"type": "text", "text": top[0][0]}],
+                                            "usage": {"input_tokens": 20, "output_tokens": 1}})
+                self._send(200, completion_body(top))
 
             def _send(self, status, body, headers=None):
                 data = json.dumps(body).encode()

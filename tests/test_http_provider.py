@@ -90,3 +90,28 @@ def test_backoff_grows_and_retry_after_wins():
     assert policy.delay(0, 100.0, rng) == 8.0  # capped
     assert all(0 <= policy.delay(3, None, rng) <= 8.0 for _ in range(100))
     assert max(policy.delay(0, None, rng) for _ in range(100)) <= 1.0
+
+
+def test_anthropic_messages_api_scores_from_text_with_its_own_headers(monkeypatch):
+    from judgerl.judges.pointwise import RubricJudge
+    from judgerl.providers.anthropic import AnthropicProvider
+
+    monkeypatch.setenv("JUDGERL_TEST_ANTHROPIC_KEY", "test-key")
+    with FaultyOpenAIServer(style="anthropic", require_key="test-key", p500=0.3, seed=3,
+                            responder=lambda content: [("4" if "kind" in content else "1", 0.0)]) as server:
+        provider = AnthropicProvider("claude-test", base_url=server.base_url, api_key_env="JUDGERL_TEST_ANTHROPIC_KEY",
+                                     retry=FAST_RETRIES)
+        kind, rude = RubricJudge(provider, "Be kind.").score(["hi", "hi"], ["kind words", "rude words"])
+        payload, headers = server.payloads[-1], server.headers[-1]
+    assert kind.score == 4 and rude.score == 1 and kind.confidence is None  # parsed from text: no logprobs
+    assert payload["system"].startswith("You are a careful, strict grader")
+    assert [m["role"] for m in payload["messages"]] == ["user"] and "logprobs" not in payload
+    assert headers["anthropic-version"] == "2023-06-01" and headers["x-api-key"] == "test-key"
+
+
+def test_anthropic_needs_a_key():
+    from judgerl.errors import JudgeError
+    from judgerl.providers.anthropic import AnthropicProvider
+
+    with pytest.raises(JudgeError, match="ANTHROPIC_API_KEY_MISSING_FOR_TEST"):
+        AnthropicProvider("m", api_key_env="ANTHROPIC_API_KEY_MISSING_FOR_TEST")

@@ -53,26 +53,31 @@ class SFTConfig(StrictModel):
 
 
 class JudgeConfig(StrictModel):
-    provider: Literal["llamacpp", "openai", "python"] = Field(
+    provider: Literal["llamacpp", "openai", "anthropic", "python"] = Field(
         "llamacpp",
         description="llamacpp: a local GGUF model in-process; openai: any OpenAI-compatible server "
-        "(vLLM, SGLang, llama.cpp, Ollama, OpenAI); python: your own function (see `function`)",
+        "(vLLM, SGLang, llama.cpp, Ollama, OpenAI); anthropic: the Messages API (verdicts parsed from text); "
+        "python: your own function (see `function`)",
     )
     model: str = Field(
         "qwen2.5-coder-1.5b-instruct",
         description="llamacpp: a known model (qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct) "
         "or a .gguf path; openai: the model name the server serves",
     )
-    base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's base URL (up to /v1)")
-    api_key_env: str | None = Field(
-        "OPENAI_API_KEY", description="openai: environment variable holding the API key (keys are never put in configs)"
+    base_url: str | None = Field(
+        None, description="openai/anthropic: the server's base URL up to /v1 (default: 127.0.0.1:8080 / Anthropic's)"
     )
-    api_key_file: str | None = Field(None, description="openai: a file holding only the API key, instead of api_key_env")
-    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight at once")
-    requests_per_minute: int | None = Field(None, ge=1, description="openai: request rate limit (none if empty)")
-    tokens_per_minute: int | None = Field(None, ge=1, description="openai: token rate limit, estimated from request size")
-    max_retries: int = Field(4, ge=0, description="openai: retries of a failed call (429, 5xx, timeouts, dropped connections)")
-    timeout_s: float = Field(60.0, gt=0, description="openai: seconds per attempt before it counts as failed")
+    api_key_env: str | None = Field(
+        None,
+        description="openai/anthropic: environment variable holding the API key (default OPENAI_API_KEY / "
+        "ANTHROPIC_API_KEY; keys are never put in configs)",
+    )
+    api_key_file: str | None = Field(None, description="openai/anthropic: a file holding only the API key, instead of api_key_env")
+    max_concurrency: int = Field(8, ge=1, description="HTTP providers: requests in flight at once")
+    requests_per_minute: int | None = Field(None, ge=1, description="HTTP providers: request rate limit (none if empty)")
+    tokens_per_minute: int | None = Field(None, ge=1, description="HTTP providers: token rate limit, estimated from request size")
+    max_retries: int = Field(4, ge=0, description="HTTP providers: retries of a failed call (429, 5xx, timeouts, dropped connections)")
+    timeout_s: float = Field(60.0, gt=0, description="HTTP providers: seconds per attempt before it counts as failed")
     function: str | None = Field(
         None, description="with provider python: 'module:function' taking (question, labels) and returning {label: probability}"
     )

@@ -38,11 +38,13 @@ def provider_settings(config: JudgeConfig) -> dict[str, Any]:
     """The keyword arguments of the configured provider's constructor."""
     if config.provider == "llamacpp":
         return {"model": config.model, **({"threads": config.threads} if config.threads else {})}
-    if config.provider == "openai":
+    if config.provider in ("openai", "anthropic"):
+        defaults = {"openai": ("http://127.0.0.1:8080/v1", "OPENAI_API_KEY"),
+                    "anthropic": ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY")}[config.provider]
         return {
             "model": config.model,
-            "base_url": config.base_url,
-            "api_key_env": config.api_key_env,
+            "base_url": config.base_url or defaults[0],
+            "api_key_env": config.api_key_env or defaults[1],
             "api_key_file": config.api_key_file,
             "max_concurrency": config.max_concurrency,
             "requests_per_minute": config.requests_per_minute,

@@ -58,8 +58,14 @@ def _register_builtins() -> None:
 
         return OpenAICompatibleProvider(**settings)
 
+    def anthropic(**settings: Any) -> LogprobProvider:
+        from judgerl.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(**settings)
+
     register_provider("llamacpp", llamacpp)
     register_provider("openai", openai)
+    register_provider("anthropic", anthropic)
 
 
 _register_builtins()

@@ -23,6 +23,7 @@ from judgerl.providers.secrets import resolve_api_key
 
 
 class OpenAICompatibleProvider:
+    provider_name = "openai"
     def __init__(
         self,
         model: str,
@@ -38,7 +39,7 @@ class OpenAICompatibleProvider:
     ):
         self.model = model
         self.base_url = base_url.rstrip("/")
-        self.name = f"openai/{model}"
+        self.name = f"{self.provider_name}/{model}"
         self._key = resolve_api_key(api_key_env, api_key_file, api_key_required, self.name)
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
@@ -52,18 +53,15 @@ class OpenAICompatibleProvider:
         return f"OpenAICompatibleProvider(model={self.model!r}, base_url={self.base_url!r})"
 
     def identity(self) -> dict[str, Any]:
-        return {"provider": "openai-compatible", "model": self.model, "base_url": self.base_url}
+        return {"provider": self.provider_name, "model": self.model, "base_url": self.base_url}
 
     def _http(self) -> Any:
         if self._client is None:
             import httpx
 
-            headers = {"Content-Type": "application/json"}
-            if self._key is not None:
-                headers["Authorization"] = f"Bearer {self._key.reveal()}"
             self._client = httpx.AsyncClient(
                 base_url=self.base_url,
-                headers=headers,
+                headers=self._headers(),
                 timeout=httpx.Timeout(self.retry.timeout_s),
                 limits=httpx.Limits(max_connections=self.max_concurrency),
             )
@@ -73,29 +71,39 @@ class OpenAICompatibleProvider:
     async def anext_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
         return await self.acomplete(messages, max_tokens=1, top_k=top_k)
 
+    # What differs between HTTP APIs: where to post, what to send, how to read the answer.
+    path = "/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._key is not None:
+            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        return headers
+
+    def _payload(self, messages: list[dict[str, str]], max_tokens: int, top_k: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0.0}
+        if top_k:
+            payload.update(logprobs=True, top_logprobs=top_k)
+        return payload
+
+    def _read(self, data: dict[str, Any], latency: float, attempts: int) -> ProviderResponse:
+        return response_from_openai_json(data, latency, attempts)
+
     async def acomplete(self, messages: list[dict[str, str]], max_tokens: int, top_k: int = 0) -> ProviderResponse:
         """Greedy completion of up to `max_tokens`; with top_k > 0 also the first token's top-k."""
         client = self._http()
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": 0.0,
-        }
-        if top_k:
-            payload.update(logprobs=True, top_logprobs=top_k)
-        body = json.dumps(payload)
-        estimated_tokens = len(body) // 4 + 1
+        body = json.dumps(self._payload(messages, max_tokens, top_k))
+        estimated_tokens = len(body) // 4 + max_tokens
         assert self._semaphore is not None
         async with self._semaphore:
             await self._limiter.acquire(estimated_tokens)
             started = time.perf_counter()
             response, attempts = await post_with_retries(
-                lambda: client.post("/chat/completions", content=body), self.retry, self.name, self._rng
+                lambda: client.post(self.path, content=body), self.retry, self.name, self._rng
             )
             latency = time.perf_counter() - started
         try:
-            return response_from_openai_json(response.json(), latency, attempts)
+            return self._read(response.json(), latency, attempts)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ProviderError(f"{self.name}: malformed response ({type(exc).__name__}): {response.text[:200]!r}") from None
 
