@@ -48,6 +48,8 @@ class Judgment:
     """Text the judge generated (one token for log-probability judges)."""
     critique: str | None = None
     """For critique-then-score judges: the critique written before the score."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Way-specific parts: e.g. each principle's reward for a constitution judge."""
     flags: list[str] = field(default_factory=list)
     """What an audit should see: e.g. lines the injection guard removed from the completion."""
     error: str | None = None

@@ -36,6 +36,14 @@ SYSTEM = (
     "Reply with only the score, a whole number from {low} to {high}."
 )
 USER = "<prompt>\n{prompt}\n</prompt>\n\n<response>\n{response}\n</response>\n\nScore ({low}-{high}):"
+REFERENCE_NOTE = (
+    "\nA reference answer, known to be correct, is given between <reference> and </reference>: "
+    "grade the response by how well it agrees with it."
+)
+USER_WITH_REFERENCE = (
+    "<prompt>\n{prompt}\n</prompt>\n\n<reference>\n{reference}\n</reference>\n\n"
+    "<response>\n{response}\n</response>\n\nScore ({low}-{high}):"
+)
 
 _MARKER = re.compile(r"<\s*(/?)\s*(prompt|response(?:_a|_b)?)\s*>", re.IGNORECASE)
 
@@ -93,19 +101,26 @@ class RubricJudge:
     def counters(self) -> dict[str, float]:
         return self.caller.counters
 
-    def messages(self, prompt: str, completion: str) -> list[dict[str, str]]:
+    def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
         low, high = self.scale
-        return [
-            {"role": "system", "content": SYSTEM.format(rubric=self.rubric, low=low, high=high)},
-            {"role": "user", "content": USER.format(
-                prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)},
-        ]
+        system = SYSTEM.format(rubric=self.rubric, low=low, high=high)
+        if reference is None:
+            user = USER.format(prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)
+        else:
+            system += REFERENCE_NOTE
+            user = USER_WITH_REFERENCE.format(prompt=defuse_markers(prompt), reference=defuse_markers(reference),
+                                              response=defuse_markers(completion), low=low, high=high)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
-        if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    def score(
+        self, prompts: Sequence[str], completions: Sequence[str], references: Sequence[str | None] | None = None
+    ) -> list[Judgment]:
+        """One judgment per (prompt, completion); with `references`, graded against each reference answer."""
+        if len(prompts) != len(completions) or (references is not None and len(references) != len(prompts)):
+            raise ValueError("prompts, completions (and references) must be as many")
         shown = [shown_to_judge(c, self.guard_injections) for c in completions]
-        batch = [self.messages(p, g.text) for p, g in zip(prompts, shown)]
+        refs = list(references) if references is not None else [None] * len(prompts)
+        batch = [self.messages(p, g.text, r) for p, g, r in zip(prompts, shown, refs)]
         if self.reads_logprobs:
             results = self.caller.responses(batch, max_tokens=1, top_k=self.top_k)
         else:
