@@ -88,3 +88,31 @@ def test_canary_key_stays_out_of_a_cli_run_and_its_folder(tmp_path):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_costs_are_counted_per_call_and_a_budget_stops_the_run_cleanly(tmp_path):
+    """Prices of 1000 per million tokens: each fake call (12 prompt + 1 completion tokens) costs 0.013."""
+    with FaultyOpenAIServer() as server:
+        config = tmp_path / "run.yaml"
+        config.write_text(yaml.safe_dump({
+            "output_dir": str(tmp_path / "runs"),
+            "sft": {"epochs": 1},
+            "rl": {"steps": 50, "batch_size": 8},
+            "data": {"eval": str(Path(__file__).parent / "data" / "eight_questions.jsonl")},
+            "judge": {"provider": "openai", "model": "m", "base_url": server.base_url,
+                      "price_input_per_million": 1000.0, "price_output_per_million": 1000.0,
+                      "budget": 0.2, "cache_path": str(tmp_path / "cache.sqlite")},
+        }))
+        result = subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(config)],
+                                capture_output=True, text=True, timeout=120)
+        requests = server.requests
+    assert result.returncode == 3, result.stderr
+    assert "budget of 0.2 is spent" in result.stderr
+    [run] = list((tmp_path / "runs").iterdir())
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and "budget" in status["message"]
+    assert any((run / "checkpoints").glob("rl-step-*")) or (run / "checkpoints" / "sft").is_dir()
+    # at most one batch past the budget: 0.2 / 0.013 = 15.4 calls, batches of 8 questions
+    assert requests <= 16 + 8
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"rl"' in line]
+    assert all(row["judge/cost"] == pytest.approx(0.013 * row["judge/calls"]) for row in rows)

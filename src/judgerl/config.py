@@ -78,6 +78,11 @@ class JudgeConfig(StrictModel):
     tokens_per_minute: int | None = Field(None, ge=1, description="HTTP providers: token rate limit, estimated from request size")
     max_retries: int = Field(4, ge=0, description="HTTP providers: retries of a failed call (429, 5xx, timeouts, dropped connections)")
     timeout_s: float = Field(60.0, gt=0, description="HTTP providers: seconds per attempt before it counts as failed")
+    price_input_per_million: float = Field(0.0, ge=0, description="HTTP providers: price of a million prompt tokens, for cost accounting")
+    price_output_per_million: float = Field(0.0, ge=0, description="HTTP providers: price of a million completion tokens")
+    budget: float | None = Field(
+        None, gt=0, description="stop the run cleanly once the judge has spent this much (at the prices above)"
+    )
     function: str | None = Field(
         None, description="with provider python: 'module:function' taking (question, labels) and returning {label: probability}"
     )

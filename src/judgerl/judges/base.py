@@ -59,6 +59,8 @@ class Judgment:
     """Wall time of the model call (0 for a cache hit)."""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cost: float = 0.0
+    """What the call cost at the provider's prices (0 for a cache hit or a local model)."""
 
     @property
     def scored(self) -> bool:

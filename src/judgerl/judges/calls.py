@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from judgerl.errors import JudgeError
 from judgerl.judges.base import Judgment, JudgmentKind
 from judgerl.judges.cache import JudgmentCache, cache_key
 from judgerl.providers import LogprobProvider, ProviderResponse
@@ -22,15 +23,29 @@ CallResult = tuple[ProviderResponse | None, bool, str | None]
 Messages = list[dict[str, str]]
 
 
+class BudgetExceeded(JudgeError):
+    """The judge spent its budget; no further call is made (cache hits are still answered)."""
+
+
+def call_cost(provider: LogprobProvider, response: ProviderResponse) -> float:
+    """(prompt tokens x input price + completion tokens x output price) / 1e6, at the provider's
+    `prices` (per million tokens; none for local models)."""
+    price_in, price_out = getattr(provider, "prices", (0.0, 0.0))
+    return ((response.get("prompt_tokens") or 0) * price_in + (response.get("completion_tokens") or 0) * price_out) / 1e6
+
+
 class CachedCaller:
-    def __init__(self, provider: LogprobProvider, cache: JudgmentCache | None, judge_id: str, key_extra: dict[str, Any]):
+    def __init__(self, provider: LogprobProvider, cache: JudgmentCache | None, judge_id: str, key_extra: dict[str, Any],
+                 budget: float | None = None):
         self.provider = provider
         self.cache = cache
         self.judge_id = judge_id
         self.key_extra = key_extra
         """What else determines an answer besides provider and prompt: rubric, template version."""
-        self.counters = {"calls": 0, "cache_hits": 0, "failed_calls": 0, "call_seconds": 0.0}
-        """Running totals: provider calls answered, cache hits, calls failed for good, seconds in calls."""
+        self.budget = budget
+        """Most this judge may spend (in the currency of the provider's prices); None: no limit."""
+        self.counters = {"calls": 0, "cache_hits": 0, "failed_calls": 0, "call_seconds": 0.0, "cost": 0.0}
+        """Running totals: provider calls answered, cache hits, calls failed for good, seconds in calls, spend."""
 
     def key_parts(self, messages: Messages, max_tokens: int, top_k: int) -> dict[str, Any]:
         return {
@@ -54,6 +69,11 @@ class CachedCaller:
                 misses.append((index, key, key_parts, messages))
         if not misses:
             return results
+        if self.budget is not None and self.counters["cost"] >= self.budget:
+            raise BudgetExceeded(
+                f"{self.judge_id}: the judge budget of {self.budget:g} is spent ({self.counters['cost']:.4f}); "
+                f"{len(misses)} judgment(s) not requested. Raise judge.budget to go on."
+            )
 
         prompts = [messages for *_, messages in misses]
         many = getattr(self.provider, "many", None)
@@ -68,6 +88,8 @@ class CachedCaller:
                 continue
             self.counters["calls"] += 1
             self.counters["call_seconds"] += float(answer.get("latency_s", 0.0))
+            answer["cost"] = call_cost(self.provider, answer)
+            self.counters["cost"] += answer["cost"]
             if self.cache is not None:
                 self.cache.put(key, self.judge_id, key_parts, dict(answer))
             results[index] = (answer, False, None)
@@ -96,4 +118,5 @@ def judgment_from_call(
         judgment.latency_s = 0.0 if cached else float(response.get("latency_s", 0.0))
         judgment.prompt_tokens = response.get("prompt_tokens")
         judgment.completion_tokens = response.get("completion_tokens")
+        judgment.cost = 0.0 if cached else float(response.get("cost", 0.0))
     return judgment

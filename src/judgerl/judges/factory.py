@@ -31,6 +31,7 @@ def build_judge(config: JudgeConfig, labels: Sequence[str]) -> Judge:
         method=config.method,
         cache=cache,
         top_k=config.top_logprobs,
+        budget=config.budget,
     )
 
 
@@ -50,5 +51,6 @@ def provider_settings(config: JudgeConfig) -> dict[str, Any]:
             "requests_per_minute": config.requests_per_minute,
             "tokens_per_minute": config.tokens_per_minute,
             "retry": RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
+            "prices": (config.price_input_per_million, config.price_output_per_million),
         }
     raise ValueError(f"no provider settings for {config.provider!r}")

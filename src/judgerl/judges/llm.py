@@ -47,6 +47,7 @@ class LLMJudge:
         cache: JudgmentCache | None = None,
         top_k: int = 20,
         score_range: tuple[int, int] = (1, 5),
+        budget: float | None = None,
     ):
         if score_range[1] - score_range[0] < 1 or score_range[1] > 9 or score_range[0] < 0:
             # Two-digit scores are not one token; reading them needs generation (a later issue).
@@ -67,6 +68,7 @@ class LLMJudge:
                 "rubric": {"name": rubric.name, "version": rubric.version, "text": rubric.text},
                 "prompt_version": PROMPT_VERSION,
             },
+            budget=budget,
         )
 
     @property

@@ -73,6 +73,7 @@ class RubricJudge:
         max_tokens: int = 8,
         read: Literal["auto", "logprobs", "generate"] = "auto",
         guard_injections: bool = True,
+        budget: float | None = None,
     ):
         low, high = scale
         if not low < high:
@@ -95,6 +96,7 @@ class RubricJudge:
             self.judge_id,
             key_extra={"rubric": {"name": name, "version": version, "text": self.rubric, "scale": list(scale)},
                        "template_version": TEMPLATE_VERSION, "guard": guard_injections},
+            budget=budget,
         )
 
     @property

@@ -36,11 +36,14 @@ class OpenAICompatibleProvider:
         tokens_per_minute: int | None = None,
         retry: RetryPolicy | None = None,
         seed: int = 0,
+        prices: tuple[float, float] = (0.0, 0.0),
     ):
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.name = f"{self.provider_name}/{model}"
         self._key = resolve_api_key(api_key_env, api_key_file, api_key_required, self.name)
+        self.prices = prices
+        """(input, output) price per million tokens, for cost accounting and budgets."""
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
         self._limiter = RateLimiter(requests_per_minute, tokens_per_minute)
