@@ -63,6 +63,12 @@ def _register_builtins() -> None:
 
         return AnthropicProvider(**settings)
 
+    def transformers(**settings: Any) -> LogprobProvider:
+        from judgerl.providers.transformers_local import TransformersProvider
+
+        return TransformersProvider(**settings)
+
+    register_provider("transformers", transformers)
     register_provider("llamacpp", llamacpp)
     register_provider("openai", openai)
     register_provider("anthropic", anthropic)
