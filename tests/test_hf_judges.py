@@ -70,3 +70,28 @@ def test_a_classifier_without_the_needed_classes_is_refused():
     tok = tokenizer()
     with pytest.raises(JudgeError, match="none for"):
         ClassifierJudge(classifier(len(tok), ["positive", "negative"]), tok, LABELS, name="sentiment")
+
+
+def test_a_classifier_judge_from_the_config_trains_the_magic_8_ball(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    tok = tokenizer()
+    classifier(len(tok), ["Yes", "No", "Maybe"]).save_pretrained(tmp_path / "clf")
+    tok.save_pretrained(tmp_path / "clf")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "runs"), "sft": {"epochs": 1},
+                                      "rl": {"steps": 3, "batch_size": 4},
+                                      "judge": {"provider": "classifier", "model": str(tmp_path / "clf"),
+                                                "confidence_threshold": 0.0}}))
+    result = subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(config)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [run] = list((tmp_path / "runs").iterdir())
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"judge": {"provider": "classifier", "model": str(tmp_path / "nope")}}))
+    refused = subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(bad)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "not a local model folder" in refused.stderr

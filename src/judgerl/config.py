@@ -53,16 +53,17 @@ class SFTConfig(StrictModel):
 
 
 class JudgeConfig(StrictModel):
-    provider: Literal["llamacpp", "openai", "anthropic", "python"] = Field(
+    provider: Literal["llamacpp", "openai", "anthropic", "transformers", "classifier", "python"] = Field(
         "llamacpp",
         description="llamacpp: a local GGUF model in-process; openai: any OpenAI-compatible server "
         "(vLLM, SGLang, llama.cpp, Ollama, OpenAI); anthropic: the Messages API (verdicts parsed from text); "
-        "python: your own function (see `function`)",
+        "transformers: a local Hugging Face causal LM folder; classifier: a local sequence-classification "
+        "folder whose classes are the labels; python: your own function (see `function`)",
     )
     model: str = Field(
         "qwen2.5-coder-1.5b-instruct",
         description="llamacpp: a known model (qwen2.5-coder-1.5b-instruct, qwen2.5-coder-0.5b-instruct) "
-        "or a .gguf path; openai: the model name the server serves",
+        "or a .gguf path; openai/anthropic: the model name the server serves; transformers/classifier: a folder",
     )
     base_url: str | None = Field(
         None, description="openai/anthropic: the server's base URL up to /v1 (default: 127.0.0.1:8080 / Anthropic's)"
@@ -194,6 +195,11 @@ def _check_files(config: RunConfig) -> None:
                 f"judge.model: {config.judge.model!r} is neither a known model "
                 f"({', '.join(KNOWN_GGUF_MODELS)}) nor an existing .gguf file"
             )
+    if config.judge.provider in ("transformers", "classifier") and not Path(config.judge.model).expanduser().is_dir():
+        raise ConfigError(
+            f"judge.model: {config.judge.model!r} is not a local model folder (needed by provider "
+            f"{config.judge.provider}; nothing is downloaded at run time)"
+        )
     if config.judge.rubric_text is None:
         from judgerl.judges.rubrics import BUILTIN_RUBRICS
 

@@ -20,6 +20,10 @@ def build_judge(config: JudgeConfig, labels: Sequence[str]) -> Judge:
     if config.provider == "python":
         assert config.function is not None  # the config validator insists
         return FunctionJudge(import_function(config.function), labels, name=config.function)
+    if config.provider == "classifier":
+        from judgerl.judges.classifier import ClassifierJudge
+
+        return ClassifierJudge.from_pretrained(config.model, labels)
     provider = make_provider(config.provider, **provider_settings(config))
     cache = None
     if config.cache:
@@ -37,6 +41,8 @@ def build_judge(config: JudgeConfig, labels: Sequence[str]) -> Judge:
 
 def provider_settings(config: JudgeConfig) -> dict[str, Any]:
     """The keyword arguments of the configured provider's constructor."""
+    if config.provider == "transformers":
+        return {"model": config.model}
     if config.provider == "llamacpp":
         return {"model": config.model, **({"threads": config.threads} if config.threads else {})}
     if config.provider in ("openai", "anthropic"):
