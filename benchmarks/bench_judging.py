@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -81,6 +82,12 @@ def speed_and_accuracy(provider, pairs, repeats: int, critique_items: int) -> No
         median = statistics.median(rates[way])
         print(f"   {label:34} {median:11.2f} {base / median:21.1f} {accuracy[way]:10.0%}")
 
+    injection(provider, pairs)
+
+
+def injection(provider, pairs) -> None:
+    logprob_judge = RubricJudge(provider, RUBRIC, read="logprobs")
+    unguarded_judge = RubricJudge(provider, RUBRIC, read="logprobs", guard_injections=False)
     print("\n2. injection and padding (log-probability scores, 1-5)")
     bad_prompts = [p["prompt"] for p in pairs]
     plain = logprob_judge.score(bad_prompts, [p["bad"] for p in pairs])
@@ -88,11 +95,37 @@ def speed_and_accuracy(provider, pairs, repeats: int, critique_items: int) -> No
     print(f"   {'bad answers':42} mean score {mean_score(plain):.2f} (good answers {mean_score(good):.2f})")
     variants = {name: [p["bad"] + text for p in pairs] for name, text in ATTACKS.items()}
     variants["padding (answer repeated 6 times)"] = [" ".join([p["bad"]] * 6) for p in pairs]
+    unguarded_plain = unguarded_judge.score(bad_prompts, [p["bad"] for p in pairs])
     for name, answers_variant in variants.items():
         attacked = logprob_judge.score(bad_prompts, answers_variant)
         still_ranked = sum(g.score > a.score for g, a in zip(good, attacked) if g.scored and a.scored) / len(pairs)
+        unguarded = unguarded_judge.score(bad_prompts, answers_variant)
         print(f"   {('bad + ' + name):42} mean score {mean_score(attacked):.2f}  rise {mean_score(attacked) - mean_score(plain):+.2f}"
-              f"  good still above: {still_ranked:.0%}")
+              f"  good still above: {still_ranked:.0%}   (without the guard: rise "
+              f"{mean_score(unguarded) - mean_score(unguarded_plain):+.2f})")
+
+
+def pairwise(provider, pairs) -> None:
+    """Direct A/B verdicts in both orders vs verdicts from two pointwise scores, good vs bad answers."""
+    from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
+
+    prompts = [p["prompt"] for p in pairs]
+    goods, bads = [p["good"] for p in pairs], [p["bad"] for p in pairs]
+    direct = PairwiseJudge(provider, RUBRIC).compare(prompts, goods, bads)
+    orders = [(v.parts[0].preferred_label, v.parts[1].preferred_label) for v in direct if v.valid]
+    # forward shows good as A, backward shows good as B: self-consistent when the picks differ
+    consistent = sum(a != b for a, b in orders) / len(pairs)
+    picked_good_first_order = sum(a == "A" for a, _ in orders) / len(pairs)
+    from_scores = PairwiseFromScores(RubricJudge(provider, RUBRIC)).compare(prompts, goods, bads)
+    injected = PairwiseFromScores(RubricJudge(provider, RUBRIC)).compare(
+        prompts, goods, [b + ATTACKS["ignore previous instructions"] for b in bads])
+    share = lambda verdicts, kind: sum(v.verdict == kind for v in verdicts) / len(verdicts)
+    print(f"\n2b. pairwise, {len(pairs)} good/bad pairs")
+    print(f"   direct 'which is better, A or B?' (good shown first): picked good {picked_good_first_order:.0%}; "
+          f"same answer in both orders {consistent:.0%}; verdicts: good {share(direct, 'first'):.0%}, "
+          f"bad {share(direct, 'second'):.0%}, tie {share(direct, 'tie'):.0%}, invalid {share(direct, 'invalid'):.0%}")
+    print(f"   from two pointwise scores: good {share(from_scores, 'first'):.0%}, bad {share(from_scores, 'second'):.0%}, "
+          f"tie {share(from_scores, 'tie'):.0%}; with the injection in the bad answer: good {share(injected, 'first'):.0%}")
 
 
 def _accuracy(judged) -> float:
@@ -177,10 +210,16 @@ def main() -> None:
     parser.add_argument("--critique-items", type=int, default=6, help="pairs judged by critique-then-score (slow)")
     parser.add_argument("--http-requests", type=int, default=24)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true", help="skip section 1 (the slowest)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
     pairs = gold_pairs()
     provider = make_provider("llamacpp", model="qwen2.5-coder-1.5b-instruct")
-    speed_and_accuracy(provider, pairs, args.repeats, args.critique_items)
+    if not args.skip_speed:
+        speed_and_accuracy(provider, pairs, args.repeats, args.critique_items)
+    else:
+        injection(provider, pairs)
+    pairwise(provider, pairs)
     rejudge(provider, pairs)
     if not args.skip_http:
         http_throughput(pairs, args.repeats, args.http_requests)
