@@ -202,3 +202,29 @@ def test_judge_refuses_a_malformed_input_line(tmp_path):
     items.write_text('{"prompt": "hi"}\n')
     result = judgerl("judge", str(items), "--rubric", "x", "--set", "provider=openai", "--set", "model=m")
     assert result.returncode == 2 and "line 1" in result.stderr and "completion" in result.stderr
+
+
+def test_judge_groups_and_pairs_from_the_command_line(tmp_path):
+    from loopback_servers import FaultyOpenAIServer
+
+    def responder(content):
+        if "<response id=" in content:  # a group: score each shown response by its text
+            blocks = content.split("<response id=")[1:]
+            return [("\n".join(f"{b.split('>')[0]}: {9 if 'kind' in b else 1}" for b in blocks), 0.0)]
+        a = content.split("<response_a>\n")[1].split("\n</response_a>")[0]
+        return [("A", -0.1), ("B", -2.4)] if "kind" in a else [("B", -0.1), ("A", -2.4)]
+
+    groups = tmp_path / "groups.jsonl"
+    groups.write_text(json.dumps({"prompt": "hi", "completions": ["rude", "kind words", "rude again"]}) + "\n")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "hi", "completion_a": "rude", "completion_b": "kind words"}) + "\n")
+    with FaultyOpenAIServer(responder=responder) as server:
+        settings = ["--set", "provider=openai", "--set", "model=m", "--set", f"base_url={server.base_url}",
+                    "--set", f"cache_path={tmp_path / 'cache.sqlite'}", "--rubric", "Kind is better."]
+        group_run = judgerl("judge", str(groups), "--mode", "group", *settings)
+        pair_run = judgerl("judge", str(pairs), "--mode", "pairwise", *settings)
+    assert group_run.returncode == 0, group_run.stderr
+    [row] = [json.loads(line) for line in (tmp_path / "groups.judged.jsonl").read_text().splitlines()]
+    assert [j["score"] for j in row["judgments"]] == [1, 9, 1]
+    assert pair_run.returncode == 0, pair_run.stderr
+    assert json.loads(pair_run.stdout)["verdicts"] == {"second": 1}

@@ -133,6 +133,10 @@ def cmd_judge(args: argparse.Namespace) -> int:
     provider = make_provider(judge_config.provider, **provider_settings(judge_config))
     if args.mode == "pairwise":
         judge = PairwiseJudge(provider, rubric, cache=cache)
+    elif args.mode == "group":
+        from judgerl.judges.group import GroupJudge
+
+        judge = GroupJudge(provider, rubric, cache=cache)
     else:
         pointwise = RubricJudge(provider, rubric, scale=(int(low), int(high)), cache=cache)
         judge = pointwise if args.mode == "pointwise" else PairwiseFromScores(pointwise)
@@ -208,9 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     judge = commands.add_parser(
         "judge", help="judge a JSONL file of prompts and completions (or pairs) and write the judgments"
     )
-    judge.add_argument("input", help="JSONL: {prompt, completion} lines, or {prompt, completion_a, completion_b}")
+    judge.add_argument("input", help="JSONL of items to judge (fields depend on --mode)")
     judge.add_argument("-o", "--output", help="output JSONL (default: INPUT.judged.jsonl)")
-    judge.add_argument("--mode", choices=["pointwise", "pairwise", "pairwise-from-scores"], default="pointwise")
+    judge.add_argument("--mode", choices=["pointwise", "pairwise", "pairwise-from-scores", "group"], default="pointwise",
+                       help="pointwise: {prompt, completion}; pairwise (both orders) and pairwise-from-scores: "
+                       "{prompt, completion_a, completion_b}; group: {prompt, completions: [...]} scored in one call")
     rubric_source = judge.add_mutually_exclusive_group(required=True)
     rubric_source.add_argument("--rubric", help="the rubric text")
     rubric_source.add_argument("--rubric-file", help="a file holding the rubric text")

@@ -3,6 +3,7 @@
 Input lines:
     pointwise:             {"prompt": str, "completion": str, ...}
     pairwise, pairwise-from-scores: {"prompt": str, "completion_a": str, "completion_b": str, ...}
+    group:                 {"prompt": str, "completions": [str, ...], ...}  (scored together, one call)
 Output: one line per input line, in order: the input's fields plus "judgment" (the full
 record). Calls go through the judgment cache, so judging a judged file again makes no model
 call. Returns a summary: counts, unscored, mean reward or verdict counts, calls, cache hits.
@@ -17,14 +18,16 @@ from typing import Any, Iterator, Literal
 
 from tqdm.auto import tqdm
 
+from judgerl.judges.group import GroupJudge
 from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
 from judgerl.judges.pointwise import RubricJudge
 
-Mode = Literal["pointwise", "pairwise", "pairwise-from-scores"]
+Mode = Literal["pointwise", "pairwise", "pairwise-from-scores", "group"]
 REQUIRED = {
     "pointwise": ("prompt", "completion"),
     "pairwise": ("prompt", "completion_a", "completion_b"),
     "pairwise-from-scores": ("prompt", "completion_a", "completion_b"),
+    "group": ("prompt",),
 }
 
 
@@ -38,6 +41,9 @@ def read_rows(path: Path, mode: Mode) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}, line {number}: not JSON ({exc.msg})") from None
         missing = [key for key in REQUIRED[mode] if not isinstance(row.get(key), str)]
+        if mode == "group" and not (isinstance(row.get("completions"), list) and len(row["completions"]) >= 2
+                                    and all(isinstance(c, str) for c in row["completions"])):
+            missing.append("completions (a list of at least two strings)")
         if missing:
             raise ValueError(f"{path}, line {number}: {mode} judging needs string fields {list(REQUIRED[mode])}; "
                              f"missing or not a string: {missing}")
@@ -53,7 +59,7 @@ def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
 def judge_file(
     input_path: Path,
     output_path: Path,
-    judge: RubricJudge | PairwiseJudge | PairwiseFromScores,
+    judge: RubricJudge | PairwiseJudge | PairwiseFromScores | GroupJudge,
     mode: Mode,
     batch_size: int = 16,
 ) -> dict[str, Any]:
@@ -74,6 +80,15 @@ def judge_file(
                         rewards.append(judgment.reward)  # type: ignore[arg-type]
                     else:
                         unscored += 1
+            elif mode == "group":
+                groups = judge.score_groups(prompts, [row["completions"] for row in batch])  # type: ignore[union-attr]
+                for row, judgments in zip(batch, groups):
+                    out.write(json.dumps({**row, "judgments": [j.to_dict() for j in judgments]}, ensure_ascii=False) + "\n")
+                    for judgment in judgments:
+                        if judgment.scored:
+                            rewards.append(judgment.reward)  # type: ignore[arg-type]
+                        else:
+                            unscored += 1
             else:
                 records = judge.compare(  # type: ignore[union-attr]
                     prompts, [row["completion_a"] for row in batch], [row["completion_b"] for row in batch]
@@ -95,7 +110,7 @@ def judge_file(
         "failed_calls": counters.get("failed_calls", 0),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if mode == "pointwise":
+    if mode in ("pointwise", "group"):
         summary["mean_reward"] = sum(rewards) / len(rewards) if rewards else None
     else:
         summary["verdicts"] = verdicts
