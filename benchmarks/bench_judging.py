@@ -135,22 +135,11 @@ def _accuracy(judged) -> float:
 
 def http_throughput(pairs, repeats: int, requests: int) -> None:
     import httpx
-    import xllamacpp
 
+    from judgerl.providers.llamacpp import serve_http
     from judgerl.providers.openai_compatible import OpenAICompatibleProvider
-    from judgerl.providers.weights import resolve_gguf
 
-    path, _ = resolve_gguf("qwen2.5-coder-1.5b-instruct")
-    params = xllamacpp.CommonParams()
-    params.model.path = str(path)
-    params.n_ctx = 4096
-    params.n_parallel = 2
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2
-    params.verbosity = -1
-    params.hostnames = ["127.0.0.1"]
-    params.port = 0
-    server = xllamacpp.Server(params)
-    base_url = server.listening_address + "/v1"
+    server, base_url = serve_http("qwen2.5-coder-1.5b-instruct", parallel=2)
     judge = RubricJudge(make_provider("llamacpp", model="qwen2.5-coder-1.5b-instruct"), RUBRIC)  # for its prompts
     batch = [judge.messages(p["prompt"], a) for p in pairs for a in (p["good"], p["bad"])][:requests]
     payloads = [{"model": "judge", "messages": m, "max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": 20}

@@ -79,22 +79,12 @@ def test_demo_end_to_end_with_the_real_judge_then_warm_from_the_cache(tmp_path):
 def test_openai_compatible_provider_against_a_real_llama_cpp_server_on_loopback(provider):
     """llama.cpp's own OpenAI-compatible HTTP server (started by xllamacpp on 127.0.0.1, a free
     port) gives the same label probabilities over HTTP as the in-process provider."""
-    import xllamacpp
-
+    from judgerl.providers.llamacpp import serve_http
     from judgerl.providers.openai_compatible import OpenAICompatibleProvider
-    from judgerl.providers.weights import resolve_gguf
 
-    path, _ = resolve_gguf("qwen2.5-coder-1.5b-instruct")
-    params = xllamacpp.CommonParams()
-    params.model.path = str(path)
-    params.n_ctx = 2048
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2
-    params.verbosity = -1
-    params.hostnames = ["127.0.0.1"]
-    params.port = 0
-    server = xllamacpp.Server(params)
-    assert server.listening_address.startswith("http://127.0.0.1:")
-    http = OpenAICompatibleProvider("qwen2.5-coder-1.5b-instruct", base_url=server.listening_address + "/v1", api_key_env=None)
+    server, base_url = serve_http("qwen2.5-coder-1.5b-instruct", context_tokens=2048)
+    assert base_url.startswith("http://127.0.0.1:")
+    http = OpenAICompatibleProvider("qwen2.5-coder-1.5b-instruct", base_url=base_url, api_key_env=None)
     questions = ["Will I be successful?", "Should I bet my savings on a horse race?"]
     over_http = LLMJudge(http, BUILTIN_RUBRICS["realist"], LABELS).judge_labels(questions)
     in_process = LLMJudge(provider, BUILTIN_RUBRICS["realist"], LABELS).judge_labels(questions)

@@ -74,3 +74,22 @@ class LlamaCppProvider:
             raise JudgeError(f"llama.cpp returned no completion: {str(result)[:300]}")
         return response_from_openai_json(result, latency)
 
+
+
+def serve_http(model: str = "qwen2.5-coder-1.5b-instruct", threads: int = 2, parallel: int = 1,
+               context_tokens: int = 4096) -> tuple[Any, str]:
+    """llama.cpp's own OpenAI-compatible HTTP server for a GGUF model, on 127.0.0.1 and a free
+    port, in this process: (server, base_url ending in /v1). Keep `server` alive while in use."""
+    import xllamacpp
+
+    path, _ = resolve_gguf(model)
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.n_ctx = context_tokens
+    params.n_parallel = parallel
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
+    params.verbosity = -1
+    params.hostnames = ["127.0.0.1"]
+    params.port = 0  # a free port
+    server = xllamacpp.Server(params)
+    return server, server.listening_address + "/v1"
