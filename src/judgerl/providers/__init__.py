@@ -12,8 +12,9 @@ from typing import Any, Callable, Protocol
 
 
 class ProviderResponse(dict):
-    """{"top_logprobs": [[token, logprob], ...], "text": str, "prompt_tokens": int | None,
-    "completion_tokens": int | None, "latency_s": float} -- JSON-ready, as cached."""
+    """{"top_logprobs": [[token, logprob], ...] (of the first generated token; [] when the API gives
+    none), "text": str, "prompt_tokens": int | None, "completion_tokens": int | None,
+    "latency_s": float, "attempts": int (HTTP), "cost": float (added by the caller)} -- JSON-ready, as cached."""
 
 
 class LogprobProvider(Protocol):
@@ -30,6 +31,10 @@ class LogprobProvider(Protocol):
     def next_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
         """Greedy next token after the chat `messages`, with the top-k (token, logprob)."""
         ...
+
+    # Optional, used when present: `complete(messages, max_tokens, top_k=0)` for generated
+    # verdicts, and `many(batch, top_k, max_tokens=1)` to run a batch concurrently (a call that
+    # fails for good comes back as its ProviderError in its place).
 
 
 PROVIDERS: dict[str, Callable[..., LogprobProvider]] = {}
