@@ -115,3 +115,21 @@ def test_anthropic_needs_a_key():
 
     with pytest.raises(JudgeError, match="ANTHROPIC_API_KEY_MISSING_FOR_TEST"):
         AnthropicProvider("m", api_key_env="ANTHROPIC_API_KEY_MISSING_FOR_TEST")
+
+
+def test_async_scoring_on_the_callers_event_loop_and_sync_scoring_share_one_provider():
+    import asyncio
+
+    from judgerl.judges.pointwise import RubricJudge
+    from judgerl.judges.reward_function import as_async_reward_function
+
+    with FaultyOpenAIServer(responder=lambda content: [("5" if "kind" in content else "1", -0.01)]) as server:
+        provider = OpenAICompatibleProvider("m", base_url=server.base_url, api_key_env=None, max_concurrency=4)
+        judge = RubricJudge(provider, "Kind is good.")
+        reward = as_async_reward_function(judge)
+        first = asyncio.run(reward(["hi"] * 3, ["kind", "rude", "kind"]))
+        second = asyncio.run(reward(["hi"], ["rude"]))  # a new event loop: a new client, same limits
+        sync = judge.score(["hi"], ["kind"])
+    # one listed digit at p=.99; the four unlisted ones get the .01 leftover each as a bound -> ~0.98 / ~0.02
+    assert first == [pytest.approx(1.0, abs=0.05), pytest.approx(0.0, abs=0.05), pytest.approx(1.0, abs=0.05)]
+    assert second == [pytest.approx(0.0, abs=0.05)] and sync[0].score == pytest.approx(5, abs=0.2)

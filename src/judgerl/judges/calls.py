@@ -9,6 +9,7 @@ cached, and becomes an unscored judgment.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Sequence
 
 from judgerl.errors import JudgeError
@@ -56,6 +57,31 @@ class CachedCaller:
         }
 
     def responses(self, batch: Sequence[Messages], max_tokens: int = 1, top_k: int = 20) -> list[CallResult]:
+        results, misses = self._lookup(batch, max_tokens, top_k)
+        if misses:
+            prompts = [messages for *_, messages in misses]
+            many = getattr(self.provider, "many", None)
+            if many is not None:
+                answers = many(prompts, top_k, max_tokens)
+            else:
+                answers = [self._one(messages, max_tokens, top_k) for messages in prompts]
+            self._store(results, misses, answers)
+        return results
+
+    async def aresponses(self, batch: Sequence[Messages], max_tokens: int = 1, top_k: int = 20) -> list[CallResult]:
+        """`responses` for async code: on the caller's event loop where the provider is async
+        (`amany`), else the synchronous path in a worker thread."""
+        amany = getattr(self.provider, "amany", None)
+        if amany is None:
+            return await asyncio.to_thread(self.responses, batch, max_tokens, top_k)
+        results, misses = self._lookup(batch, max_tokens, top_k)
+        if misses:
+            answers = await amany([messages for *_, messages in misses], top_k, max_tokens)
+            self._store(results, misses, answers)
+        return results
+
+    def _lookup(self, batch: Sequence[Messages], max_tokens: int, top_k: int) -> tuple[list[CallResult], list]:
+        """Cache hits filled in; the misses as (index, key, key_parts, messages). Refuses when over budget."""
         results: list[CallResult] = [(None, False, None)] * len(batch)
         misses = []
         for index, messages in enumerate(batch):
@@ -67,20 +93,15 @@ class CachedCaller:
                 results[index] = (ProviderResponse(stored), True, None)
             else:
                 misses.append((index, key, key_parts, messages))
-        if not misses:
-            return results
-        if self.budget is not None and self.counters["cost"] >= self.budget:
+        if misses and self.budget is not None and self.counters["cost"] >= self.budget:
             raise BudgetExceeded(
                 f"{self.judge_id}: the judge budget of {self.budget:g} is spent ({self.counters['cost']:.4f}); "
                 f"{len(misses)} judgment(s) not requested. Raise judge.budget to go on."
             )
+        return results, misses
 
-        prompts = [messages for *_, messages in misses]
-        many = getattr(self.provider, "many", None)
-        if many is not None:
-            answers = many(prompts, top_k, max_tokens)
-        else:
-            answers = [self._one(messages, max_tokens, top_k) for messages in prompts]
+    def _store(self, results: list[CallResult], misses: list, answers: Sequence[Any]) -> None:
+        """Count, price and cache the provider's answers; failures stay uncached errors."""
         for (index, key, key_parts, _), answer in zip(misses, answers):
             if isinstance(answer, ProviderError):
                 self.counters["failed_calls"] += 1
@@ -93,7 +114,6 @@ class CachedCaller:
             if self.cache is not None:
                 self.cache.put(key, self.judge_id, key_parts, dict(answer))
             results[index] = (answer, False, None)
-        return results
 
     def _one(self, messages: Messages, max_tokens: int, top_k: int) -> ProviderResponse | ProviderError:
         try:

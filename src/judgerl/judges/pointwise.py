@@ -118,15 +118,27 @@ class RubricJudge:
         self, prompts: Sequence[str], completions: Sequence[str], references: Sequence[str | None] | None = None
     ) -> list[Judgment]:
         """One judgment per (prompt, completion); with `references`, graded against each reference answer."""
+        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, references)
+        return self._finish(prompts, completions, shown, self.caller.responses(batch, max_tokens, top_k))
+
+    async def ascore(
+        self, prompts: Sequence[str], completions: Sequence[str], references: Sequence[str | None] | None = None
+    ) -> list[Judgment]:
+        """`score` for async code: HTTP providers run the calls on the caller's event loop."""
+        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, references)
+        return self._finish(prompts, completions, shown, await self.caller.aresponses(batch, max_tokens, top_k))
+
+    def _prepare(self, prompts, completions, references):
         if len(prompts) != len(completions) or (references is not None and len(references) != len(prompts)):
             raise ValueError("prompts, completions (and references) must be as many")
         shown = [shown_to_judge(c, self.guard_injections) for c in completions]
         refs = list(references) if references is not None else [None] * len(prompts)
         batch = [self.messages(p, g.text, r) for p, g, r in zip(prompts, shown, refs)]
         if self.reads_logprobs:
-            results = self.caller.responses(batch, max_tokens=1, top_k=self.top_k)
-        else:
-            results = self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0)
+            return shown, batch, 1, self.top_k
+        return shown, batch, self.max_tokens, 0
+
+    def _finish(self, prompts, completions, shown, results) -> list[Judgment]:
         judgments = []
         for prompt, completion, guarded, result in zip(prompts, completions, shown, results):
             judgment = self._read(prompt, completion, result)

@@ -51,10 +51,13 @@ def as_async_reward_function(
     judge: Scorer, name: str | None = None
 ) -> Callable[..., Coroutine[Any, Any, list[float | None]]]:
     sync = as_reward_function(judge, name)
+    ascore = getattr(judge, "ascore", None)
 
     async def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        # The judge batches and (for HTTP providers) runs calls concurrently on its own loop;
-        # a worker thread keeps the caller's event loop free meanwhile.
+        if ascore is not None:  # calls run on the caller's event loop (HTTP providers)
+            judgments = await ascore([as_text(p, "user") for p in prompts], [as_text(c, "assistant") for c in completions])
+            return [j.reward if j.scored else None for j in judgments]
+        # Otherwise a worker thread keeps the caller's event loop free while the judge works.
         return await asyncio.to_thread(sync, prompts, completions, **kwargs)
 
     reward_function.__name__ = sync.__name__

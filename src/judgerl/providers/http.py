@@ -71,19 +71,21 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class RateLimiter:
-    """Requests and tokens per minute over a sliding 60 s window (None: no limit)."""
+    """Requests and tokens per minute over a sliding 60 s window (None: no limit). Its state is
+    shared by every event loop that uses the provider (a thread lock guards the bookkeeping;
+    waiting happens outside it)."""
 
     def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None):
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self._events: collections.deque[tuple[float, int]] = collections.deque()
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()
 
     async def acquire(self, tokens: int) -> None:
         if self.requests_per_minute is None and self.tokens_per_minute is None:
             return
-        async with self._lock:
-            while True:
+        while True:
+            with self._lock:
                 now = time.monotonic()
                 while self._events and now - self._events[0][0] >= 60.0:
                     self._events.popleft()
@@ -97,7 +99,8 @@ class RateLimiter:
                 if requests_ok and tokens_ok:
                     self._events.append((now, tokens))
                     return
-                await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
+                wait = max(0.01, 60.0 - (now - self._events[0][0]))
+            await asyncio.sleep(wait)
 
 
 async def post_with_retries(

@@ -47,8 +47,8 @@ class OpenAICompatibleProvider:
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
         self._limiter = RateLimiter(requests_per_minute, tokens_per_minute)
-        self._semaphore: asyncio.Semaphore | None = None
-        self._client: Any = None
+        self._clients: list[tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore]] = []
+        """(loop, httpx client, semaphore) per event loop: both belong to the loop that made them."""
         self._rng = random.Random(seed)
         self._runner = SyncRunner()
 
@@ -58,18 +58,23 @@ class OpenAICompatibleProvider:
     def identity(self) -> dict[str, Any]:
         return {"provider": self.provider_name, "model": self.model, "base_url": self.base_url}
 
-    def _http(self) -> Any:
-        if self._client is None:
-            import httpx
+    def _http(self) -> tuple[Any, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        self._clients = [entry for entry in self._clients if not entry[0].is_closed()]
+        for known_loop, client, semaphore in self._clients:
+            if known_loop is loop:
+                return client, semaphore
+        import httpx
 
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers(),
-                timeout=httpx.Timeout(self.retry.timeout_s),
-                limits=httpx.Limits(max_connections=self.max_concurrency),
-            )
-            self._semaphore = asyncio.Semaphore(self.max_concurrency)
-        return self._client
+        client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._headers(),
+            timeout=httpx.Timeout(self.retry.timeout_s),
+            limits=httpx.Limits(max_connections=self.max_concurrency),
+        )
+        semaphore = asyncio.Semaphore(self.max_concurrency)
+        self._clients.append((loop, client, semaphore))
+        return client, semaphore
 
     async def anext_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
         return await self.acomplete(messages, max_tokens=1, top_k=top_k)
@@ -94,11 +99,10 @@ class OpenAICompatibleProvider:
 
     async def acomplete(self, messages: list[dict[str, str]], max_tokens: int, top_k: int = 0) -> ProviderResponse:
         """Greedy completion of up to `max_tokens`; with top_k > 0 also the first token's top-k."""
-        client = self._http()
+        client, semaphore = self._http()
         body = json.dumps(self._payload(messages, max_tokens, top_k))
         estimated_tokens = len(body) // 4 + max_tokens
-        assert self._semaphore is not None
-        async with self._semaphore:
+        async with semaphore:
             await self._limiter.acquire(estimated_tokens)
             started = time.perf_counter()
             response, attempts = await post_with_retries(
