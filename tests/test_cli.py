@@ -227,4 +227,5 @@ def test_judge_groups_and_pairs_from_the_command_line(tmp_path):
     [row] = [json.loads(line) for line in (tmp_path / "groups.judged.jsonl").read_text().splitlines()]
     assert [j["score"] for j in row["judgments"]] == [1, 9, 1]
     assert pair_run.returncode == 0, pair_run.stderr
-    assert json.loads(pair_run.stdout)["verdicts"] == {"second": 1}
+    pair_summary = json.loads(pair_run.stdout)
+    assert pair_summary["verdicts"] == {"second": 1} and pair_summary["model_calls"] == 2  # both orders

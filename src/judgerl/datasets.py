@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_DATASETS = ("sft", "rl", "eval")
@@ -36,16 +36,21 @@ def dataset_text(source: str) -> str:
     return Path(source).expanduser().read_text("utf-8")
 
 
-def load_questions(source: str, labels: Sequence[str] | None = None) -> list[Question]:
-    """Questions from `builtin:NAME` or a JSONL path; with `labels`, every line needs a valid target."""
-    questions = []
-    for line_number, line in enumerate(dataset_text(source).splitlines(), start=1):
+def jsonl_rows(text: str, source: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line; a line that is not JSON is refused by number."""
+    for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            yield line_number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{source}, line {line_number}: not JSON ({exc.msg})") from None
+
+
+def load_questions(source: str, labels: Sequence[str] | None = None) -> list[Question]:
+    """Questions from `builtin:NAME` or a JSONL path; with `labels`, every line needs a valid target."""
+    questions = []
+    for line_number, row in jsonl_rows(dataset_text(source), source):
         if not isinstance(row, dict) or not isinstance(row.get("question"), str):
             raise ValueError(f"{source}, line {line_number}: needs a \"question\" string")
         target = row.get("target")

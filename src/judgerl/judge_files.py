@@ -18,6 +18,7 @@ from typing import Any, Iterator, Literal
 
 from tqdm.auto import tqdm
 
+from judgerl.datasets import jsonl_rows
 from judgerl.judges.group import GroupJudge
 from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
 from judgerl.judges.pointwise import RubricJudge
@@ -33,13 +34,9 @@ REQUIRED = {
 
 def read_rows(path: Path, mode: Mode) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}, line {number}: not JSON ({exc.msg})") from None
+    for number, row in jsonl_rows(path.read_text("utf-8"), str(path)):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, line {number}: each line must be a JSON object")
         missing = [key for key in REQUIRED[mode] if not isinstance(row.get(key), str)]
         if mode == "group" and not (isinstance(row.get("completions"), list) and len(row["completions"]) >= 2
                                     and all(isinstance(c, str) for c in row["completions"])):
@@ -101,7 +98,7 @@ def judge_file(
             bar.update(len(batch))
     temporary.replace(output_path)
 
-    counters = getattr(judge, "counters", None) or getattr(getattr(judge, "rubric_judge", None), "counters", {})
+    counters = judge.counters
     summary: dict[str, Any] = {
         "items": len(rows),
         "unscored": unscored,

@@ -75,6 +75,10 @@ class PairwiseJudge:
                        "template_version": TEMPLATE_VERSION, "way": "pairwise", "guard": guard_injections},
         )
 
+    @property
+    def counters(self) -> dict[str, float]:
+        return self.caller.counters
+
     def messages(self, prompt: str, a: str, b: str) -> list[dict[str, str]]:
         return [
             {"role": "system", "content": SYSTEM.format(rubric=self.rubric)},
@@ -143,6 +147,10 @@ class PairwiseFromScores:
         self.tie_margin = tie_margin
         """Rewards (in [0, 1]) closer than this are a tie."""
         self.judge_id = rubric_judge.judge_id + "#from-scores"
+
+    @property
+    def counters(self) -> dict[str, float]:
+        return self.rubric_judge.counters
 
     def compare(self, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str]) -> list[PairwiseJudgment]:
         n = len(prompts)
