@@ -136,3 +136,21 @@ def test_realist_examples_become_chat_turns_before_the_question():
     assert messages[0]["role"] == "system" and "Yes, No or Maybe" in messages[0]["content"]
     assert messages[-1] == {"role": "user", "content": "Question: Will it snow?"}
     assert len(messages) == 2 + 2 * len(BUILTIN_RUBRICS["realist"].examples)
+
+
+def test_a_provider_without_logprobs_gives_a_text_label_with_unknown_confidence():
+    def text_only(messages):
+        return []  # no top log-probabilities at all
+
+    class TextOnly(ScriptedProvider):
+        def next_token_logprobs(self, messages, top_k):
+            response = super().next_token_logprobs(messages, top_k)
+            response["text"] = "Maybe"
+            return response
+
+    judge = LLMJudge(TextOnly(text_only), BUILTIN_RUBRICS["cautious"], LABELS)
+    [judgment] = judge.judge_answers(["Will it rain?"], ["Maybe"])
+    assert judgment.scored and judgment.preferred_label == "Maybe" and judgment.reward == 1.0
+    assert judgment.confidence is None and judgment.flags
+    assert ConfidenceGate(0.0).accepts(judgment)
+    assert not ConfidenceGate(0.5).accepts(judgment)

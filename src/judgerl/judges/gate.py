@@ -18,11 +18,11 @@ class ConfidenceGate:
     """Accept a judgment when its confidence is >= this (0 accepts every scored judgment)."""
 
     def accepts(self, judgment: Judgment) -> bool:
-        return (
-            judgment.scored
-            and judgment.confidence is not None
-            and judgment.confidence >= self.threshold
-        )
+        if not judgment.scored:
+            return False
+        if judgment.confidence is None:  # read from text: certainty unknown, only a gate at 0 takes it
+            return self.threshold == 0
+        return judgment.confidence >= self.threshold
 
     def mask(self, judgments: Sequence[Judgment]) -> list[bool]:
         return [self.accepts(judgment) for judgment in judgments]

@@ -16,7 +16,7 @@ from typing import Literal, Sequence
 from judgerl.judges.base import Judgment, answers_from_label_judgments
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
-from judgerl.judges.logprobs import expected_value, read_choices
+from judgerl.judges.logprobs import expected_value, normalise_token, read_choices
 from judgerl.judges.rubrics import Rubric
 from judgerl.providers import LogprobProvider, ProviderResponse
 
@@ -118,8 +118,16 @@ class LLMJudge:
         for question, result in zip(questions, results):
             judgment = judgment_from_call("labels", question, None, result, self.judge_id)
             reading = read_choices(judgment.top_logprobs, self.labels)
+            said = normalise_token(judgment.raw_text or "")
             if judgment.error:
                 pass  # the call itself failed: unscored, with the provider's message
+            elif not judgment.top_logprobs and said in {label.lower() for label in self.labels}:
+                # A provider without log-probabilities (Anthropic): the answer is read from its text.
+                # Its certainty is unknown, so confidence stays None and only a gate at 0 accepts it.
+                judgment.status = "scored"
+                judgment.preferred_label = next(label for label in self.labels if label.lower() == said)
+                judgment.label_probs = {label: float(label == judgment.preferred_label) for label in self.labels}
+                judgment.flags.append("no log-probabilities: label read from the generated text")
             elif reading is None:
                 judgment.error = (
                     f"none of {list(self.labels)} among the judge's top-{len(judgment.top_logprobs)} "
