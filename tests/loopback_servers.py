@@ -82,7 +82,9 @@ class FaultyOpenAIServer:
                 draw -= p429
                 if draw < p500:
                     server._count("500")
-                    return self._send(500, {"error": "boom"})
+                    # like a debugging proxy: the error body echoes the request's headers
+                    echoed = self.headers.get("Authorization") or self.headers.get("x-api-key")
+                    return self._send(500, {"echo": echoed, "error": "boom"})
                 draw -= p500
                 if draw < pdrop:
                     server._count("drop")

@@ -109,10 +109,12 @@ async def post_with_retries(
     what: str,
     rng: random.Random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> tuple[Any, int]:
     """Call `send()` (an httpx request) until it succeeds or retries run out: (response, attempts).
 
-    `what` names the call in log lines and errors (provider and model, never a key).
+    `what` names the call in log lines and errors (provider and model, never a key); `redact`
+    scrubs server text before it is quoted (a proxy may echo the request's headers back).
     """
     import httpx
 
@@ -128,7 +130,7 @@ async def post_with_retries(
             if response.status_code < 400:
                 return response, attempt
             status = response.status_code
-            problem = f"HTTP {status}: {response.text[:200]!r}"
+            problem = f"HTTP {status}: {redact(response.text)[:200]!r}"
             if status not in RETRYABLE_STATUS:
                 raise ProviderError(f"{what}: {problem} (not retried)", status=status, attempts=attempt)
             retry_after = parse_retry_after(response.headers.get("retry-after"))

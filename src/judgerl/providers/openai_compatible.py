@@ -79,6 +79,9 @@ class OpenAICompatibleProvider:
     async def anext_token_logprobs(self, messages: list[dict[str, str]], top_k: int) -> ProviderResponse:
         return await self.acomplete(messages, max_tokens=1, top_k=top_k)
 
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key.reveal(), "***") if self._key is not None else text
+
     # What differs between HTTP APIs: where to post, what to send, how to read the answer.
     path = "/chat/completions"
 
@@ -106,13 +109,15 @@ class OpenAICompatibleProvider:
             await self._limiter.acquire(estimated_tokens)
             started = time.perf_counter()
             response, attempts = await post_with_retries(
-                lambda: client.post(self.path, content=body), self.retry, self.name, self._rng
+                lambda: client.post(self.path, content=body), self.retry, self.name, self._rng, redact=self._redact
             )
             latency = time.perf_counter() - started
         try:
             return self._read(response.json(), latency, attempts)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ProviderError(f"{self.name}: malformed response ({type(exc).__name__}): {response.text[:200]!r}") from None
+            raise ProviderError(
+                f"{self.name}: malformed response ({type(exc).__name__}): {self._redact(response.text)[:200]!r}"
+            ) from None
 
     async def amany(
         self, batch: Sequence[list[dict[str, str]]], top_k: int, max_tokens: int = 1
