@@ -1,0 +1,137 @@
+"""Rollouts: what a policy sampled, kept so that the update can score it again.
+
+The data flow of every RL step:
+
+    prompts (P,) -> policy.sample(n) -> Rollout (N = P * n completions)
+                 -> judge -> rewards (N,), unscored masked
+                 -> algorithm: advantages -> policy.score(rollout) -> loss -> update
+
+`SequencePolicy` is the interface every trainable policy implements: the tiny magic 8-ball
+(a "completion" is one label token) and Hugging Face causal LMs (completions of many tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    """Completions stop at the end-of-sequence token or after this many tokens."""
+
+
+@dataclass
+class Rollout:
+    """N completions of P prompts; completion i answers prompts[group[i]].
+
+    Tensors are right-padded over completion tokens: T is the longest completion in the batch.
+    `old_logprobs` are the log-probabilities of the sampled tokens under the policy that sampled
+    them, at the sampling temperature (the same distribution `SequencePolicy.score` computes),
+    so that ratio = exp(new - old) is 1 before the first update.
+    """
+
+    prompts: list[str]
+    group: torch.Tensor
+    """(N,) long: index into `prompts`."""
+    completions: list[str]
+    """(N,) decoded text, end-of-sequence token excluded."""
+    completion_ids: torch.Tensor
+    """(N, T) long, padded with the policy's pad id."""
+    completion_mask: torch.Tensor
+    """(N, T) float: 1 on sampled tokens (the end-of-sequence token included), 0 on padding."""
+    old_logprobs: torch.Tensor
+    """(N, T) float, detached."""
+    temperature: float = 1.0
+    context: dict[str, Any] = field(default_factory=dict)
+    """Policy-specific inputs needed to score again, indexed per prompt (e.g. "prompt_ids")."""
+
+    @property
+    def size(self) -> int:
+        return len(self.completions)
+
+    @property
+    def prompt_per_completion(self) -> list[str]:
+        return [self.prompts[i] for i in self.group.tolist()]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(N,) tokens per completion."""
+        return self.completion_mask.sum(-1)
+
+    def select(self, rows: Sequence[int] | torch.Tensor) -> "Rollout":
+        """The rollout of some completions; prompts and per-prompt context are kept whole."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        width = int(self.completion_mask[index].sum(-1).max().item()) if len(index) else 0
+        width = max(width, 1)
+        return replace(
+            self,
+            group=self.group[index],
+            completions=[self.completions[i] for i in index.tolist()],
+            completion_ids=self.completion_ids[index, :width],
+            completion_mask=self.completion_mask[index, :width],
+            old_logprobs=self.old_logprobs[index, :width],
+        )
+
+
+@dataclass
+class PolicyScores:
+    """What `SequencePolicy.score` returns for a rollout, all (N, T) over completion tokens."""
+
+    logprobs: torch.Tensor
+    """Log-probability of each completion token, at the rollout's temperature."""
+    entropy: torch.Tensor | None = None
+    """Entropy of each next-token distribution (when asked for)."""
+    values: torch.Tensor | None = None
+    """Value-head estimate at each completion token (when asked for; PPO)."""
+
+
+class SequencePolicy(Protocol):
+    """A trainable policy that writes completions to prompts."""
+
+    name: str
+
+    def sample(
+        self, prompts: Sequence[str], n: int, settings: SamplingSettings, generator: torch.Generator
+    ) -> Rollout:
+        """n completions per prompt, without gradients. Row order: prompt 0's n, prompt 1's n, ..."""
+        ...
+
+    def rollout_of(self, prompts: Sequence[str], completions: Sequence[str]) -> Rollout:
+        """A rollout of given texts (completion i answers prompts[i]), for supervised steps and
+        for scoring completions the policy did not sample. `old_logprobs` are zeros."""
+        ...
+
+    def score(
+        self,
+        rollout: Rollout,
+        *,
+        reference: bool = False,
+        with_entropy: bool = False,
+        with_values: bool = False,
+    ) -> PolicyScores:
+        """Score the rollout's completions again, with gradients unless `reference`.
+
+        reference=True scores with the frozen reference policy (no gradients): a frozen copy for
+        full fine-tuning; the base weights with the adapter switched off for LoRA."""
+        ...
+
+    def add_value_head(self) -> None:
+        """Attach a value head (PPO) if there is none: a Linear(hidden, 1) on the last hidden
+        state, initialised to zero. Its parameters join `trainable_parameters`, and `save` keeps
+        it. Called before the optimiser is built."""
+        ...
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser updates: all weights, or the LoRA adapter's (plus any value head)."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Weights as safetensors plus a JSON description; nothing pickled."""
+        ...
