@@ -1,21 +1,27 @@
 """RL algorithms: one per module, the shared maths in `maths`.
 
-An algorithm turns one batch of questions into a loss: it rolls the policy out, asks the
-judge, gates the judgments and builds the loss from the accepted ones. The training loop
-owns everything else (optimiser, metrics, checkpoints). Algorithms register by name in
-`ALGORITHMS`, as a third party's would.
+Two kinds, each in its own registry, as a third party's would register:
+
+- `ALGORITHMS`: label algorithms for the magic 8-ball that need the judge's whole label
+  distribution (`judge_alignment`). They roll out, judge and build the loss themselves.
+- `RL_ALGORITHMS`: sequence algorithms for any `SequencePolicy` (the 8-ball's label policy too):
+  reinforce, rloo, grpo, ppo, online_dpo, rejection_sampling. The training loop
+  (`training/loop.py`) samples and judges; the algorithm turns the judged rollout into per-row
+  quantities (`prepare`) and those into a loss (`loss`), micro-batch by micro-batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Literal, Protocol, Sequence
 
 import torch
 
 from judgerl.judges.base import Judge, Judgment
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies import LabelPolicy
+from judgerl.rewards import JudgedRollout
+from judgerl.rollouts import Rollout, SequencePolicy
 
 
 @dataclass
@@ -43,19 +49,67 @@ class Algorithm(Protocol):
     ) -> StepOutput: ...
 
 
+@dataclass
+class Prepared:
+    """Per-row quantities an algorithm computed once per rollout, before any gradient step."""
+
+    per_row: dict[str, torch.Tensor]
+    """Each (N,) or (N, T), indexed like the rollout: advantages, reference log-probs, ..."""
+    weights: torch.Tensor
+    """(N,) what each row adds to the loss normaliser (tokens or 1; 0 = not in the loss). The loop
+    divides the summed loss of a minibatch by the sum of its rows' weights, so that gradient
+    accumulation over micro-batches gives the same gradient as one big batch."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    in_loss: torch.Tensor | None = None
+    """(N,) bool rows the loss reads; None = the rows with weight > 0. (Online DPO reads the
+    rejected row of a pair too, though only the chosen row carries the pair's weight.)"""
+
+
+class RLAlgorithm(Protocol):
+    name: str
+    samples_per_prompt: int
+    judging: Literal["pointwise", "pairwise"]
+    epochs: int
+    """Passes over each rollout (PPO: several; the others: 1)."""
+    minibatches: int
+    """Optimiser steps per pass (each over a shuffled share of the rows)."""
+    uses_values: bool
+    """Needs the policy's value head (PPO)."""
+
+    def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared: ...
+
+    def loss(
+        self, policy: SequencePolicy, rollout: Rollout, per_row: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Summed (not averaged) loss of these rows, and metrics averaged over them.
+        `rollout` and `per_row` are already restricted to the rows of one micro-batch."""
+        ...
+
+
 ALGORITHMS: dict[str, Callable[..., Algorithm]] = {}
+RL_ALGORITHMS: dict[str, Callable[..., RLAlgorithm]] = {}
 
 
 def register_algorithm(name: str, factory: Callable[..., Algorithm]) -> None:
     ALGORITHMS[name] = factory
 
 
+def register_rl_algorithm(name: str, factory: Callable[..., RLAlgorithm]) -> None:
+    RL_ALGORITHMS[name] = factory
+
+
 def _register_builtins() -> None:
+    from judgerl.algorithms.grpo import GRPO
     from judgerl.algorithms.judge_alignment import JudgeAlignment
+    from judgerl.algorithms.online_dpo import OnlineDPO
+    from judgerl.algorithms.ppo import PPO
     from judgerl.algorithms.reinforce import Reinforce
+    from judgerl.algorithms.rejection_sampling import RejectionSampling
+    from judgerl.algorithms.rloo import RLOO
 
     register_algorithm("judge_alignment", JudgeAlignment)
-    register_algorithm("reinforce", Reinforce)
+    for algorithm in (Reinforce, RLOO, GRPO, PPO, OnlineDPO, RejectionSampling):
+        register_rl_algorithm(algorithm.name, algorithm)
 
 
 _register_builtins()

@@ -1,67 +1,51 @@
-"""REINFORCE with a baseline and a KL penalty towards the SFT policy (Williams, 1992).
+"""REINFORCE with a baseline (Williams, 1992): the seed's "policy gradients".
 
-For each question q_i, sample K answers a_ik ~ pi(. | q_i); the judge scores each, giving
-r_ik in [0, 1]. With a baseline b (the mean accepted reward of the batch, or a moving
-average across steps) and the accepted set A (gated, scored):
+For completions y_i of prompts x_i with accepted judge rewards r_i and a baseline b:
 
-    loss = -(1 / |A|) * sum_{(i,k) in A} (r_ik - b) * log pi(a_ik | q_i)
-           + beta * (1 / B) * sum_i KL(pi(. | q_i) || pi_ref(. | q_i))
+    loss = -(1/|A|) sum_{i in A} (r_i - b) * log pi(y_i | x_i)  +  kl_coef * KL(pi || pi_ref)
 
-The KL is exact (three labels), not estimated from samples. Rejected samples contribute no
-gradient: they are not rewards of zero.
+b is the batch's mean accepted reward, or a moving average of earlier batches' means (independent
+of this batch's samples, so unbiased). log pi(y|x) is the sum over the completion's tokens; the KL
+is the per-token k3 estimate. Rejected samples contribute nothing: they are not rewards of zero.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
-from judgerl.algorithms import StepOutput
-from judgerl.algorithms.maths import categorical_kl, entropy, gather_log_probs, masked_mean
-from judgerl.judges.base import Judge
-from judgerl.judges.gate import ConfidenceGate, accept_rate
-from judgerl.policies import LabelPolicy
-
-
-def reinforce_loss(
-    log_probs: torch.Tensor,
-    rewards: torch.Tensor,
-    accepted: torch.Tensor,
-    baseline: float,
-    kl: torch.Tensor,
-    kl_coef: float,
-) -> torch.Tensor:
-    """log_probs, rewards, accepted: (B, K); kl: (B,). Returns the scalar loss above."""
-    advantages = (rewards - baseline).detach()  # (B, K)
-    policy_term = -masked_mean(advantages * log_probs, accepted)
-    return policy_term + kl_coef * kl.mean()
+from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.common import advantage_loss, reference_logprobs, reward_metrics, weights_for
+from judgerl.rollouts import Rollout, SequencePolicy
 
 
 class Reinforce:
     name = "reinforce"
-    judge_method = None  # label probabilities or rubric scores both give a reward
+    judging = "pointwise"
+    epochs = 1
+    minibatches = 1
+    uses_values = False
 
     def __init__(
         self,
-        samples_per_question: int = 4,
+        samples_per_prompt: int = 4,
         kl_coef: float = 0.05,
         baseline: Literal["batch_mean", "moving_average"] = "batch_mean",
         baseline_decay: float = 0.9,
         **_unused: object,
     ):
-        self.samples_per_question = samples_per_question
+        self.samples_per_prompt = samples_per_prompt
         self.kl_coef = kl_coef
         self.baseline_kind = baseline
         self.baseline_decay = baseline_decay
         self.moving_baseline: float | None = None
 
-    def _baseline(self, accepted_rewards: torch.Tensor) -> float:
+    def baseline(self, accepted_rewards: torch.Tensor) -> float:
         batch_mean = float(accepted_rewards.mean())
         if self.baseline_kind == "batch_mean":
             return batch_mean
-        # Moving average: uses the batches before this one, so it is independent of this step's
-        # samples (no bias); the first step falls back to the batch mean.
+        # The first step has no earlier batches and falls back to its own mean.
         baseline = batch_mean if self.moving_baseline is None else self.moving_baseline
         self.moving_baseline = (
             batch_mean if self.moving_baseline is None
@@ -69,48 +53,25 @@ class Reinforce:
         )
         return baseline
 
-    def step(
-        self,
-        policy: LabelPolicy,
-        reference: LabelPolicy,
-        questions: Sequence[str],
-        judge: Judge,
-        gate: ConfidenceGate,
-        generator: torch.Generator,
-    ) -> StepOutput:
-        labels = policy.labels
-        k = self.samples_per_question
-        logits = policy.label_logits(questions)  # (B, L)
-        actions = torch.multinomial(
-            logits.detach().softmax(-1), k, replacement=True, generator=generator
-        )  # (B, K)
-        repeated_questions = [q for q in questions for _ in range(k)]
-        answers = [labels[i] for i in actions.flatten().tolist()]
-        judgments = judge.judge_answers(repeated_questions, answers)  # B*K, row-major
+    def state(self) -> dict[str, float | None]:
+        """What a resumed run needs to continue exactly (the moving baseline)."""
+        return {"moving_baseline": self.moving_baseline}
 
-        accepted = torch.tensor(gate.mask(judgments)).view(len(questions), k)  # (B, K)
-        rewards = torch.tensor(
-            [j.reward if j.reward is not None else 0.0 for j in judgments]
-        ).view(len(questions), k)  # (B, K); masked where unscored
+    def load_state(self, state: dict[str, float | None]) -> None:
+        self.moving_baseline = state.get("moving_baseline")
 
-        with torch.no_grad():
-            reference_logits = reference.label_logits(questions)
-        kl = categorical_kl(logits, reference_logits)  # (B,)
-        metrics = {
-            "judge/accept_rate": accept_rate(accepted.flatten().tolist()),
-            "judge/unscored": float(sum(not j.scored for j in judgments)),
-            "policy/kl_to_reference": kl.mean().item(),
-            "policy/entropy": float(entropy(logits.detach()).mean()),
-        }
-        scored = [j.reward for j in judgments if j.scored]
-        metrics["reward/mean"] = sum(scored) / len(scored) if scored else float("nan")
-        if not accepted.any():
-            return StepOutput(loss=None, metrics=metrics, judgments=judgments)
-
-        baseline = self._baseline(rewards[accepted])
-        loss = reinforce_loss(
-            gather_log_probs(logits, actions), rewards, accepted, baseline, kl, self.kl_coef
-        )
+    def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
+        metrics = reward_metrics(judged)
+        baseline = self.baseline(judged.rewards[judged.accepted]) if judged.accepted.any() else 0.0
         metrics["reward/baseline"] = baseline
-        metrics["losses/total"] = loss.item()
-        return StepOutput(loss=loss, metrics=metrics, judgments=judgments)
+        advantages = torch.where(judged.accepted, judged.rewards - baseline, torch.zeros_like(judged.rewards))
+        return Prepared(
+            per_row={"advantages": advantages, "accepted": judged.accepted,
+                     **reference_logprobs(policy, rollout, self.kl_coef)},
+            weights=weights_for(rollout, judged.accepted, "sum"),
+            metrics=metrics,
+        )
+
+    def loss(self, policy, rollout, per_row):
+        return advantage_loss(policy, rollout, per_row, clip_low=float("inf"), clip_high=float("inf"),
+                              kl_coef=self.kl_coef, level="sum")

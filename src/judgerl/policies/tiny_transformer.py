@@ -96,13 +96,16 @@ class TinyTransformerPolicy(nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # ids, mask: (B, T) -> logits (B, n_labels)
+        return self.head(self.pooled(ids, mask))
+
+    def pooled(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # ids, mask: (B, T) -> the question's features (B, D), what the head (and a value head) reads
         positions = torch.arange(ids.shape[1], device=ids.device)
         x = self.embed(ids) + self.position(positions)[None]  # (B, T, D)
         attended, _ = self.attention(x, x, x, key_padding_mask=~mask, need_weights=False)
         x = self.norm(x + attended)  # (B, T, D)
         weights = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D), pads excluded
-        return self.head(pooled)  # (B, n_labels)
+        return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, D), pads excluded
 
     def label_logits(self, questions: Sequence[str]) -> torch.Tensor:
         ids, mask = self.vocabulary.batch(questions, self.shape.max_tokens)

@@ -1,0 +1,133 @@
+"""From a rollout to rewards: ask whichever judge the config built, gate it, mask the rest.
+
+Judges come in several shapes (see `judgerl.judges`); this module asks each in its own way:
+
+- pointwise scorers, `score(prompts, completions) -> [Judgment]` (rubric, critique, constitution,
+  OpenAI graders, TRL-style reward functions);
+- group judges, `score_groups(prompts, groups) -> [[Judgment]]` (RULER-style: each prompt's
+  completions ranked together in one call);
+- label judges, `judge_answers(questions, answers) -> [Judgment]` (the magic 8-ball's);
+- pairwise judges, `compare(prompts, firsts, seconds) -> [PairwiseJudgment]`, for online DPO;
+  any other judge gives pairs from its pointwise rewards (higher reward = chosen, equal = no pair).
+
+An unscored judgment, or one the confidence gate rejects, is masked: reward 0 that nobody reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from judgerl.judges.base import Judgment
+from judgerl.judges.gate import ConfidenceGate
+from judgerl.rollouts import Rollout
+
+
+@dataclass
+class JudgedRollout:
+    """The judge's verdict on a rollout, row by row."""
+
+    rewards: torch.Tensor
+    """(N,) float reward in the judge's range; 0 where not accepted (never used there)."""
+    accepted: torch.Tensor
+    """(N,) bool: scored and passed the confidence gate."""
+    judgments: list[Judgment]
+    preference: torch.Tensor | None = None
+    """Pairwise judging only: (N,) +1 chosen, -1 rejected, 0 neither (tie, invalid or unpaired)."""
+
+
+def judge_rollout(judge: Any, rollout: Rollout, gate: ConfidenceGate, pairwise: bool = False) -> JudgedRollout:
+    if pairwise and hasattr(judge, "compare"):
+        return _pairwise(judge, rollout)
+    judgments = pointwise_judgments(judge, rollout)
+    accepted = torch.tensor(gate.mask(judgments), dtype=torch.bool)
+    rewards = torch.tensor([j.reward if (ok and j.reward is not None) else 0.0
+                            for j, ok in zip(judgments, accepted.tolist())], dtype=torch.float32)
+    judged = JudgedRollout(rewards=rewards, accepted=accepted, judgments=judgments)
+    if pairwise:
+        judged.preference = preference_from_rewards(rewards, accepted, rollout.group)
+    return judged
+
+
+def pointwise_judgments(judge: Any, rollout: Rollout) -> list[Judgment]:
+    prompts = rollout.prompt_per_completion
+    if hasattr(judge, "score_groups"):
+        groups = [[rollout.completions[i] for i in (rollout.group == g).nonzero().flatten().tolist()]
+                  for g in range(len(rollout.prompts))]
+        by_group = judge.score_groups(rollout.prompts, groups)
+        judgments: list[Judgment | None] = [None] * rollout.size
+        for g, group_judgments in enumerate(by_group):
+            for row, judgment in zip((rollout.group == g).nonzero().flatten().tolist(), group_judgments):
+                judgments[row] = judgment
+        return [j for j in judgments if j is not None]
+    if hasattr(judge, "score"):
+        return judge.score(prompts, rollout.completions)
+    if hasattr(judge, "judge_answers"):
+        return judge.judge_answers(prompts, rollout.completions)
+    raise TypeError(f"{type(judge).__name__} is not a judge: it has neither score, score_groups nor judge_answers")
+
+
+def preference_from_rewards(rewards: torch.Tensor, accepted: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """(N,) +1 / -1 for the higher / lower accepted reward of each two-completion group; 0 otherwise."""
+    preference = torch.zeros(len(rewards), dtype=torch.long)
+    for g in group.unique():
+        rows = (group == g).nonzero().flatten()
+        if len(rows) != 2 or not accepted[rows].all() or rewards[rows[0]] == rewards[rows[1]]:
+            continue
+        winner, loser = (rows[0], rows[1]) if rewards[rows[0]] > rewards[rows[1]] else (rows[1], rows[0])
+        preference[winner], preference[loser] = 1, -1
+    return preference
+
+
+def _pairwise(judge: Any, rollout: Rollout) -> JudgedRollout:
+    """Pairs of a two-sample rollout judged by a pairwise judge (both orders, inside the judge)."""
+    pairs = [(rows[0], rows[1]) for g in range(len(rollout.prompts))
+             if len(rows := (rollout.group == g).nonzero().flatten().tolist()) == 2]
+    verdicts = judge.compare([rollout.prompts[int(rollout.group[a])] for a, _ in pairs],
+                             [rollout.completions[a] for a, _ in pairs],
+                             [rollout.completions[b] for _, b in pairs])
+    preference = torch.zeros(rollout.size, dtype=torch.long)
+    judgments: list[Judgment] = []
+    for (a, b), verdict in zip(pairs, verdicts):
+        if verdict.verdict in ("first", "second"):
+            winner, loser = (a, b) if verdict.verdict == "first" else (b, a)
+            preference[winner], preference[loser] = 1, -1
+        judgments.extend(dataclasses.replace(part) for part in verdict.parts)
+    chosen = preference == 1
+    return JudgedRollout(rewards=chosen.float(), accepted=preference != 0, judgments=judgments,
+                         preference=preference)
+
+
+def reward_function_judge(function: Callable[..., Sequence[float | None]], name: str) -> "RewardFunctionJudge":
+    return RewardFunctionJudge(function, name)
+
+
+@dataclasses.dataclass
+class RewardFunctionJudge:
+    """A TRL-style reward function `(prompts, completions, **kwargs) -> [float | None]` as a judge:
+    None (or an exception) is unscored, never a reward of zero."""
+
+    function: Callable[..., Sequence[float | None]]
+    name: str
+
+    @property
+    def judge_id(self) -> str:
+        return f"python/{self.name}"
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
+        def judgment(prompt: str, completion: str, reward: float | None, error: str | None) -> Judgment:
+            scored = reward is not None and error is None
+            return Judgment(kind="score", question=prompt, answer=completion, judge_id=self.judge_id,
+                            status="scored" if scored else "unscored", score=reward, reward=reward,
+                            confidence=1.0 if scored else None,
+                            error=error or (None if scored else "the reward function returned None"))
+        try:
+            rewards = list(self.function(prompts=list(prompts), completions=list(completions)))
+            if len(rewards) != len(completions):
+                raise ValueError(f"returned {len(rewards)} rewards for {len(completions)} completions")
+        except Exception as exc:  # a failing reward function leaves the batch unscored, not zero
+            return [judgment(p, c, None, f"{type(exc).__name__}: {exc}") for p, c in zip(prompts, completions)]
+        return [judgment(p, c, None if r is None else float(r), None) for p, c, r in zip(prompts, completions, rewards)]

@@ -1,0 +1,268 @@
+"""One RL loop for every `SequencePolicy` and sequence algorithm.
+
+    prompts (P,) -> policy.sample(n) -> Rollout (N = P n) -> judge + gate -> JudgedRollout
+        -> algorithm.prepare (advantages, reference log-probs, values: once per rollout)
+        -> for each epoch, minibatch: sum over micro-batches of algorithm.loss / weight -> step
+
+The loop owns the optimiser and scheduler, gradient accumulation, the stop rule for unscored
+batches, metrics, judgment logs and checkpoints (with everything needed to resume exactly).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from judgerl.algorithms import Prepared, RLAlgorithm
+from judgerl.judges.gate import ConfidenceGate
+from judgerl.rewards import JudgedRollout, judge_rollout
+from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy
+from judgerl.training.checkpoints import save_checkpoint
+from judgerl.training.rl import TooManyUnscored
+from judgerl.training.run_folder import RunFolder
+from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
+
+
+@dataclass
+class LoopSettings:
+    steps: int = 60
+    prompts_per_step: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    """Linear warm-up of the learning rate over this many steps, constant after."""
+    max_grad_norm: float = 1.0
+    micro_batch: int = 0
+    """Completions per forward/backward (rounded to whole prompt groups); 0 = the whole minibatch."""
+    max_unscored_fraction: float = 0.5
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    seed: int = 0
+    checkpoint_every: int = 0
+    """Save a resumable checkpoint every this many steps (0: only at the end and on interruption)."""
+
+
+def prompt_batches(prompts: Sequence[str], per_step: int, seed: int, start_step: int = 0):
+    """Shuffled passes over the prompts, `per_step` at a time (a short tail is dropped).
+
+    Pass k's order depends only on (seed, k), so the batch of any step is known without
+    replaying the ones before: a resumed run continues with exactly the data it would have seen."""
+    per_step = min(per_step, len(prompts))
+    per_pass = len(prompts) // per_step
+    step = start_step
+    while True:
+        epoch, index = divmod(step, per_pass)
+        order = torch.randperm(len(prompts), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        yield [prompts[i] for i in order[index * per_step : (index + 1) * per_step].tolist()]
+        step += 1
+
+
+def micro_batches(rows: torch.Tensor, group: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Split rows into chunks of about `size`, never splitting one prompt's group (online DPO
+    needs both of a pair in one chunk)."""
+    if size <= 0:
+        return [rows]
+    chunks, current = [], []
+    for g in group[rows].unique_consecutive().tolist():
+        members = rows[group[rows] == g].tolist()
+        if current and len(current) + len(members) > size:
+            chunks.append(torch.tensor(current))
+            current = []
+        current.extend(members)
+    if current:
+        chunks.append(torch.tensor(current))
+    return chunks
+
+
+def _select(per_row: dict[str, torch.Tensor], rows: torch.Tensor, width: int) -> dict[str, torch.Tensor]:
+    return {k: (v[rows, :width] if v.dim() == 2 else v[rows]) for k, v in per_row.items()}
+
+
+def build_optimizer(policy: SequencePolicy, settings: LoopSettings):
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    warmup = settings.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
+    return optimizer, scheduler
+
+
+def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, prepared: Prepared,
+           optimizer: torch.optim.Optimizer, settings: LoopSettings, generator: torch.Generator) -> dict[str, float]:
+    """algorithm.epochs passes of algorithm.minibatches optimiser steps over the rollout's rows."""
+    parameters = policy.trainable_parameters()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    in_loss = prepared.in_loss if prepared.in_loss is not None else prepared.weights > 0
+    rows_in_loss = in_loss.nonzero().flatten()
+    if len(rows_in_loss) == 0:
+        return {}
+    for _ in range(algorithm.epochs):
+        groups = rollout.group[rows_in_loss].unique()
+        if algorithm.minibatches > 1:
+            groups = groups[torch.randperm(len(groups), generator=generator)]
+        for share in groups.tensor_split(algorithm.minibatches):
+            rows = rows_in_loss[torch.isin(rollout.group[rows_in_loss], share)]
+            weight = float(prepared.weights[rows].sum())
+            if weight == 0:
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            for chunk in micro_batches(rows, rollout.group, settings.micro_batch):
+                part = rollout.select(chunk)
+                loss, metrics = algorithm.loss(policy, part, _select(prepared.per_row, chunk, part.completion_ids.shape[1]))
+                (loss / weight).backward()
+                sums["losses/total"] = sums.get("losses/total", 0.0) + float(loss.detach()) / weight
+                for name, value in metrics.items():
+                    if not math.isnan(value):
+                        sums[name] = sums.get(name, 0.0) + value
+                        counts[name] = counts.get(name, 0) + 1
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
+            sums["policy/grad_norm"] = sums.get("policy/grad_norm", 0.0) + float(grad_norm)
+            counts["policy/grad_norm"] = counts.get("policy/grad_norm", 0) + 1
+            optimizer.step()
+    steps_taken = algorithm.epochs * algorithm.minibatches
+    return {name: value / counts.get(name, steps_taken) for name, value in sums.items()}
+
+
+def rollout_metrics(rollout: Rollout, judged: JudgedRollout, gate_threshold: float) -> dict[str, float]:
+    lengths = rollout.lengths
+    judgments = judged.judgments
+    latencies = [j.latency_s for j in judgments if not j.cached and j.latency_s]
+    return {
+        "completion/length_mean": float(lengths.mean()),
+        "completion/length_max": float(lengths.max()),
+        "judge/accept_rate": float(judged.accepted.float().mean()) if len(judged.accepted) else 0.0,
+        "judge/unscored": float(sum(not j.scored for j in judgments)),
+        "judge/latency_s": sum(latencies) / len(latencies) if latencies else 0.0,
+        "judge/cost": float(sum(j.cost for j in judgments)),
+    }
+
+
+def train_policy(
+    policy: SequencePolicy,
+    prompts: Sequence[str],
+    judge: Any,
+    algorithm: RLAlgorithm,
+    gate: ConfidenceGate,
+    settings: LoopSettings,
+    run: RunFolder | None = None,
+    resume_from: Path | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    tensorboard_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Train `policy` in place for `settings.steps` updates; returns one metrics row per step.
+
+    With a run folder: metrics.jsonl and judgments.jsonl grow step by step, status.json says how
+    far it got, checkpoints/step-N hold resumable checkpoints. `resume_from` (a step-N folder)
+    restores optimiser, scheduler, RNGs, algorithm state and data position; the weights must
+    already be loaded into `policy` by the caller."""
+    if algorithm.uses_values:
+        policy.add_value_head()
+    optimizer, scheduler = build_optimizer(policy, settings)
+    generator = torch.Generator().manual_seed(settings.seed)
+    start = 0
+    if resume_from is not None:
+        restored = load_trainer_state(resume_from, optimizer=optimizer, scheduler=scheduler, sampling_generator=generator)
+        start = restored["step"]
+        if hasattr(algorithm, "load_state"):
+            algorithm.load_state(restored["algorithm"])
+    writer = _tensorboard(tensorboard_dir)
+    stream = prompt_batches(prompts, settings.prompts_per_step, settings.seed, start_step=start)
+    history: list[dict[str, Any]] = []
+    progress = tqdm(range(start, settings.steps), desc="RL", unit="step", leave=False, disable=None)
+
+    def rng_states() -> tuple[torch.Tensor, torch.Tensor]:
+        return generator.get_state(), torch.get_rng_state()
+
+    def checkpoint(step_done: int, rngs: tuple[torch.Tensor, torch.Tensor]) -> Path | None:
+        if run is None:
+            return None
+        folder = run.checkpoint_dir(f"step-{step_done}")
+        state = algorithm.state() if hasattr(algorithm, "state") else {}
+        return save_checkpoint(policy, folder, stage="rl", step=step_done, extra_writer=lambda partial: save_trainer_state(
+            partial, step=step_done, optimizer=optimizer, scheduler=scheduler,
+            rng_states=rngs, algorithm_state=state))
+
+    # (steps done, RNG states then) while the weights are those of that many whole steps; None
+    # while an update is half applied (an interruption then falls back on the last saved checkpoint).
+    consistent: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = (start, rng_states())
+    try:
+        for step in progress:
+            consistent = (step, rng_states())
+            batch = next(stream)
+            started = time.perf_counter()
+            rollout = policy.sample(batch, algorithm.samples_per_prompt, settings.sampling, generator)
+            sampled = time.perf_counter()
+            judged = judge_rollout(judge, rollout, gate, pairwise=algorithm.judging == "pairwise")
+            judged_at = time.perf_counter()
+            if run is not None:
+                run.log_judgments(judged.judgments, stage="rl", step=step)
+            unscored = sum(not j.scored for j in judged.judgments)
+            if judged.judgments and unscored / len(judged.judgments) > settings.max_unscored_fraction:
+                errors = sorted({j.error for j in judged.judgments if j.error})
+                raise TooManyUnscored(
+                    f"RL step {step}: {unscored} of {len(judged.judgments)} judgments came back unscored "
+                    f"(more than rl.max_unscored_fraction={settings.max_unscored_fraction}); no update was "
+                    f"made from this batch. Judge errors: {errors[:3]}")
+            prepared = algorithm.prepare(policy, rollout, judged)
+            consistent = None
+            losses = update(policy, algorithm, rollout, prepared, optimizer, settings, generator)
+            scheduler.step()
+            consistent = (step + 1, rng_states())
+            finished = time.perf_counter()
+            tokens = float(rollout.completion_mask.sum())
+            row = {
+                "stage": "rl", "step": step,
+                **prepared.metrics, **losses, **rollout_metrics(rollout, judged, gate.threshold),
+                "time/step_s": finished - started,
+                "time/sample_s": sampled - started,
+                "time/judge_s": judged_at - sampled,
+                "time/update_s": finished - judged_at,
+                "time/tokens_per_s": tokens / max(sampled - started, 1e-9),
+                "time/completions_per_s": rollout.size / (finished - started),
+                "learning_rate": scheduler.get_last_lr()[0],
+                "updated": bool(losses),
+            }
+            history.append(row)
+            if writer is not None:
+                for name, value in row.items():
+                    if isinstance(value, (int, float)) and name != "step":
+                        writer.add_scalar(name, value, step)
+            if run is not None:
+                run.log_metrics(row)
+                run.set_status("running", stage="rl", step=step + 1, steps=settings.steps)
+                if settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0:
+                    checkpoint(step + 1, consistent[1])
+            if on_step is not None:
+                on_step(row)
+            progress.set_postfix(reward=f"{row.get('reward/mean', math.nan):.3f}",
+                                 accept=f"{row['judge/accept_rate']:.2f}")
+        if run is not None and consistent is not None:
+            checkpoint(settings.steps, consistent[1])
+    except BaseException:
+        # Keep what is done: the weights and state after the last whole step, resumable. The
+        # status may say one step less than the weights (interrupted between update and log):
+        # the checkpoint's own step is the truth.
+        if run is not None and consistent is not None and consistent[0] > start:
+            checkpoint(*consistent)
+        raise
+    finally:
+        progress.close()
+        if writer is not None:
+            writer.close()
+    return history
+
+
+def _tensorboard(folder: Path | None):
+    if folder is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise RuntimeError("TensorBoard logging needs the tensorboard package: pip install tensorboard") from exc
+    return SummaryWriter(str(folder))
