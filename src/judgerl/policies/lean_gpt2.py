@@ -1,0 +1,553 @@
+"""A lean GPT-2 engine for RL on CPU: sampling with a preallocated KV cache and a scoring pass
+that runs the LM head only where a completion token is predicted.
+
+It works directly on a Hugging Face `GPT2LMHeadModel`'s own parameter tensors (no copy), so an
+optimiser over `model.parameters()` trains the HF model. Every forward is functional: one pass
+over flat weight tuples with torch ops, no module calls, no HF cache objects.
+
+    sample:  P prompts, left-padded (P, Lp) -> ONE prefill per prompt -> K/V (P, H, Lp, dh)
+             -> copied into a preallocated cache (L, N, S, 2, H, dh) for its n rows (N = P * n)
+             -> decode: one token per row per step, attention over the cache columns so far;
+                logits / temperature -> log_softmax -> (top-p) -> sample with the caller's
+                torch.Generator; each sampled token's log-prob under the untruncated
+                softmax(logits / temperature) is recorded; stop when every row has produced an
+                end-of-sequence token or after max_new_tokens.
+    score:   unique prompts (U, Lp) run once -> their K/V are shared by the group's rows
+             -> completion tokens (N, T - 1) attend to [prompt K/V | own K/V, causal]
+             -> hidden states at the N * T positions that predict completion tokens
+             -> only the real (unpadded) ones go through ln_f and the LM head -> log_softmax
+             -> gather. Differentiable; gradients reach the HF model's parameters.
+
+Log-probabilities in `sample` and `score` are those of the same distribution (the untruncated
+softmax at the rollout's temperature), so ratio = exp(new - old) is 1 before the first update
+(up to float rounding: in bf16 mode the two passes round differently, about 1e-2).
+
+Dropout is never applied (the configs' 0.1 is ignored, as TRL's `disable_dropout=True`): sampling
+and scoring then see the same distribution.
+
+`compute_dtype=torch.bfloat16` runs the matrix multiplies and attention in bf16 (weights cast once
+per call, gradients flow back to the fp32 parameters, like CPU autocast); the residual stream,
+LayerNorms, log-softmax and the LM head (unless `head_in_compute_dtype`) stay in fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings
+
+# -- weights -------------------------------------------------------------------------------------
+
+
+class LayerWeights(NamedTuple):
+    """One GPT-2 block. Conv1D weights are (in, out): y = x @ w + b."""
+
+    ln1_w: torch.Tensor
+    ln1_b: torch.Tensor
+    qkv_w: torch.Tensor  # (D, 3D)
+    qkv_b: torch.Tensor
+    proj_w: torch.Tensor  # (D, D)
+    proj_b: torch.Tensor
+    ln2_w: torch.Tensor
+    ln2_b: torch.Tensor
+    fc_w: torch.Tensor  # (D, 4D)
+    fc_b: torch.Tensor
+    out_w: torch.Tensor  # (4D, D)
+    out_b: torch.Tensor
+
+
+class GPT2Weights(NamedTuple):
+    wte: torch.Tensor  # (V, D) token embedding
+    wpe: torch.Tensor  # (n_positions, D)
+    lnf_w: torch.Tensor
+    lnf_b: torch.Tensor
+    head: torch.Tensor  # (V, D): logits = h @ head.T (tied to wte in GPT-2)
+    layers: tuple[LayerWeights, ...]
+
+
+def weights_of(model: Any) -> GPT2Weights:
+    """The HF model's own parameter tensors (views, no copy)."""
+    t = model.transformer
+    layers = tuple(
+        LayerWeights(b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias,
+                     b.attn.c_proj.weight, b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias,
+                     b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight, b.mlp.c_proj.bias)
+        for b in t.h
+    )
+    if getattr(model.lm_head, "bias", None) is not None:
+        raise ValueError("an LM head with a bias is not GPT-2's")
+    return GPT2Weights(t.wte.weight, t.wpe.weight, t.ln_f.weight, t.ln_f.bias, model.lm_head.weight, layers)
+
+
+def frozen_copy(w: GPT2Weights) -> GPT2Weights:
+    """Detached copies (a tied head stays tied: one copy shared by wte and head)."""
+    memo: dict[int, torch.Tensor] = {}
+
+    def c(x: torch.Tensor) -> torch.Tensor:
+        if id(x) not in memo:
+            memo[id(x)] = x.detach().clone()
+        return memo[id(x)]
+
+    return GPT2Weights(c(w.wte), c(w.wpe), c(w.lnf_w), c(w.lnf_b), c(w.head),
+                       tuple(LayerWeights(*(c(x) for x in layer)) for layer in w.layers))
+
+
+def _cast(w: GPT2Weights, dtype: torch.dtype | None, head: bool) -> GPT2Weights:
+    """Matmul weights (and their biases) in `dtype`; embeddings and LayerNorms untouched.
+    Differentiable: the casts are graph nodes, so gradients reach the fp32 parameters."""
+    layers = tuple(
+        l._replace(qkv_w=l.qkv_w.to(dtype), qkv_b=l.qkv_b.to(dtype), proj_w=l.proj_w.to(dtype),
+                   proj_b=l.proj_b.to(dtype), fc_w=l.fc_w.to(dtype), fc_b=l.fc_b.to(dtype),
+                   out_w=l.out_w.to(dtype), out_b=l.out_b.to(dtype))
+        for l in w.layers
+    )
+    return w._replace(layers=layers, head=w.head.to(dtype) if head else w.head)
+
+
+_ACTIVATIONS = {
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_python_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+}
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+class LeanGPT2:
+    """Functional GPT-2 forward passes for sampling and scoring. Holds the shape, not the weights:
+    every method takes a `GPT2Weights` (the live model's, or a frozen copy)."""
+
+    def __init__(self, config: Any, compute_dtype: torch.dtype | None = None, head_in_compute_dtype: bool = False):
+        if getattr(config, "add_cross_attention", False):
+            raise ValueError("GPT-2 with cross-attention is not supported")
+        if config.activation_function not in _ACTIVATIONS:
+            raise ValueError(f"unsupported activation {config.activation_function!r}")
+        self.n_layer = config.n_layer
+        self.n_head = config.n_head
+        self.d = config.n_embd
+        self.head_dim = self.d // self.n_head
+        self.eps = config.layer_norm_epsilon
+        self.n_positions = config.n_positions
+        self.vocab = config.vocab_size
+        self.act = _ACTIVATIONS[config.activation_function]
+        base = 1.0 / math.sqrt(self.head_dim) if config.scale_attn_weights else 1.0
+        self.scales = [base / (i + 1) if config.scale_attn_by_inverse_layer_idx else base for i in range(self.n_layer)]
+        self.compute_dtype = None if compute_dtype in (None, torch.float32) else compute_dtype
+        self.head_in_compute_dtype = head_in_compute_dtype
+
+    def cast(self, w: GPT2Weights) -> GPT2Weights:
+        if self.compute_dtype is None:
+            return w
+        return _cast(w, self.compute_dtype, self.head_in_compute_dtype)
+
+    # -- shared pieces ------------------------------------------------------------------------
+
+    def _ln(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x, (self.d,), w, b, self.eps)
+        return y if self.compute_dtype is None else y.to(self.compute_dtype)
+
+    def _mlp(self, h: torch.Tensor, l: LayerWeights) -> torch.Tensor:
+        """h (M, D) residual -> h + MLP(ln_2(h))."""
+        a = self._ln(h, l.ln2_w, l.ln2_b)
+        return _residual(h, torch.addmm(l.out_b, self.act(torch.addmm(l.fc_b, a, l.fc_w)), l.out_w))
+
+    def _logits(self, w: GPT2Weights, h: torch.Tensor, temperature: float) -> torch.Tensor:
+        """(M, D) residual stream -> (M, V) fp32 logits / temperature."""
+        a = F.layer_norm(h, (self.d,), w.lnf_w, w.lnf_b, self.eps)
+        logits = F.linear(a.to(w.head.dtype), w.head)
+        if logits.dtype != torch.float32:
+            logits = logits.float()
+        return logits if temperature == 1.0 else logits / temperature
+
+    def _block_seq(self, h: torch.Tensor, l: LayerWeights, scale: float, B: int, S: int,
+                   mask: torch.Tensor | None, prefix: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """One block over (B*S, D) tokens of B sequences of S. Attention is causal within the S
+        tokens; `mask` (B or 1, 1, S, K) bool overrides it when given (K = prefix + S keys).
+        prefix: (k, v) (B, H, Lp, dh) keys/values the tokens also attend to (before their own).
+        Returns (h, k, v) with k, v (B, H, S, dh) this block's own keys/values."""
+        H, dh = self.n_head, self.head_dim
+        a = self._ln(h, l.ln1_w, l.ln1_b)
+        qkv = torch.addmm(l.qkv_b, a, l.qkv_w).view(B, S, 3, H, dh).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if prefix is not None:
+            kk, vv = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
+        else:
+            kk, vv = k, v
+        o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, is_causal=mask is None, scale=scale)
+        o = o.transpose(1, 2).reshape(B * S, self.d)
+        h = _residual(h, torch.addmm(l.proj_b, o, l.proj_w))
+        return self._mlp(h, l), k, v
+
+    def _embed(self, w: GPT2Weights, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, w.wte) + F.embedding(positions, w.wpe)
+
+    # -- full forward (tests, reference numerics) -------------------------------------------------
+
+    def forward_logits(self, w: GPT2Weights, ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """(B, S) ids (left-padded if attention_mask is given) -> (B, S, V) fp32 logits, like
+        `model(ids, attention_mask=..., position_ids=cumsum - 1)`. For tests and comparisons."""
+        w = self.cast(w)
+        B, S = ids.shape
+        if attention_mask is None:
+            positions = torch.arange(S).expand(B, S)
+            mask = None
+        else:
+            valid = attention_mask.bool()
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            mask = _prompt_mask(valid)
+        h = self._embed(w, ids, positions).view(B * S, self.d)
+        for i, l in enumerate(w.layers):
+            h, _, _ = self._block_seq(h, l, self.scales[i], B, S, mask)
+        return self._logits(w, h, 1.0).view(B, S, self.vocab)
+
+    # -- sampling -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, w: GPT2Weights, prompt_ids: Sequence[torch.Tensor], n: int, max_new_tokens: int,
+                 temperature: float, top_p: float, stop_ids: Sequence[int], pad_id: int,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n samples per prompt (rows prompt 0's n, prompt 1's n, ...).
+        Returns tokens (N, T) long (pad after the stop token), log-probs (N, T) fp32 (0 on
+        padding), mask (N, T) fp32 (1 on sampled tokens, stop token included); T <= max_new_tokens."""
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        if temperature <= 0:
+            raise ValueError("sampling needs a temperature > 0 (log-probs are taken at that temperature)")
+        w = self.cast(w)
+        P, H, dh, D, L = len(prompt_ids), self.n_head, self.head_dim, self.d, self.n_layer
+        N = P * n
+        ids, valid, lens = _left_pad(prompt_ids, pad_id)  # (P, Lp)
+        Lp = ids.shape[1]
+        if Lp + max_new_tokens - 1 > self.n_positions:
+            raise ValueError(f"prompt of {Lp} tokens + {max_new_tokens} new tokens exceed the model's "
+                             f"{self.n_positions} positions")
+        padded = not bool(valid.all())
+        S = Lp + max_new_tokens - 1  # cache columns: the last sampled token is never fed back
+        kv_dtype = self.compute_dtype or w.wte.dtype
+
+        # Prefill: each prompt once.
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        mask = _prompt_mask(valid) if padded else None
+        h = self._embed(w, ids, positions).view(P * Lp, D)
+        cache = torch.empty(L, N, S, 2, H, dh, dtype=kv_dtype)
+        for i, l in enumerate(w.layers):
+            h, k, v = self._block_seq(h, l, self.scales[i], P, Lp, mask)
+            # (P, H, Lp, dh) -> the group's n rows, columns 0..Lp-1
+            dst = cache[i, :, :Lp].view(P, n, Lp, 2, H, dh)
+            dst[:, :, :, 0] = k.transpose(1, 2).unsqueeze(1)
+            dst[:, :, :, 1] = v.transpose(1, 2).unsqueeze(1)
+        last = h.view(P, Lp, D)[:, -1]  # (P, D)
+        logp = torch.log_softmax(self._logits(w, last, temperature), -1).repeat_interleave(n, 0)  # (N, V)
+
+        # Decode.
+        tokens = torch.full((N, max_new_tokens), pad_id, dtype=torch.long)
+        logprobs = torch.zeros(N, max_new_tokens)
+        stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+        single_stop = len(stops) == 1
+        stop0 = int(stops[0])
+        done = torch.zeros(N, dtype=torch.bool)
+        # additive mask over the cache columns: -inf on the prompts' left padding
+        col_mask = None
+        if padded:
+            col_mask = torch.zeros(N, 1, 1, S, dtype=kv_dtype)
+            col_mask[:, 0, 0, :Lp].masked_fill_(~valid.repeat_interleave(n, 0), float("-inf"))
+        pos = lens.repeat_interleave(n, 0)  # (N,) position of the first new token
+        pos_emb = F.embedding(pos[:, None] + torch.arange(max_new_tokens - 1), w.wpe)  # (N, T-1, D)
+        steps = 0
+        for t in range(max_new_tokens):
+            token = _draw(logp, top_p, generator)  # (N,)
+            tokens[:, t] = token
+            logprobs[:, t] = logp.gather(1, token[:, None]).squeeze(1)
+            steps = t + 1
+            done |= (token == stop0) if single_stop else torch.isin(token, stops)
+            if t == max_new_tokens - 1 or bool(done.all()):
+                break
+            col = Lp + t
+            h = F.embedding(token, w.wte).add_(pos_emb[:, t])  # (N, D)
+            for i, l in enumerate(w.layers):
+                a = self._ln(h, l.ln1_w, l.ln1_b)
+                qkv = torch.addmm(l.qkv_b, a, l.qkv_w).view(N, 3, H, dh)
+                cache[i, :, col] = qkv[:, 1:]
+                kv = cache[i, :, :col + 1]  # (N, col+1, 2, H, dh)
+                o = F.scaled_dot_product_attention(
+                    qkv[:, 0, :, None], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
+                    attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scales[i])
+                h = _residual(h, torch.addmm(l.proj_b, o.view(N, D), l.proj_w))
+                h = self._mlp(h, l)
+            logp = torch.log_softmax(self._logits(w, h, temperature), -1)
+        tokens, logprobs = tokens[:, :steps], logprobs[:, :steps]
+        # a row's tokens after its first stop token are padding
+        is_stop = (tokens == stop0) if single_stop else torch.isin(tokens, stops)
+        after = (is_stop.cumsum(1) - is_stop.long()) > 0
+        tokens.masked_fill_(after, pad_id)
+        logprobs.masked_fill_(after, 0.0)
+        return tokens, logprobs, (~after).float()
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def score(self, w: GPT2Weights, prompt_ids: Sequence[torch.Tensor], group: torch.Tensor,
+              completion_ids: torch.Tensor, completion_mask: torch.Tensor, temperature: float = 1.0,
+              pad_id: int = 0, with_entropy: bool = False, value_head: nn.Module | None = None):
+        """Log-probs (N, T) of completion tokens given their prompts (prompt_ids[group[i]]), with
+        gradients to the weights; entropy (N, T) and values (N, T) when asked. 0 on padding."""
+        w = self.cast(w)
+        N, T = completion_ids.shape
+        D, H, dh = self.d, self.n_head, self.head_dim
+        used, inverse = torch.unique(group, return_inverse=True)  # U prompts; row i uses used[inverse[i]]
+        ids, valid, lens = _left_pad([prompt_ids[g] for g in used.tolist()], pad_id)  # (U, Lp)
+        U, Lp = ids.shape
+        if Lp + T - 1 > self.n_positions:
+            raise ValueError(f"prompt of {Lp} tokens + completion of {T} exceed the model's {self.n_positions} positions")
+        padded = not bool(valid.all())
+        Tc = T - 1  # completion tokens fed in (the last one predicts nothing scored)
+
+        # Prompts once each.
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        h = self._embed(w, ids, positions).view(U * Lp, D)
+        pmask = _prompt_mask(valid) if padded else None
+        prefix_kv = []
+        for i, l in enumerate(w.layers):
+            h, k, v = self._block_seq(h, l, self.scales[i], U, Lp, pmask)
+            prefix_kv.append((k, v))
+        h_prompt_last = h.view(U, Lp, D)[:, -1]  # (U, D): predicts completion token 0
+
+        sel = completion_mask > 0  # (N, T)
+        if Tc > 0:
+            # Completion tokens 0..T-2 of each row, attending to their prompt's keys (shared) and
+            # causally to their own.
+            share = U < N
+            cpos = lens[inverse][:, None] + torch.arange(Tc)  # (N, Tc)
+            h = self._embed(w, completion_ids[:, :Tc], cpos).view(N * Tc, D)
+            key_valid = torch.cat([valid[inverse], torch.ones(N, Tc, dtype=torch.bool)], 1)  # (N, Lp+Tc)
+            causal = torch.ones(Tc, Lp + Tc, dtype=torch.bool).tril(Lp)  # (Tc, Lp+Tc)
+            cmask = (causal[None] & key_valid[:, None, :])[:, None]  # (N, 1, Tc, Lp+Tc)
+            for i, l in enumerate(w.layers):
+                k, v = prefix_kv[i]
+                if share:
+                    k, v = k.index_select(0, inverse), v.index_select(0, inverse)
+                h, _, _ = self._block_seq(h, l, self.scales[i], N, Tc, cmask, prefix=(k, v))
+            h_all = torch.cat([h_prompt_last.index_select(0, inverse)[:, None], h.view(N, Tc, D)], 1)  # (N, T, D)
+        else:
+            h_all = h_prompt_last.index_select(0, inverse)[:, None]
+        hs = h_all[sel]  # (M, D): the positions predicting real completion tokens
+        logits = self._logits(w, hs, temperature)  # (M, V)
+        logp_all = torch.log_softmax(logits, -1)
+        target = completion_ids[sel]
+        logp = _scatter_rows(logp_all.gather(1, target[:, None]).squeeze(1), sel)
+        entropy = values = None
+        if with_entropy:
+            entropy = _scatter_rows(-(logp_all.exp() * logp_all).sum(-1), sel)
+        if value_head is not None:
+            a = F.layer_norm(hs, (D,), w.lnf_w, w.lnf_b, self.eps)
+            values = _scatter_rows(value_head(a.float()).squeeze(-1), sel)
+        return logp, entropy, values
+
+
+def _residual(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """h + y in h's dtype. In place on y (a fresh matmul output no backward needs) when the
+    dtypes agree; bf16 y is promoted into the fp32 residual stream otherwise."""
+    return y.add_(h) if y.dtype == h.dtype else h + y
+
+
+def _left_pad(seqs: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, L) ids left-padded, (B, L) bool valid, (B,) lengths."""
+    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    L = int(lens.max())
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        if len(s):
+            ids[r, L - len(s):] = torch.as_tensor(s, dtype=torch.long)
+    valid = torch.arange(L)[None] >= (L - lens)[:, None]
+    return ids, valid, lens
+
+
+def _prompt_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, 1, L, L) bool: causal, not onto left padding; padding rows see themselves (no NaN)."""
+    L = valid.shape[1]
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+    return ((causal[None] & valid[:, None, :]) | torch.eye(L, dtype=torch.bool)[None])[:, None]
+
+
+def _scatter_rows(values: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+    """values (M,) at the True places of sel (N, T) -> (N, T), 0 elsewhere; differentiable."""
+    return torch.zeros(sel.shape, dtype=values.dtype).masked_scatter(sel, values)
+
+
+def _draw(logp: torch.Tensor, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """(N,) tokens from exp(logp) (N, V), restricted to the top-p nucleus when top_p < 1: the
+    smallest set of most likely tokens whose mass reaches top_p."""
+    probs = logp.exp()
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs.masked_fill_(outside, 0.0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+# -- the policy ----------------------------------------------------------------------------------
+
+
+class LeanGPT2Policy:
+    """A `SequencePolicy` over a Hugging Face GPT2LMHeadModel, fully fine-tuned, prompts as raw
+    text (no chat template, e.g. "Question: ... Answer:"), through the lean engine above.
+
+    The engine reads the HF model's parameters in place: `trainable_parameters()` are the
+    model's own, and an optimiser step on them is what the next `sample` sees.
+    `score(reference=True)` uses a frozen copy of the weights made at construction
+    (`keep_reference=False` skips it, e.g. for GRPO with beta = 0; reference scoring then fails).
+    `compute_dtype=torch.bfloat16` runs matmuls and attention in bf16 (see the module docstring).
+    """
+
+    name = "lean_gpt2"
+
+    def __init__(self, model: Any, tokenizer: Any, eos_token_id: int | Sequence[int] | None = None, *,
+                 compute_dtype: torch.dtype | None = None, head_in_compute_dtype: bool = False,
+                 keep_reference: bool = True):
+        self.model = model.eval()  # eval or train: the engine never applies dropout
+        self.tokenizer = tokenizer
+        eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
+        self.stop_ids = sorted({int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos])})
+        self.eos_token_id = self.stop_ids[0] if len(self.stop_ids) == 1 else self.stop_ids
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else self.stop_ids[0])
+        self.compute_dtype = compute_dtype
+        self.head_in_compute_dtype = head_in_compute_dtype
+        self.engine = LeanGPT2(model.config, compute_dtype=compute_dtype, head_in_compute_dtype=head_in_compute_dtype)
+        self.weights = weights_of(model)
+        self.reference_weights = frozen_copy(self.weights) if keep_reference else None
+        self.value_head: nn.Linear | None = None
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **kwargs: Any) -> "LeanGPT2Policy":
+        from transformers import AutoTokenizer, GPT2LMHeadModel
+
+        folder = Path(folder).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a local transformers model folder (nothing is downloaded)")
+        return cls(GPT2LMHeadModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), **kwargs)
+
+    def _encode(self, prompts: Sequence[str]) -> list[torch.Tensor]:
+        out = []
+        for p in prompts:
+            ids = self.tokenizer(p)["input_ids"]
+            out.append(torch.tensor(ids if ids else [self.stop_ids[0]], dtype=torch.long))
+        return out
+
+    def _decode(self, tokens: torch.Tensor, mask: torch.Tensor) -> list[str]:
+        rows = []
+        for ids, m in zip(tokens.tolist(), mask.sum(1).long().tolist()):
+            ids = ids[:m]
+            if ids and ids[-1] in self.stop_ids:
+                ids = ids[:-1]
+            rows.append(ids)
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+    # -- SequencePolicy ---------------------------------------------------------------------------
+
+    def sample(self, prompts: Sequence[str], n: int, settings: SamplingSettings,
+               generator: torch.Generator) -> Rollout:
+        prompt_ids = self._encode(prompts)
+        self.weights = weights_of(self.model)  # cheap; follows a model whose parameters were replaced
+        tokens, logprobs, mask = self.engine.generate(
+            self.weights, prompt_ids, n, settings.max_new_tokens, settings.temperature, settings.top_p,
+            self.stop_ids, self.pad_id, generator)
+        return Rollout(prompts=list(prompts), group=torch.arange(len(prompts)).repeat_interleave(n),
+                       completions=self._decode(tokens, mask), completion_ids=tokens, completion_mask=mask,
+                       old_logprobs=logprobs, temperature=settings.temperature,
+                       context={"prompt_ids": prompt_ids})
+
+    def rollout_of(self, prompts: Sequence[str], completions: Sequence[str]) -> Rollout:
+        if len(prompts) != len(completions):
+            raise ValueError("one prompt per completion")
+        eos = self.stop_ids[0]
+        encoded = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in completions]
+        width = max(len(ids) for ids in encoded)
+        completion_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        completion_mask = torch.zeros(len(encoded), width)
+        for row, ids in enumerate(encoded):
+            completion_ids[row, :len(ids)] = torch.tensor(ids)
+            completion_mask[row, :len(ids)] = 1.0
+        return Rollout(prompts=list(prompts), group=torch.arange(len(prompts)), completions=list(completions),
+                       completion_ids=completion_ids, completion_mask=completion_mask,
+                       old_logprobs=torch.zeros(len(encoded), width), context={"prompt_ids": self._encode(prompts)})
+
+    def score(self, rollout: Rollout, *, reference: bool = False, with_entropy: bool = False,
+              with_values: bool = False) -> PolicyScores:
+        if with_values and (reference or self.value_head is None):
+            raise ValueError("values need a value head (add_value_head) and come from the policy, not the reference")
+        prompt_ids = rollout.context.get("prompt_ids") or self._encode(rollout.prompts)
+        args = (prompt_ids, rollout.group, rollout.completion_ids, rollout.completion_mask, rollout.temperature,
+                self.pad_id, with_entropy)
+        if reference:
+            if self.reference_weights is None:
+                raise ValueError("this policy keeps no reference weights (keep_reference=False)")
+            with torch.no_grad():
+                logp, entropy, _ = self.engine.score(self.reference_weights, *args)
+            return PolicyScores(logprobs=logp, entropy=entropy)
+        self.weights = weights_of(self.model)
+        logp, entropy, values = self.engine.score(self.weights, *args,
+                                                  value_head=self.value_head if with_values else None)
+        return PolicyScores(logprobs=logp, entropy=entropy, values=values)
+
+    def add_value_head(self) -> None:
+        if self.value_head is None:
+            self.value_head = nn.Linear(self.model.config.n_embd, 1)
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        params = list(self.model.parameters())  # tied wte / lm_head counted once
+        return params + (list(self.value_head.parameters()) if self.value_head is not None else [])
+
+    # -- checkpoints: safetensors and JSON; nothing is unpickled ----------------------------------
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)  # config.json + model.safetensors
+        self.tokenizer.save_pretrained(folder)
+        if self.value_head is not None:
+            save_file({k: v.detach().contiguous() for k, v in self.value_head.state_dict().items()},
+                      str(folder / "value_head.safetensors"))
+        description = {
+            "kind": "lean_gpt2", "name": self.name, "eos_token_id": self.eos_token_id,
+            "compute_dtype": None if self.compute_dtype is None else str(self.compute_dtype).removeprefix("torch."),
+            "head_in_compute_dtype": self.head_in_compute_dtype,
+            "value_head": self.value_head is not None,
+        }
+        (folder / "policy.json").write_text(json.dumps(description, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path, keep_reference: bool = True) -> "LeanGPT2Policy":
+        """A saved policy; its reference is the loaded weights (as for any new policy)."""
+        from transformers import AutoTokenizer, GPT2LMHeadModel
+
+        folder = Path(folder)
+        description = json.loads((folder / "policy.json").read_text())
+        if description.get("kind") != "lean_gpt2":
+            raise ValueError(f"{folder} holds a {description.get('kind')!r} policy, not a lean_gpt2 one")
+        dtype = description.get("compute_dtype")
+        policy = cls(GPT2LMHeadModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
+                     description["eos_token_id"], compute_dtype=getattr(torch, dtype) if dtype else None,
+                     head_in_compute_dtype=description.get("head_in_compute_dtype", False),
+                     keep_reference=keep_reference)
+        if description["value_head"]:
+            policy.add_value_head()
+            policy.value_head.load_state_dict(load_file(str(folder / "value_head.safetensors")))
+        return policy
