@@ -10,7 +10,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from judgerl.policies.lean_gpt2 import LeanGPT2, LeanGPT2Policy, weights_of  # noqa: E402
+from judgerl.policies.lean_gpt2 import LeanGPT2, LeanGPT2Policy, _draw, _nucleus, weights_of  # noqa: E402
 from judgerl.rollouts import SamplingSettings  # noqa: E402
 
 WORDS = ["Question:", "Answer:", "Will", "I", "you", "be", "rich", "happy", "someday", "soon", "?", "yes", "no",
@@ -98,6 +98,20 @@ def test_stop_tokens_end_rows_and_everything_after_is_padding():
     assert (mask[:, :-1] >= mask[:, 1:]).all()
     if (lengths < 10).all():  # every row stopped: the batch is as wide as the longest
         assert tokens.shape[1] == int(lengths.max())
+
+
+def test_inverse_cdf_draws_follow_the_distribution_and_top_p_keeps_the_nucleus():
+    probs = torch.zeros(4, 50)
+    probs[:, [3, 7, 9, 20]] = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    g = torch.Generator().manual_seed(0)
+    draws = torch.cat([_draw(probs, 1.0, g) for _ in range(2500)])  # 10000 draws
+    freq = torch.bincount(draws, minlength=50).float() / len(draws)
+    assert set(draws.unique().tolist()) == {3, 7, 9, 20}
+    assert torch.allclose(freq[[3, 7, 9, 20]], torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.02)
+    kept = _nucleus(probs, 0.7)  # 0.5 alone is short of 0.7; 0.5 + 0.3 reaches it
+    assert kept[0].nonzero().squeeze(1).tolist() == [3, 7]
+    assert torch.equal(_nucleus(probs, 0.7, k=1), kept)  # the full-sort fallback agrees
+    assert set(torch.cat([_draw(probs, 0.7, g) for _ in range(200)]).unique().tolist()) == {3, 7}
 
 
 def test_tiny_top_p_is_greedy_decoding_like_hf_generate():
