@@ -1,4 +1,4 @@
-"""Both RL algorithms raise the judge's reward on a small task and change every weight they should."""
+"""The label algorithm (judge_alignment) on its own loop: it raises the judge's reward on a small task and change every weight they should."""
 
 import pytest
 import torch
@@ -25,7 +25,7 @@ def expected_reward(policy, judge):
     return sum(float(sum(p * j.reward for p, j in zip(row_probs, row))) for row_probs, row in zip(probs, table)) / len(QUESTIONS)
 
 
-@pytest.mark.parametrize("name", ["judge_alignment", "reinforce"])
+@pytest.mark.parametrize("name", ["judge_alignment"])
 def test_algorithm_raises_reward_and_changes_weights(name):
     torch.manual_seed(0)
     policy = TinyTransformerPolicy.build(QUESTIONS, LABELS)
@@ -59,7 +59,7 @@ def test_a_gate_that_rejects_everything_makes_no_update():
     assert all(torch.equal(p, weights[n]) for n, p in policy.named_parameters())
 
 
-@pytest.mark.parametrize("name", ["judge_alignment", "reinforce"])
+@pytest.mark.parametrize("name", ["judge_alignment"])
 def test_a_batch_that_comes_back_unscored_stops_training_without_an_update(name):
     torch.manual_seed(0)
     policy = TinyTransformerPolicy.build(QUESTIONS, LABELS)

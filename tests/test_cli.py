@@ -229,3 +229,42 @@ def test_judge_groups_and_pairs_from_the_command_line(tmp_path):
     assert pair_run.returncode == 0, pair_run.stderr
     pair_summary = json.loads(pair_run.stdout)
     assert pair_summary["verdicts"] == {"second": 1} and pair_summary["model_calls"] == 2  # both orders
+
+
+def test_a_killed_grpo_run_resumed_from_the_command_line_ends_like_an_unbroken_one(tmp_path):
+    from safetensors.torch import load_file
+
+    sections = dict(judge={"provider": "python", "function": "fake_judges:slow_optimist"}, sft={"epochs": 1},
+                    rl={"algorithm": "grpo", "steps": 14, "batch_size": 4, "warmup_steps": 4})
+    straight = write_config(tmp_path / "straight.yaml", output_dir=str(tmp_path / "straight"), **sections)
+    assert judgerl("train", str(straight)).returncode == 0
+    broken = write_config(tmp_path / "broken.yaml", output_dir=str(tmp_path / "broken"), **sections)
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    process = subprocess.Popen([sys.executable, "-m", "judgerl.cli", "train", str(broken)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        metrics = list((tmp_path / "broken").glob("*/metrics.jsonl"))
+        if metrics and sum('"stage": "rl"' in line for line in metrics[0].read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    run = only_run_folder(tmp_path / "broken")
+    assert "judgerl resume" in json.loads((run / "status.json").read_text())["message"]
+    assert not (run / "checkpoints/rl-final").exists()
+    resumed = judgerl("resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    a = load_file(str(only_run_folder(tmp_path / "straight") / "checkpoints/rl-final/model.safetensors"))
+    b = load_file(str(run / "checkpoints/rl-final/model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+             if '"stage": "rl"' in line]
+    assert sorted(set(steps)) == list(range(14))
+
+
+def test_resume_names_what_is_missing(tmp_path):
+    result = judgerl("resume", str(tmp_path))
+    assert result.returncode == 2 and "not a run folder" in result.stderr

@@ -33,7 +33,17 @@ def test_a_wrong_type_names_the_field_and_the_value():
 
 def test_out_of_range_and_bad_choices():
     assert "judge.confidence_threshold" in refuse({"judge": {"confidence_threshold": 1.5}})
-    assert "rl.algorithm" in refuse({"rl": {"algorithm": "ppo"}})
+    assert "rl.algorithm" in refuse({"rl": {"algorithm": "trpo"}})
+    assert "judge.scale" in refuse({"judge": {"scale": "five"}})
+
+
+def test_combinations_that_cannot_work_are_refused_with_the_fix():
+    assert "use it with rl.algorithm: online_dpo" in refuse({"judge": {"method": "pairwise"}, "rl": {"algorithm": "grpo"}})
+    assert "free text" in refuse({"policy": {"kind": "causal_lm"}, "judge": {"method": "labels"}, "rl": {"algorithm": "grpo"}})
+    assert "judge.principles" in refuse({"judge": {"method": "constitution"}, "rl": {"algorithm": "grpo"}})
+    assert "judge.grader_file" in refuse({"judge": {"method": "grader"}, "rl": {"algorithm": "grpo"}})
+    assert "reward_function needs judge.provider: python" in refuse({"judge": {"method": "reward_function"}, "rl": {"algorithm": "grpo"}})
+    assert "low must be below high" in refuse({"judge": {"scale": "5-1", "method": "rubric"}, "rl": {"algorithm": "grpo"}})
 
 
 def test_a_missing_data_file_is_named():

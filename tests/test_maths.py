@@ -1,4 +1,4 @@
-"""The shared maths and both losses, against values worked out by hand."""
+"""The shared maths and the alignment loss, against values worked out by hand."""
 
 import math
 
@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from judgerl.algorithms.maths import categorical_kl, entropy, gather_log_probs, masked_mean
-from judgerl.algorithms.reinforce import reinforce_loss
 
 
 def test_masked_mean_ignores_masked_entries_instead_of_counting_them_as_zero():
@@ -35,35 +34,6 @@ def test_gather_log_probs_picks_each_rows_action():
     logits = torch.tensor([[0.0, 0.0, 0.0], [math.log(2.0), 0.0, 0.0]])  # row 2: (.5, .25, .25)
     out = gather_log_probs(logits, torch.tensor([[2], [0]]))
     assert torch.allclose(out, torch.tensor([[math.log(1 / 3)], [math.log(0.5)]]))
-
-
-def test_reinforce_loss_by_hand():
-    # Two samples of one question under a uniform policy over 3 labels: log pi = ln(1/3) = -1.098612.
-    # rewards .9 and .3, baseline .6 -> advantages +.3 and -.3; the second is rejected by the gate.
-    # policy term = -(1/1) * (.3 * -1.098612) = 0.329584; KL term = 0.1 * 0.5 = 0.05 -> 0.379584
-    log_probs = torch.full((1, 2), math.log(1 / 3))
-    loss = reinforce_loss(
-        log_probs,
-        rewards=torch.tensor([[0.9, 0.3]]),
-        accepted=torch.tensor([[True, False]]),
-        baseline=0.6,
-        kl=torch.tensor([0.5]),
-        kl_coef=0.1,
-    )
-    assert abs(loss.item() - 0.379584) < 1e-5
-
-
-def test_reinforce_gradient_moves_towards_the_better_answer():
-    logits = torch.zeros(1, 3, requires_grad=True)
-    actions = torch.tensor([[0, 1]])  # sampled Yes and No
-    loss = reinforce_loss(
-        gather_log_probs(logits, actions), torch.tensor([[1.0, 0.0]]),
-        torch.tensor([[True, True]]), baseline=0.5, kl=torch.zeros(1), kl_coef=0.0,
-    )
-    loss.backward()
-    # d loss / d logit_Yes = -(1/2)[.5 (1 - 1/3) + (-.5)(0 - 1/3)] = -(1/2)(1/3 + 1/6) = -0.25
-    assert abs(logits.grad[0, 0].item() + 0.25) < 1e-6
-    assert logits.grad[0, 0] < 0 < logits.grad[0, 1]
 
 
 def test_alignment_cross_entropy_by_hand():

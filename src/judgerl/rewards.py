@@ -53,21 +53,55 @@ def judge_rollout(judge: Any, rollout: Rollout, gate: ConfidenceGate, pairwise: 
 
 
 def pointwise_judgments(judge: Any, rollout: Rollout) -> list[Judgment]:
-    prompts = rollout.prompt_per_completion
+    return judge_completions(judge, rollout.prompts, rollout.group.tolist(), rollout.completions)
+
+
+def judge_completions(judge: Any, prompts: Sequence[str], group: Sequence[int], completions: Sequence[str]) -> list[Judgment]:
+    """One judgment per completion; completion i answers prompts[group[i]]."""
+    per_completion = [prompts[g] for g in group]
     if hasattr(judge, "score_groups"):
-        groups = [[rollout.completions[i] for i in (rollout.group == g).nonzero().flatten().tolist()]
-                  for g in range(len(rollout.prompts))]
-        by_group = judge.score_groups(rollout.prompts, groups)
-        judgments: list[Judgment | None] = [None] * rollout.size
-        for g, group_judgments in enumerate(by_group):
-            for row, judgment in zip((rollout.group == g).nonzero().flatten().tolist(), group_judgments):
-                judgments[row] = judgment
-        return [j for j in judgments if j is not None]
+        rows_of = {g: [i for i, h in enumerate(group) if h == g] for g in dict.fromkeys(group)}
+        by_group = judge.score_groups([prompts[g] for g in rows_of], [[completions[i] for i in rows] for rows in rows_of.values()])
+        judgments: dict[int, Judgment] = {}
+        for rows, group_judgments in zip(rows_of.values(), by_group):
+            judgments.update(zip(rows, group_judgments))
+        return [judgments[i] for i in range(len(completions))]
     if hasattr(judge, "score"):
-        return judge.score(prompts, rollout.completions)
+        return judge.score(per_completion, list(completions))
     if hasattr(judge, "judge_answers"):
-        return judge.judge_answers(prompts, rollout.completions)
-    raise TypeError(f"{type(judge).__name__} is not a judge: it has neither score, score_groups nor judge_answers")
+        return judge.judge_answers(per_completion, list(completions))
+    if hasattr(judge, "rubric_judge"):  # pairwise from scores: its pointwise judge prices one answer alone
+        return judge.rubric_judge.score(per_completion, list(completions))
+    if hasattr(judge, "compare"):
+        return _round_robin(judge, per_completion, group, completions)
+    raise TypeError(f"{type(judge).__name__} is not a judge: it has none of score, score_groups, judge_answers, compare")
+
+
+def _round_robin(judge: Any, per_completion: list[str], group: Sequence[int], completions: Sequence[str]) -> list[Judgment]:
+    """A pairwise judge prices each completion by its share of wins against the others of its
+    prompt (ties count half); a completion with any invalid comparison is unscored."""
+    pairs = [(i, j) for i in range(len(group)) for j in range(i + 1, len(group)) if group[i] == group[j]]
+    verdicts = judge.compare([per_completion[i] for i, _ in pairs], [completions[i] for i, _ in pairs],
+                             [completions[j] for _, j in pairs])
+    wins = [0.0] * len(group)
+    games = [0] * len(group)
+    invalid: set[int] = set()
+    for (i, j), verdict in zip(pairs, verdicts):
+        games[i] += 1
+        games[j] += 1
+        if verdict.verdict == "invalid":
+            invalid |= {i, j}
+        wins[i] += {"first": 1.0, "tie": 0.5}.get(verdict.verdict, 0.0)
+        wins[j] += {"second": 1.0, "tie": 0.5}.get(verdict.verdict, 0.0)
+    judge_id = getattr(judge, "judge_id", "pairwise")
+    out = []
+    for k in range(len(group)):
+        scored = k not in invalid and games[k] > 0
+        out.append(Judgment(kind="score", question=per_completion[k], answer=completions[k], judge_id=judge_id,
+                            status="scored" if scored else "unscored", score=wins[k] / games[k] if scored else None,
+                            reward=wins[k] / games[k] if scored else None, confidence=1.0 if scored else None,
+                            error=None if scored else "a pairwise comparison was invalid (or there was nothing to compare)"))
+    return out
 
 
 def preference_from_rewards(rewards: torch.Tensor, accepted: torch.Tensor, group: torch.Tensor) -> torch.Tensor:

@@ -27,11 +27,13 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
+from judgerl.judges.base import Judgment
 from judgerl.judges.calls import CachedCaller
 from judgerl.judges.logprobs import read_choices
 from judgerl.judges.parsing import parse_score
@@ -472,3 +474,31 @@ def _build(spec: dict[str, Any], provider: LogprobProvider | None, cache) -> Gra
     raise GraderConfigError(
         f"grader type {kind!r} is not one of string_check, text_similarity, score_model, label_model, python, multi"
     )
+
+
+class GraderJudge:
+    """An OpenAI grader as a pointwise judge: `score(prompts, completions) -> [Judgment]`.
+
+    Each completion is the sample's `output_text`; the item holds the prompt (as `prompt` and
+    `question`) plus any fields given per row in `items`. The reward is the grade as OpenAI
+    defines it for the grader; a grade that could not be made is unscored, never 0."""
+
+    def __init__(self, grader: Grader):
+        self.grader = grader
+        self.judge_id = f"grader/{grader.name}"
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str],
+              items: Sequence[dict[str, Any]] | None = None) -> list[Judgment]:
+        judgments = []
+        for k, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            item = {"prompt": prompt, "question": prompt, **(items[k] if items else {})}
+            started = time.perf_counter()
+            result = self.grader.grade({"output_text": completion}, item)
+            scored = result.score is not None
+            judgments.append(Judgment(
+                kind="score", question=prompt, answer=completion, judge_id=self.judge_id,
+                status="scored" if scored else "unscored", score=result.score, reward=result.score,
+                confidence=1.0 if scored else None, error=result.error, details=dict(result.details),
+                latency_s=time.perf_counter() - started,
+            ))
+        return judgments

@@ -19,13 +19,14 @@ from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings
 
 
 class LabelSequencePolicy:
-    def __init__(self, policy: TinyTransformerPolicy):
+    def __init__(self, policy: TinyTransformerPolicy, reference: TinyTransformerPolicy | None = None):
+        """`reference`: the KL penalty's reference (the SFT policy); default, a frozen copy of
+        `policy` as it is now. A resumed run passes the SFT checkpoint: its weights moved on."""
         self.policy = policy
         self.labels = policy.labels
         self.name = "tiny_transformer"
         self.value_head: torch.nn.Linear | None = None
-        # Frozen copy of the weights at wrapping time: the reference of the KL penalty.
-        self.reference = copy.deepcopy(policy).requires_grad_(False)
+        self.reference = copy.deepcopy(reference if reference is not None else policy).requires_grad_(False)
 
     def _features(self, module: TinyTransformerPolicy, prompts: Sequence[str]) -> torch.Tensor:
         ids, mask = module.vocabulary.batch(prompts, module.shape.max_tokens)

@@ -17,18 +17,19 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from judgerl.judges.base import Judge, Judgment
+from judgerl.judges.base import Judgment
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies import LabelPolicy
+from judgerl.rewards import judge_completions
 
 SEED_QUESTION = "Will I be successful?"
 
 
-def judge_label_table(judge: Judge, questions: Sequence[str], labels: Sequence[str]) -> list[list[Judgment]]:
-    """judgments[i][j]: the judge on answer labels[j] to questions[i]."""
+def judge_label_table(judge: Any, questions: Sequence[str], labels: Sequence[str]) -> list[list[Judgment]]:
+    """judgments[i][j]: the judge on answer labels[j] to questions[i] (any kind of judge)."""
     table = []
     for question in tqdm(questions, desc="judging held-out questions", unit="q", leave=False, disable=None):
-        table.append(judge.judge_answers([question] * len(labels), list(labels)))
+        table.append(judge_completions(judge, [question], [0] * len(labels), list(labels)))
     return table
 
 

@@ -7,12 +7,13 @@ by the caller (`judgerl.report`), also after an interruption, from the folder al
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from judgerl import LABELS
-from judgerl.algorithms import ALGORITHMS
+from judgerl.algorithms import ALGORITHMS, RL_ALGORITHMS
 from judgerl.config import RunConfig, to_yaml
 from judgerl.datasets import load_questions
 from judgerl.judges.factory import build_judge
@@ -20,7 +21,11 @@ from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
 from judgerl.training.checkpoints import load_policy, save_checkpoint
 from judgerl.training.evaluate import evaluate_policy, judge_label_table
+from judgerl.policies.label_sequence import LabelSequencePolicy
+from judgerl.rollouts import SamplingSettings
+from judgerl.training.loop import LoopSettings, train_policy
 from judgerl.training.rl import train_rl
+from judgerl.training.trainer_state import latest_checkpoint
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.sft import train_sft
 
@@ -75,6 +80,55 @@ def supervised_policy(config: RunConfig, run: RunFolder, generator: torch.Genera
     return policy
 
 
+def rl_algorithm(config: RunConfig):
+    """The configured sequence algorithm with the config's settings (each takes what it needs)."""
+    rl = config.rl
+    settings = dict(samples_per_prompt=rl.samples_per_question, kl_coef=rl.kl_coef, baseline=rl.baseline,
+                    clip_low=rl.clip_low, clip_high=rl.clip_high, scale_std=rl.scale_std, loss_level=rl.loss_level,
+                    vf_coef=rl.vf_coef, gamma=rl.gamma, lam=rl.lam, beta=rl.dpo_beta, min_reward=rl.min_reward,
+                    clip=rl.clip_low)
+    settings.update({k: v for k, v in (("epochs", rl.epochs), ("minibatches", rl.minibatches)) if v is not None})
+    algorithm = RL_ALGORITHMS[rl.algorithm](**settings)
+    if rl.epochs is not None:
+        algorithm.epochs = rl.epochs
+    if rl.minibatches is not None:
+        algorithm.minibatches = rl.minibatches
+    return algorithm
+
+
+def loop_settings(config: RunConfig) -> LoopSettings:
+    rl = config.rl
+    return LoopSettings(
+        steps=rl.steps, prompts_per_step=rl.batch_size, learning_rate=rl.learning_rate, warmup_steps=rl.warmup_steps,
+        max_grad_norm=rl.max_grad_norm, micro_batch=rl.micro_batch, max_unscored_fraction=rl.max_unscored_fraction,
+        sampling=SamplingSettings(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens),
+        seed=config.seed, checkpoint_every=rl.checkpoint_every,
+    )
+
+
+def train_label_policy(config, policy, rl_questions, judge, gate, generator, run, resume_from=None) -> list[dict]:
+    """RL of the 8-ball: judge_alignment on its own loop, every other algorithm on the sequence loop."""
+    if config.rl.algorithm in RL_ALGORITHMS:
+        reference = None
+        if resume_from is not None:  # the KL reference is the SFT policy, not the resumed weights
+            reference = load_policy(config.sft.checkpoint or run.checkpoint_dir("sft"))
+        sequence_policy = LabelSequencePolicy(policy, reference)
+        if resume_from is not None:
+            sequence_policy.load_value_head(resume_from)
+        history = train_policy(sequence_policy, rl_questions, judge, rl_algorithm(config), gate,
+                               loop_settings(config), run=run, resume_from=resume_from,
+                               tensorboard_dir=run.path / "tensorboard" if config.rl.tensorboard else None)
+    else:
+        algorithm = ALGORITHMS[config.rl.algorithm](
+            samples_per_question=config.rl.samples_per_question, kl_coef=config.rl.kl_coef, baseline=config.rl.baseline)
+        history = train_rl(
+            policy, rl_questions, judge, algorithm, gate, steps=config.rl.steps, batch_size=config.rl.batch_size,
+            learning_rate=config.rl.learning_rate, max_grad_norm=config.rl.max_grad_norm,
+            max_unscored_fraction=config.rl.max_unscored_fraction, generator=generator, run=run)
+    save_checkpoint(policy, run.checkpoint_dir("rl-final"), stage="rl", step=config.rl.steps)
+    return history
+
+
 def run_sft(config: RunConfig, say: Say = print) -> RunFolder:
     run = create_run_folder(config, kind="sft")
     generator = seeded_generator(config.seed)
@@ -87,13 +141,18 @@ def run_sft(config: RunConfig, say: Say = print) -> RunFolder:
     return run
 
 
-def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFolder:
+def run_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_from: Path | None = None) -> RunFolder:
     """The whole experiment in `run`. An interruption (KeyboardInterrupt) or error is recorded in
     status.json, the policy is saved as it stood, and the exception goes on to the caller,
-    which writes the report either way."""
+    which writes the report either way. `resume_from` (a checkpoints/step-N folder of this run)
+    continues its RL where it stopped: the same weights, optimiser, RNGs and data position."""
     generator = seeded_generator(config.seed)
     try:
-        policy = supervised_policy(config, run, generator, say)
+        if resume_from is not None:
+            policy = load_policy(resume_from)
+            say(f"resuming RL from {resume_from}")
+        else:
+            policy = supervised_policy(config, run, generator, say)
 
         judge = build_judge(config.judge, LABELS)
         gate = ConfidenceGate(config.judge.confidence_threshold)
@@ -102,36 +161,21 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFo
 
         run.set_status("running", stage="eval_before")
         table = judge_label_table(judge, eval_questions, LABELS)
-        run.log_judgments([j for row in table for j in row], stage="eval")
-        before = evaluate_policy(policy, eval_questions, table, gate)
-        run.write_json("eval_before.json", before)
+        if resume_from is None:
+            run.log_judgments([j for row in table for j in row], stage="eval")
+            before = evaluate_policy(policy, eval_questions, table, gate)
+            run.write_json("eval_before.json", before)
+        else:
+            before = run.read_json("eval_before.json") or {"judge_scored": 0}
         if before["judge_scored"]:
             say(f"after SFT: agreement with the judge {before['agreement']:.0%}, "
                 f"mean judge reward {before['mean_judge_reward']:.3f}")
         else:
             say(f"warning: the judge scored none of the {len(eval_questions)} held-out questions")
 
-        algorithm = ALGORITHMS[config.rl.algorithm](
-            samples_per_question=config.rl.samples_per_question,
-            kl_coef=config.rl.kl_coef,
-            baseline=config.rl.baseline,
-        )
-        run.set_status("running", stage="rl", step=0, steps=config.rl.steps)
-        history = train_rl(
-            policy,
-            rl_questions,
-            judge,
-            algorithm,
-            gate,
-            steps=config.rl.steps,
-            batch_size=config.rl.batch_size,
-            learning_rate=config.rl.learning_rate,
-            max_grad_norm=config.rl.max_grad_norm,
-            max_unscored_fraction=config.rl.max_unscored_fraction,
-            generator=generator,
-            run=run,
-        )
-        save_checkpoint(policy, run.checkpoint_dir("rl-final"), stage="rl", step=config.rl.steps)
+        start = int(resume_from.name.split("-")[1]) if resume_from is not None else 0
+        run.set_status("running", stage="rl", step=start, steps=config.rl.steps)
+        history = train_label_policy(config, policy, rl_questions, judge, gate, generator, run, resume_from)
 
         after = evaluate_policy(policy, eval_questions, table, gate)
         run.write_json("eval_after.json", after)
@@ -149,7 +193,12 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print) -> RunFo
         stage, done = status.get("stage"), status.get("step", 0)
         where = f"RL step {done} of {config.rl.steps}" if stage == "rl" else str(stage)
         saved = ""
-        if stage == "rl":
+        if stage == "rl" and config.rl.algorithm in RL_ALGORITHMS:
+            latest = latest_checkpoint(run.path / "checkpoints")
+            if latest is not None:
+                saved = (f"; the policy and trainer state of step {latest.name.split('-')[1]} are in "
+                         f"checkpoints/{latest.name} (`judgerl resume {run.path}` continues from there)")
+        elif stage == "rl":
             name = f"rl-step-{done}"
             save_checkpoint(policy, run.checkpoint_dir(name), stage="rl", step=done)
             saved = f"; the policy at that point is in checkpoints/{name}"
