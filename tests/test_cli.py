@@ -268,3 +268,33 @@ def test_a_killed_grpo_run_resumed_from_the_command_line_ends_like_an_unbroken_o
 def test_resume_names_what_is_missing(tmp_path):
     result = judgerl("resume", str(tmp_path))
     assert result.returncode == 2 and "not a run folder" in result.stderr
+
+
+def test_judge_a_file_with_a_constitution_and_with_an_openai_grader(tmp_path):
+    from loopback_servers import FaultyOpenAIServer
+
+    def by_principle(content):  # the server sees the user turn only: every principle likes "ok"
+        return [("5", -0.01)] if "<response>\nok" in content else [("1", -0.01)]
+
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"prompt": "hi", "completion": "ok"}, {"prompt": "hi", "completion": "thanks, a long and kind answer"}]))
+    with FaultyOpenAIServer(responder=by_principle) as server:
+        result = judgerl("judge", str(items), "--mode", "constitution", "--principle", "The response is brief.",
+                         "--principle", "The response thanks the user.", "--set", "provider=openai", "--set", "model=m",
+                         "--set", f"base_url={server.base_url}", "--set", f"cache_path={tmp_path / 'c.sqlite'}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model_calls"] == 4  # 2 items x 2 principles
+    rows = [json.loads(line) for line in (tmp_path / "items.judged.jsonl").read_text().splitlines()]
+    assert rows[0]["judgment"]["reward"] > 0.95 and rows[1]["judgment"]["reward"] < 0.05
+    assert len(rows[0]["judgment"]["details"]["principles"]) == 2
+
+    grader = tmp_path / "grader.json"
+    grader.write_text(json.dumps({"type": "string_check", "name": "says ok", "operation": "eq",
+                                  "input": "{{ sample.output_text }}", "reference": "ok"}))
+    graded = judgerl("judge", str(items), "--mode", "grader", "--grader", str(grader), "-o", str(tmp_path / "g.jsonl"))
+    assert graded.returncode == 0, graded.stderr
+    rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [row["judgment"]["reward"] for row in rows] == [1.0, 0.0]
+    missing = judgerl("judge", str(items), "--mode", "grader")
+    assert missing.returncode == 2 and "--grader FILE" in missing.stderr

@@ -129,46 +129,53 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+JUDGE_FILE_MODES = {  # --mode -> (judge.method, the file layout judge_file reads)
+    "pointwise": ("rubric", "pointwise"), "critique": ("critique", "pointwise"),
+    "constitution": ("constitution", "pointwise"), "grader": ("grader", "pointwise"),
+    "pairwise": ("pairwise", "pairwise"), "pairwise-from-scores": ("pairwise_from_scores", "pairwise-from-scores"),
+    "group": ("group", "group"),
+}
+
+
 def cmd_judge(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
     from judgerl.config import JudgeConfig, apply_overrides
     from judgerl.judge_files import judge_file
-    from judgerl.judges.cache import JudgmentCache
-    from judgerl.judges.factory import provider_settings
-    from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
-    from judgerl.judges.pointwise import RubricJudge
-    from judgerl.paths import default_judgment_cache
-    from judgerl.providers import make_provider
+    from judgerl.judges.factory import build_judge
 
+    method, layout = JUDGE_FILE_MODES[args.mode]
     overrides = {key.removeprefix("judge."): value for key, value in _parse_overrides(args.set).items()}
+    if args.rubric_file or args.rubric:
+        overrides["rubric_text"] = Path(args.rubric_file).read_text() if args.rubric_file else args.rubric
+        overrides.setdefault("rubric", "custom")
+    overrides.update(method=method, scale=args.scale, principles=args.principle or [],
+                     grader_file=args.grader)
     judge_config = _judge_config(JudgeConfig, apply_overrides({}, overrides))
     if judge_config.provider == "python":
-        print("error: judgerl judge needs a model provider (llamacpp or openai), not python", file=sys.stderr)
+        print("error: judgerl judge needs a model provider (llamacpp, openai, anthropic, transformers), not python",
+              file=sys.stderr)
         return EXIT_CONFIG
-    rubric = Path(args.rubric_file).read_text() if args.rubric_file else args.rubric
-    low, _, high = args.scale.partition("-")
-    cache = None
-    if judge_config.cache:
-        cache = JudgmentCache(Path(judge_config.cache_path) if judge_config.cache_path else default_judgment_cache())
-    provider = make_provider(judge_config.provider, **provider_settings(judge_config))
-    if args.mode == "pairwise":
-        judge = PairwiseJudge(provider, rubric, cache=cache)
-    elif args.mode == "group":
-        from judgerl.judges.group import GroupJudge
-
-        judge = GroupJudge(provider, rubric, cache=cache)
-    else:
-        pointwise = RubricJudge(provider, rubric, scale=(int(low), int(high)), cache=cache)
-        judge = pointwise if args.mode == "pointwise" else PairwiseFromScores(pointwise)
+    problem = {"constitution": (not args.principle, "--mode constitution needs --principle (one per principle)"),
+               "grader": (not args.grader, "--mode grader needs --grader FILE (an OpenAI grader JSON)")}.get(args.mode)
+    if problem and problem[0]:
+        print(f"error: {problem[1]}", file=sys.stderr)
+        return EXIT_CONFIG
+    if method not in ("constitution", "grader") and judge_config.rubric_text is None:
+        print("error: give the rubric with --rubric TEXT or --rubric-file FILE", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.grader and not Path(args.grader).is_file():
+        print(f"error: grader file {args.grader!r} does not exist", file=sys.stderr)
+        return EXIT_CONFIG
+    judge = build_judge(judge_config)
     input_path = Path(args.input)
     if not input_path.is_file():
         print(f"error: input file {str(input_path)!r} does not exist", file=sys.stderr)
         return EXIT_CONFIG
     output = Path(args.output) if args.output else input_path.with_name(input_path.stem + ".judged.jsonl")
     try:
-        summary = judge_file(input_path, output, judge, args.mode, batch_size=args.batch_size)
+        summary = judge_file(input_path, output, judge, layout, batch_size=args.batch_size)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -243,10 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     judge.add_argument("input", help="JSONL of items to judge (fields depend on --mode)")
     judge.add_argument("-o", "--output", help="output JSONL (default: INPUT.judged.jsonl)")
-    judge.add_argument("--mode", choices=["pointwise", "pairwise", "pairwise-from-scores", "group"], default="pointwise",
-                       help="pointwise: {prompt, completion}; pairwise (both orders) and pairwise-from-scores: "
+    judge.add_argument("--mode", choices=list(JUDGE_FILE_MODES), default="pointwise",
+                       help="pointwise, critique (critique then score), constitution (--principle ...), grader "
+                       "(--grader FILE): {prompt, completion}; pairwise (both orders) and pairwise-from-scores: "
                        "{prompt, completion_a, completion_b}; group: {prompt, completions: [...]} scored in one call")
-    rubric_source = judge.add_mutually_exclusive_group(required=True)
+    judge.add_argument("--principle", action="append", help="constitution: a principle (repeat for each)")
+    judge.add_argument("--grader", help="grader: a JSON file holding an OpenAI reinforcement fine-tuning grader")
+    rubric_source = judge.add_mutually_exclusive_group()
     rubric_source.add_argument("--rubric", help="the rubric text")
     rubric_source.add_argument("--rubric-file", help="a file holding the rubric text")
     judge.add_argument("--scale", default="1-5", help="score scale LOW-HIGH (default 1-5)")

@@ -98,7 +98,7 @@ def judge_file(
             bar.update(len(batch))
     temporary.replace(output_path)
 
-    counters = judge.counters
+    counters = dict(getattr(judge, "counters", {}))
     summary: dict[str, Any] = {
         "items": len(rows),
         "unscored": unscored,

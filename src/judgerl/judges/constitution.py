@@ -36,6 +36,15 @@ class ConstitutionJudge:
         ]
         self.judge_id = f"{provider.name}#{name}"
 
+    @property
+    def counters(self) -> dict[str, float]:
+        """Calls, cache hits, failures and seconds, summed over the principles' judges."""
+        total: dict[str, float] = {}
+        for judge in self.judges:
+            for name, value in judge.counters.items():
+                total[name] = total.get(name, 0) + value
+        return total
+
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
         per_principle = [judge.score(prompts, completions) for judge in self.judges]  # [k][i]
         total_weight = sum(p.weight for p in self.principles)
