@@ -227,6 +227,15 @@ def test_full_fine_tuning_reference_is_a_frozen_copy_made_at_the_first_reference
     assert (p.score(rollout).logprobs.detach() - reference).abs().max() > 1e-3
 
 
+def test_a_given_reference_model_replaces_the_copy_of_the_current_weights():
+    p, before_rl = policy(seed=0), policy(seed=1)
+    rollout = sample(p)
+    p.set_reference(before_rl.model)
+    torch.testing.assert_close(p.score(rollout, reference=True).logprobs, before_rl.score(rollout).logprobs.detach())
+    with pytest.raises(ValueError, match="LoRA"):
+        policy(lora=LoraSettings(r=2)).set_reference(before_rl.model)
+
+
 def test_value_head_is_zero_initialised_and_trainable():
     p = policy()
     rollout = sample(p)

@@ -231,6 +231,13 @@ class CausalLMPolicy:
             kept = kept[:-1]
         return self.tokenizer.decode(kept, skip_special_tokens=True)
 
+    def set_reference(self, model: Any) -> None:
+        """Full fine-tuning: score references with this model (e.g. the weights before RL, when
+        resuming) instead of a copy of the current weights. With LoRA the base is the reference."""
+        if self.lora is not None:
+            raise ValueError("a LoRA policy's reference is its base model with the adapter off")
+        self._frozen_reference = model.to(self.device).eval().requires_grad_(False)
+
     def add_value_head(self) -> None:
         if self.value_head is None:
             self.value_head = nn.Linear(self._base(self.model).config.hidden_size, 1).to(self.device)
