@@ -10,7 +10,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from judgerl.policies.lean_gpt2 import LeanGPT2, LeanGPT2Policy, _draw, _nucleus, weights_of  # noqa: E402
+from judgerl.policies.lean_gpt2 import (  # noqa: E402
+    LeanGPT2, LeanGPT2Policy, _draw, _nucleus, _token_logprobs, weights_of)
 from judgerl.rollouts import SamplingSettings  # noqa: E402
 
 WORDS = ["Question:", "Answer:", "Will", "I", "you", "be", "rich", "happy", "someday", "soon", "?", "yes", "no",
@@ -81,6 +82,17 @@ def test_sampled_logprobs_equal_scores_and_hf(activation):
         ref = hf_completion_logprobs(model, PROMPTS, group, tokens, mask, 0.7)
     assert (scored.detach() - ref).abs().max() < 1e-4
     assert (entropy[mask > 0] > 0).all() and (entropy[mask == 0] == 0).all()
+
+
+def test_token_logprobs_and_entropy_have_the_gradients_of_log_softmax():
+    logits = torch.randn(5, 11, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 3, 10, 3, 7])
+    assert torch.autograd.gradcheck(lambda z: _token_logprobs(z, target, True), (logits,))
+    assert torch.autograd.gradcheck(lambda z: _token_logprobs(z, target, False)[0], (logits,))
+    logp, entropy = _token_logprobs(logits, target, True)
+    ref = torch.log_softmax(logits, -1)
+    assert torch.allclose(logp, ref.gather(1, target[:, None]).squeeze(1))
+    assert torch.allclose(entropy, -(ref.exp() * ref).sum(-1))
 
 
 def test_stop_tokens_end_rows_and_everything_after_is_padding():

@@ -157,42 +157,43 @@ class LeanGPT2:
         return _cast(w, self.compute_dtype, self.head_in_compute_dtype)
 
     # -- shared pieces ------------------------------------------------------------------------
+    # Matmul inputs are in compute_dtype (bf16 or fp32); the residual stream, LayerNorms and
+    # attention stay fp32 (bf16 attention is several times slower than fp32 on CPU at these sizes).
 
     def _ln(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         y = F.layer_norm(x, (self.d,), w, b, self.eps)
         return y if self.compute_dtype is None else y.to(self.compute_dtype)
 
-    def _mlp(self, h: torch.Tensor, l: LayerWeights) -> torch.Tensor:
-        """h (M, D) residual -> h + MLP(ln_2(h))."""
+    def _qkv(self, h: torch.Tensor, l: LayerWeights) -> torch.Tensor:
+        """(M, D) residual -> (M, 3D) fp32 q|k|v."""
+        qkv = torch.addmm(l.qkv_b, self._ln(h, l.ln1_w, l.ln1_b), l.qkv_w)
+        return qkv if self.compute_dtype is None else qkv.float()
+
+    def _proj_mlp(self, h: torch.Tensor, o: torch.Tensor, l: LayerWeights) -> torch.Tensor:
+        """Residual h (M, D), attention output o (M, D) -> the block's output (M, D)."""
+        if self.compute_dtype is not None:
+            o = o.to(self.compute_dtype)
+        h = _residual(h, torch.addmm(l.proj_b, o, l.proj_w))
         a = self._ln(h, l.ln2_w, l.ln2_b)
         return _residual(h, torch.addmm(l.out_b, self.act(torch.addmm(l.fc_b, a, l.fc_w)), l.out_w))
 
     def _logits(self, w: GPT2Weights, h: torch.Tensor, temperature: float) -> torch.Tensor:
-        """(M, D) residual stream -> (M, V) fp32 logits / temperature."""
+        """(M, D) residual stream -> (M, V) fp32 logits / temperature (the division is done on
+        the (M, D) input of the head, the same way in sampling and scoring)."""
         a = F.layer_norm(h, (self.d,), w.lnf_w, w.lnf_b, self.eps)
+        if temperature != 1.0:
+            a = a / temperature
         logits = F.linear(a.to(w.head.dtype), w.head)
-        if logits.dtype != torch.float32:
-            logits = logits.float()
-        return logits if temperature == 1.0 else logits / temperature
+        return logits if logits.dtype == torch.float32 else logits.float()
 
     def _block_seq(self, h: torch.Tensor, l: LayerWeights, scale: float, B: int, S: int,
-                   mask: torch.Tensor | None, prefix: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """One block over (B*S, D) tokens of B sequences of S. Attention is causal within the S
-        tokens; `mask` (B or 1, 1, S, K) bool overrides it when given (K = prefix + S keys).
-        prefix: (k, v) (B, H, Lp, dh) keys/values the tokens also attend to (before their own).
-        Returns (h, k, v) with k, v (B, H, S, dh) this block's own keys/values."""
-        H, dh = self.n_head, self.head_dim
-        a = self._ln(h, l.ln1_w, l.ln1_b)
-        qkv = torch.addmm(l.qkv_b, a, l.qkv_w).view(B, S, 3, H, dh).permute(2, 0, 3, 1, 4)
+                   mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One block over (B*S, D) tokens of B sequences of S, causal (or `mask` (B, 1, S, S) bool).
+        Returns (h, k, v) with k, v (B, H, S, dh) fp32, the block's keys and values."""
+        qkv = self._qkv(h, l).view(B, S, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        if prefix is not None:
-            kk, vv = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
-        else:
-            kk, vv = k, v
-        o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, is_causal=mask is None, scale=scale)
-        o = o.transpose(1, 2).reshape(B * S, self.d)
-        h = _residual(h, torch.addmm(l.proj_b, o, l.proj_w))
-        return self._mlp(h, l), k, v
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=scale)
+        return self._proj_mlp(h, o.transpose(1, 2).reshape(B * S, self.d), l), k, v
 
     def _embed(self, w: GPT2Weights, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids, w.wte) + F.embedding(positions, w.wpe)
@@ -239,62 +240,55 @@ class LeanGPT2:
                              f"{self.n_positions} positions")
         padded = not bool(valid.all())
         S = Lp + max_new_tokens - 1  # cache columns: the last sampled token is never fed back
-        kv_dtype = self.compute_dtype or w.wte.dtype
 
-        # Prefill: each prompt once.
+        # Prefill: each prompt once; its keys/values are copied to its n rows of the cache.
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         mask = _prompt_mask(valid) if padded else None
         h = self._embed(w, ids, positions).view(P * Lp, D)
-        cache = torch.empty(L, N, S, 2, H, dh, dtype=kv_dtype)
+        cache = torch.empty(L, N, S, 2, H, dh)  # fp32, like attention
         for i, l in enumerate(w.layers):
             h, k, v = self._block_seq(h, l, self.scales[i], P, Lp, mask)
-            # (P, H, Lp, dh) -> the group's n rows, columns 0..Lp-1
             dst = cache[i, :, :Lp].view(P, n, Lp, 2, H, dh)
             dst[:, :, :, 0] = k.transpose(1, 2).unsqueeze(1)
             dst[:, :, :, 1] = v.transpose(1, 2).unsqueeze(1)
-        last = h.view(P, Lp, D)[:, -1]  # (P, D)
-        probs = torch.softmax(self._logits(w, last, temperature), -1).repeat_interleave(n, 0)  # (N, V)
+        probs = torch.softmax(self._logits(w, h.view(P, Lp, D)[:, -1], temperature), -1)
+        probs = probs.repeat_interleave(n, 0)  # (N, V)
 
         # Decode.
         stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
-        single_stop = len(stops) == 1
-        stop0 = int(stops[0])
+        stop0 = int(stops[0]) if len(stops) == 1 else None
         done = torch.zeros(N, dtype=torch.bool)
-        # additive mask over the cache columns: -inf on the prompts' left padding
-        col_mask = None
+        col_mask = None  # additive (N, 1, 1, S): -inf on the prompts' left padding
         if padded:
-            col_mask = torch.zeros(N, 1, 1, S, dtype=kv_dtype)
+            col_mask = torch.zeros(N, 1, 1, S)
             col_mask[:, 0, 0, :Lp].masked_fill_(~valid.repeat_interleave(n, 0), float("-inf"))
-        pos = lens.repeat_interleave(n, 0)  # (N,) position of the first new token
-        pos_emb = F.embedding(pos[:, None] + torch.arange(max_new_tokens - 1), w.wpe)  # (N, T-1, D)
+        pos_emb = F.embedding(lens.repeat_interleave(n, 0)[:, None] + torch.arange(max_new_tokens - 1), w.wpe)
         layer_cache = [cache[i] for i in range(L)]  # (N, S, 2, H, dh) each
         tokens, logprobs = [], []
         for t in range(max_new_tokens):
             token = _draw(probs, top_p, generator)  # (N,)
             tokens.append(token)
-            # log-prob of the sampled token under the untruncated softmax(logits / temperature)
+            # the sampled token's probability under the untruncated softmax(logits / temperature)
             logprobs.append(probs.gather(1, token[:, None]))
-            done |= (token == stop0) if single_stop else torch.isin(token, stops)
+            done |= (token == stop0) if stop0 is not None else torch.isin(token, stops)
             if t == max_new_tokens - 1 or bool(done.all()):
                 break
             col = Lp + t
             h = F.embedding(token, w.wte).add_(pos_emb[:, t])  # (N, D)
             for i, l in enumerate(w.layers):
-                a = self._ln(h, l.ln1_w, l.ln1_b)
-                qkv = torch.addmm(l.qkv_b, a, l.qkv_w).view(N, 3, H, dh)
+                qkv = self._qkv(h, l).view(N, 3, H, dh)
                 kv = layer_cache[i]
                 kv[:, col] = qkv[:, 1:]
                 kv = kv[:, :col + 1]  # (N, col+1, 2, H, dh)
                 o = F.scaled_dot_product_attention(
                     qkv[:, 0, :, None], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
                     attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scales[i])
-                h = _residual(h, torch.addmm(l.proj_b, o.view(N, D), l.proj_w))
-                h = self._mlp(h, l)
+                h = self._proj_mlp(h, o.view(N, D), l)
             probs = torch.softmax(self._logits(w, h, temperature), -1)
         tokens = torch.stack(tokens, 1)  # (N, T)
         logprobs = torch.cat(logprobs, 1).log_()
         # a row's tokens after its first stop token are padding
-        is_stop = (tokens == stop0) if single_stop else torch.isin(tokens, stops)
+        is_stop = (tokens == stop0) if stop0 is not None else torch.isin(tokens, stops)
         after = (is_stop.cumsum(1) - is_stop.long()) > 0
         tokens.masked_fill_(after, pad_id)
         logprobs.masked_fill_(after, 0.0)
@@ -306,58 +300,96 @@ class LeanGPT2:
               completion_ids: torch.Tensor, completion_mask: torch.Tensor, temperature: float = 1.0,
               pad_id: int = 0, with_entropy: bool = False, value_head: nn.Module | None = None):
         """Log-probs (N, T) of completion tokens given their prompts (prompt_ids[group[i]]), with
-        gradients to the weights; entropy (N, T) and values (N, T) when asked. 0 on padding."""
+        gradients to the weights; entropy (N, T) and values (N, T) when asked. 0 on padding.
+
+        One pass per layer over R = U * Lp + N * (T - 1) token rows: the U distinct prompts once
+        each, then the completion tokens but the last; the completion rows attend to their
+        prompt's keys (shared by the group) and causally to their own."""
         w = self.cast(w)
         N, T = completion_ids.shape
         D, H, dh = self.d, self.n_head, self.head_dim
-        used, inverse = torch.unique(group, return_inverse=True)  # U prompts; row i uses used[inverse[i]]
+        used, inverse = torch.unique(group, return_inverse=True)  # row i's prompt is used[inverse[i]]
         ids, valid, lens = _left_pad([prompt_ids[g] for g in used.tolist()], pad_id)  # (U, Lp)
         U, Lp = ids.shape
         if Lp + T - 1 > self.n_positions:
             raise ValueError(f"prompt of {Lp} tokens + completion of {T} exceed the model's {self.n_positions} positions")
-        padded = not bool(valid.all())
-        Tc = T - 1  # completion tokens fed in (the last one predicts nothing scored)
+        Tc, Rp = T - 1, U * Lp
+        share = U < N
+        pmask = _prompt_mask(valid) if not bool(valid.all()) else None  # (U, 1, Lp, Lp)
 
-        # Prompts once each.
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        h = self._embed(w, ids, positions).view(U * Lp, D)
-        pmask = _prompt_mask(valid) if padded else None
-        prefix_kv = []
-        for i, l in enumerate(w.layers):
-            h, k, v = self._block_seq(h, l, self.scales[i], U, Lp, pmask)
-            prefix_kv.append((k, v))
-        h_prompt_last = h.view(U, Lp, D)[:, -1]  # (U, D): predicts completion token 0
-
-        sel = completion_mask > 0  # (N, T)
-        if Tc > 0:
-            # Completion tokens 0..T-2 of each row, attending to their prompt's keys (shared) and
-            # causally to their own.
-            share = U < N
-            cpos = lens[inverse][:, None] + torch.arange(Tc)  # (N, Tc)
-            h = self._embed(w, completion_ids[:, :Tc], cpos).view(N * Tc, D)
+        all_ids = torch.cat([ids.reshape(-1), completion_ids[:, :Tc].reshape(-1)])
+        all_pos = torch.cat([(valid.long().cumsum(-1) - 1).clamp(min=0).reshape(-1),
+                             (lens[inverse][:, None] + torch.arange(Tc)).reshape(-1)])
+        h = self._embed(w, all_ids, all_pos)  # (R, D)
+        if Tc:
             key_valid = torch.cat([valid[inverse], torch.ones(N, Tc, dtype=torch.bool)], 1)  # (N, Lp+Tc)
             causal = torch.ones(Tc, Lp + Tc, dtype=torch.bool).tril(Lp)  # (Tc, Lp+Tc)
             cmask = (causal[None] & key_valid[:, None, :])[:, None]  # (N, 1, Tc, Lp+Tc)
-            for i, l in enumerate(w.layers):
-                k, v = prefix_kv[i]
+        for i, l in enumerate(w.layers):
+            qkv = self._qkv(h, l)  # (R, 3D)
+            qp, kp, vp = qkv[:Rp].view(U, Lp, 3, H, dh).permute(2, 0, 3, 1, 4)  # (U, H, Lp, dh) each
+            o = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=pmask, is_causal=pmask is None,
+                                               scale=self.scales[i]).transpose(1, 2).reshape(Rp, D)
+            if Tc:
+                qc, kc, vc = qkv[Rp:].view(N, Tc, 3, H, dh).permute(2, 0, 3, 1, 4)  # (N, H, Tc, dh) each
                 if share:
-                    k, v = k.index_select(0, inverse), v.index_select(0, inverse)
-                h, _, _ = self._block_seq(h, l, self.scales[i], N, Tc, cmask, prefix=(k, v))
-            h_all = torch.cat([h_prompt_last.index_select(0, inverse)[:, None], h.view(N, Tc, D)], 1)  # (N, T, D)
-        else:
-            h_all = h_prompt_last.index_select(0, inverse)[:, None]
-        hs = h_all[sel]  # (M, D): the positions predicting real completion tokens
-        logits = self._logits(w, hs, temperature)  # (M, V)
-        logp_all = torch.log_softmax(logits, -1)
-        target = completion_ids[sel]
-        logp = _scatter_rows(logp_all.gather(1, target[:, None]).squeeze(1), sel)
-        entropy = values = None
-        if with_entropy:
-            entropy = _scatter_rows(-(logp_all.exp() * logp_all).sum(-1), sel)
+                    kp, vp = kp.index_select(0, inverse), vp.index_select(0, inverse)
+                oc = F.scaled_dot_product_attention(qc, torch.cat([kp, kc], 2), torch.cat([vp, vc], 2),
+                                                    attn_mask=cmask, scale=self.scales[i])
+                o = torch.cat([o, oc.transpose(1, 2).reshape(N * Tc, D)])
+            h = self._proj_mlp(h, o, l)
+
+        # The row of h predicting completion token t of row i: its prompt's last position for
+        # t = 0, its own token t - 1 after that; only the real (unpadded) tokens.
+        sel = completion_mask > 0  # (N, T)
+        rows, cols = sel.nonzero(as_tuple=True)
+        source = torch.where(cols == 0, inverse[rows] * Lp + (Lp - 1), Rp + rows * Tc + cols - 1)
+        hs = h.index_select(0, source)  # (M, D)
+        logp, entropy = _token_logprobs(self._logits(w, hs, temperature), completion_ids[rows, cols], with_entropy)
+        values = None
         if value_head is not None:
             a = F.layer_norm(hs, (D,), w.lnf_w, w.lnf_b, self.eps)
             values = _scatter_rows(value_head(a.float()).squeeze(-1), sel)
-        return logp, entropy, values
+        return _scatter_rows(logp, sel), _scatter_rows(entropy, sel) if with_entropy else None, values
+
+
+class _TokenLogProbs(torch.autograd.Function):
+    """log softmax(logits)[target] and (optionally) the entropy of softmax(logits), row by row,
+    without materialising log_softmax: the backward builds softmax once from the saved logits
+    and logsumexp (no (M, V) zeros for gather's backward, no log_softmax backward)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, with_entropy: bool):
+        lse = torch.logsumexp(logits, -1)  # (M,)
+        logp = logits.gather(1, target[:, None]).squeeze(1) - lse
+        if with_entropy:
+            p = (logits - lse[:, None]).exp_()
+            entropy = lse - (p * logits).sum(-1)
+        else:
+            entropy = logits.new_zeros(0)
+        ctx.with_entropy = with_entropy
+        ctx.save_for_backward(logits, lse, target, entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, g_logp: torch.Tensor, g_entropy: torch.Tensor):
+        logits, lse, target, entropy = ctx.saved_tensors
+        shifted = logits - lse[:, None]  # log p
+        p = shifted.exp()
+        if ctx.with_entropy:
+            # d entropy / d logits = -p * (log p + entropy)
+            grad = shifted.add_(entropy[:, None]).mul_(p).mul_(-g_entropy[:, None])
+            grad.sub_(p.mul_(g_logp[:, None]))
+        else:
+            grad = p.mul_(-g_logp[:, None])
+        # d logp / d logits = onehot(target) - p
+        grad.scatter_add_(1, target[:, None], g_logp[:, None])
+        return grad, None, None
+
+
+def _token_logprobs(logits: torch.Tensor, target: torch.Tensor, with_entropy: bool):
+    """(M, V) fp32 logits, (M,) targets -> log-probs (M,) and entropies (M,) (empty unless asked)."""
+    return _TokenLogProbs.apply(logits, target, with_entropy)
 
 
 def _residual(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
