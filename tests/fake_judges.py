@@ -47,3 +47,8 @@ class ScriptedProvider:
             raise result
         return {"top_logprobs": [list(pair) for pair in result], "text": result[0][0] if result else "",
                 "prompt_tokens": 10, "completion_tokens": 1, "latency_s": 0.001}
+
+
+def says_yes(prompts, completions, **kwargs):
+    """A TRL-style reward function: 1 when the completion says Yes, else 0."""
+    return [1.0 if "Yes" in completion.split() else 0.0 for completion in completions]

@@ -47,6 +47,8 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
 
     run = run or create_run_folder(config)
     print(f"run folder: {run.path}", file=sys.stderr)
+    if config.policy.kind == "causal_lm":
+        from judgerl.training.lm_experiment import run_lm_experiment as run_experiment  # noqa: F811
     code = 0
     try:
         run_experiment(config, run, say=lambda text: print(text, file=sys.stderr), resume_from=resume_from)

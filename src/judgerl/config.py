@@ -28,6 +28,7 @@ class DataConfig(StrictModel):
     sft: str = Field("builtin:sft", description="SFT questions with targets: builtin:sft or a JSONL path")
     rl: str = Field("builtin:rl", description="questions the policy is trained on with RL: builtin:rl or a JSONL path")
     eval: str = Field("builtin:eval", description="held-out questions for the before/after report: builtin:eval or a JSONL path")
+    eval_limit: int | None = Field(None, ge=1, description="use only the first this many held-out prompts (none: all)")
 
 
 class PolicyConfig(StrictModel):
@@ -61,7 +62,9 @@ class PolicyConfig(StrictModel):
 
 
 class SFTConfig(StrictModel):
-    epochs: int = Field(8, ge=0, description="passes over the SFT questions")
+    epochs: int | None = Field(
+        None, ge=0, description="passes over the SFT data (default: 8 for the 8-ball; 0, no SFT, for causal_lm, whose "
+        "data.sft must then hold prompt/response or chat lines)")
     batch_size: int = Field(32, ge=1, description="questions per SFT step")
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate for SFT")
     checkpoint: str | None = Field(
@@ -215,6 +218,8 @@ class RunConfig(StrictModel):
             raise ValueError("judge.principle_weights needs one weight per principle")
         if self.judge.method == "grader" and not self.judge.grader_file:
             raise ValueError("judge.method grader needs judge.grader_file: a JSON file with an OpenAI grader")
+        if self.sft.epochs is None:
+            self.sft.epochs = 8 if self.policy.kind == "tiny_transformer" else 0
         low, high = (int(part) for part in self.judge.scale.split("-"))
         if not low < high:
             raise ValueError(f"judge.scale {self.judge.scale!r}: low must be below high")

@@ -69,3 +69,42 @@ def load_questions(source: str, labels: Sequence[str] | None = None) -> list[Que
     if not questions:
         raise ValueError(f"{source}: no questions")
     return questions
+
+
+def load_prompts(source: str) -> list[str]:
+    """Prompts for a language-model policy: each JSONL line's "prompt" (or "question") string."""
+    prompts = []
+    for line_number, row in jsonl_rows(dataset_text(source), source):
+        text = row.get("prompt", row.get("question")) if isinstance(row, dict) else None
+        if not isinstance(text, str):
+            raise ValueError(f"{source}, line {line_number}: needs a \"prompt\" (or \"question\") string")
+        prompts.append(text)
+    if not prompts:
+        raise ValueError(f"{source}: no prompts")
+    return prompts
+
+
+def load_sft_pairs(source: str) -> list[tuple[str, str]]:
+    """(prompt, response) pairs for language-model SFT, from lines holding either
+    {"prompt": ..., "response": ...} or chat data {"messages": [{"role", "content"}, ...]} whose
+    last message is the assistant's reply (the prompt is the last user message before it)."""
+    pairs = []
+    for line_number, row in jsonl_rows(dataset_text(source), source):
+        where = f"{source}, line {line_number}"
+        if isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str):
+            pairs.append((row["prompt"], row["response"]))
+            continue
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not (isinstance(messages, list) and messages and all(
+                isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)):
+            raise ValueError(f"{where}: needs \"prompt\" and \"response\" strings, or \"messages\": "
+                             "[{\"role\": ..., \"content\": ...}, ...]")
+        if messages[-1].get("role") != "assistant":
+            raise ValueError(f"{where}: the last message must be the assistant's reply")
+        users = [m["content"] for m in messages[:-1] if m.get("role") == "user"]
+        if not users:
+            raise ValueError(f"{where}: no user message before the assistant's reply")
+        pairs.append((users[-1], messages[-1]["content"]))
+    if not pairs:
+        raise ValueError(f"{source}: no examples")
+    return pairs

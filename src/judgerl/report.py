@@ -66,7 +66,7 @@ def _plots(run: RunFolder, metrics: list[dict], before: dict | None, after: dict
         plt.close(fig)
         made.append(("Reward over RL steps", "plots/reward_curve.png"))
 
-    if before and after:
+    if before and after and "greedy_share" in before:
         labels = list(before["greedy_share"])
         x = range(len(labels))
         width = 0.27
@@ -94,6 +94,38 @@ def _plots(run: RunFolder, metrics: list[dict], before: dict | None, after: dict
         plt.close(fig)
         made.append(("Answers before and after RL", "plots/before_after.png"))
     return made
+
+
+def _cell(text: str | None, limit: int = 160) -> str:
+    text = "" if text is None else " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def _samples_section(before: dict, after: dict | None, shown: int = 12) -> list[str]:
+    """A language model's held-out answers before and after RL, same prompts, same sampling seed."""
+    rows = [
+        "## Held-out prompts: the same prompts answered before and after RL",
+        "",
+        f"{len(before['samples'])} prompts, one sample each with the same seed before and after; "
+        "the judge's reward in brackets (n/a: unscored or not confident).",
+        "",
+        "| | before RL | after RL |",
+        "|---|---|---|",
+        f"| mean judge reward | {_num(before['mean_reward'])} | {_num(after['mean_reward']) if after else 'n/a'} |",
+        f"| mean length (tokens) | {before['mean_length_tokens']:.1f} | "
+        f"{after['mean_length_tokens']:.1f} |" if after else f"| mean length (tokens) | {before['mean_length_tokens']:.1f} | n/a |",
+        "",
+        "| prompt | before RL | after RL |",
+        "|---|---|---|",
+    ]
+    after_samples = after["samples"] if after else [None] * len(before["samples"])
+    for old, new in list(zip(before["samples"], after_samples))[:shown]:
+        def show(sample):
+            return "n/a" if sample is None else f"{_cell(sample['completion'])} [{_num(sample['reward'], 2)}]"
+        rows.append(f"| {_cell(old['prompt'], 80)} | {show(old)} | {show(new)} |")
+    rows.append("")
+    return rows
 
 
 def write_report(run_dir: str | Path) -> str:
@@ -137,7 +169,9 @@ def write_report(run_dir: str | Path) -> str:
         )
     lines.append("")
 
-    if before:
+    if before and "samples" in before:
+        lines += _samples_section(before, after)
+    elif before:
         columns = [("after SFT", before)] + ([("after RL", after)] if after else [])
         lines += [
             "## Held-out questions",
@@ -181,7 +215,10 @@ def write_report(run_dir: str | Path) -> str:
 
     summary = [f"run folder: {run.path}", f"status: {status.get('status', 'unknown')}"
                + (f" ({status['message']})" if status.get("message") else "")]
-    if before:
+    if before and "samples" in before:
+        summary.append(f"mean judge reward on held-out prompts: {_num(before['mean_reward'])} before RL"
+                       + (f" -> {_num(after['mean_reward'])} after RL" if after else ""))
+    elif before:
         summary.append(
             f"held-out agreement with the judge: {_pct(before['agreement'])} after SFT"
             + (f" -> {_pct(after['agreement'])} after RL" if after else "")

@@ -90,7 +90,9 @@ class RunFolder:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: everything before it stands
-        return rows
+        # A resumed run repeats the steps after its checkpoint: the later row of a step wins.
+        latest = {(row.get("stage"), row.get("step"), row.get("epoch")): i for i, row in enumerate(rows)}
+        return [row for i, row in enumerate(rows) if latest[(row.get("stage"), row.get("step"), row.get("epoch"))] == i]
 
     def write_json(self, name: str, data: Any) -> None:
         write_json_atomic(self.path / name, data)
