@@ -116,14 +116,28 @@ def test_inverse_cdf_draws_follow_the_distribution_and_top_p_keeps_the_nucleus()
     probs = torch.zeros(4, 50)
     probs[:, [3, 7, 9, 20]] = torch.tensor([0.5, 0.3, 0.15, 0.05])
     g = torch.Generator().manual_seed(0)
-    draws = torch.cat([_draw(probs, 1.0, g) for _ in range(2500)])  # 10000 draws
+    draws = torch.cat([_draw(probs, 1.0, torch.rand(4, dtype=torch.float64, generator=g)) for _ in range(2500)])
     freq = torch.bincount(draws, minlength=50).float() / len(draws)
     assert set(draws.unique().tolist()) == {3, 7, 9, 20}
     assert torch.allclose(freq[[3, 7, 9, 20]], torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.02)
     kept = _nucleus(probs, 0.7)  # 0.5 alone is short of 0.7; 0.5 + 0.3 reaches it
     assert kept[0].nonzero().squeeze(1).tolist() == [3, 7]
     assert torch.equal(_nucleus(probs, 0.7, k=1), kept)  # the full-sort fallback agrees
-    assert set(torch.cat([_draw(probs, 0.7, g) for _ in range(200)]).unique().tolist()) == {3, 7}
+    draws = torch.cat([_draw(probs, 0.7, torch.rand(4, dtype=torch.float64, generator=g)) for _ in range(200)])
+    assert set(draws.unique().tolist()) == {3, 7}
+
+
+def test_dropping_finished_rows_changes_no_sample():
+    model = tiny_gpt2()
+    engine, w = LeanGPT2(model.config), weights_of(model)
+    stops = [0, 13, 14, 15, 16, 17]
+    runs = []
+    for compact in (True, False):
+        engine.compact = compact
+        runs.append(engine.generate(w, PROMPTS, 8, 10, 1.0, 1.0, stops, 0, torch.Generator().manual_seed(1)))
+    (t1, lp1, m1), (t2, lp2, m2) = runs
+    assert torch.equal(t1, t2) and torch.equal(m1, m2)
+    assert (lp1 - lp2).abs().max() < 1e-5
 
 
 def test_tiny_top_p_is_greedy_decoding_like_hf_generate():

@@ -150,6 +150,8 @@ class LeanGPT2:
         self.scales = [base / (i + 1) if config.scale_attn_by_inverse_layer_idx else base for i in range(self.n_layer)]
         self.compute_dtype = None if compute_dtype in (None, torch.float32) else compute_dtype
         self.head_in_compute_dtype = head_in_compute_dtype
+        self.compact = True
+        """Drop finished rows from the decode batch (a quarter of it at a time)."""
 
     def cast(self, w: GPT2Weights) -> GPT2Weights:
         if self.compute_dtype is None:
@@ -254,39 +256,56 @@ class LeanGPT2:
         probs = torch.softmax(self._logits(w, h.view(P, Lp, D)[:, -1], temperature), -1)
         probs = probs.repeat_interleave(n, 0)  # (N, V)
 
-        # Decode.
+        # Decode. Rows that have produced a stop token are dropped from the batch (cache rows
+        # included) once they are a quarter of it: they cost compute and change nothing.
         stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
         stop0 = int(stops[0]) if len(stops) == 1 else None
-        done = torch.zeros(N, dtype=torch.bool)
-        col_mask = None  # additive (N, 1, 1, S): -inf on the prompts' left padding
+        col_mask = None  # additive (rows, 1, 1, S): -inf on the prompts' left padding
         if padded:
             col_mask = torch.zeros(N, 1, 1, S)
             col_mask[:, 0, 0, :Lp].masked_fill_(~valid.repeat_interleave(n, 0), float("-inf"))
         pos_emb = F.embedding(lens.repeat_interleave(n, 0)[:, None] + torch.arange(max_new_tokens - 1), w.wpe)
-        layer_cache = [cache[i] for i in range(L)]  # (N, S, 2, H, dh) each
-        tokens, logprobs = [], []
+        rows = None  # the original row of each batch row (None: all N, in order)
+        done = torch.zeros(N, dtype=torch.bool)
+        steps: list[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]] = []
         for t in range(max_new_tokens):
-            token = _draw(probs, top_p, generator)  # (N,)
-            tokens.append(token)
+            u = torch.rand(N, dtype=torch.float64, generator=generator)  # one per original row: the
+            token = _draw(probs, top_p, u if rows is None else u[rows])  # draws do not depend on compaction
             # the sampled token's probability under the untruncated softmax(logits / temperature)
-            logprobs.append(probs.gather(1, token[:, None]))
+            steps.append((rows, token, probs.gather(1, token[:, None]).squeeze(1)))
             done |= (token == stop0) if stop0 is not None else torch.isin(token, stops)
-            if t == max_new_tokens - 1 or bool(done.all()):
+            finished = int(done.sum())
+            B = token.shape[0]
+            if t == max_new_tokens - 1 or finished == B:
                 break
+            if self.compact and 4 * finished >= B:
+                keep = (~done).nonzero().squeeze(1)
+                rows = keep if rows is None else rows[keep]
+                token, done, pos_emb = token[keep], done[keep], pos_emb[keep]
+                cache = cache.index_select(1, keep)
+                col_mask = None if col_mask is None else col_mask[keep]
+                B = len(keep)
             col = Lp + t
-            h = F.embedding(token, w.wte).add_(pos_emb[:, t])  # (N, D)
+            h = F.embedding(token, w.wte).add_(pos_emb[:, t])  # (B, D)
             for i, l in enumerate(w.layers):
-                qkv = self._qkv(h, l).view(N, 3, H, dh)
-                kv = layer_cache[i]
+                qkv = self._qkv(h, l).view(B, 3, H, dh)
+                kv = cache[i]
                 kv[:, col] = qkv[:, 1:]
-                kv = kv[:, :col + 1]  # (N, col+1, 2, H, dh)
+                kv = kv[:, :col + 1]  # (B, col+1, 2, H, dh)
                 o = F.scaled_dot_product_attention(
                     qkv[:, 0, :, None], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
                     attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scales[i])
-                h = self._proj_mlp(h, o.view(N, D), l)
+                h = self._proj_mlp(h, o.view(B, D), l)
             probs = torch.softmax(self._logits(w, h, temperature), -1)
-        tokens = torch.stack(tokens, 1)  # (N, T)
-        logprobs = torch.cat(logprobs, 1).log_()
+        T = len(steps)
+        tokens = torch.full((N, T), pad_id, dtype=torch.long)
+        probs_taken = torch.ones(N, T)
+        for t, (r, token, p) in enumerate(steps):
+            if r is None:
+                tokens[:, t], probs_taken[:, t] = token, p
+            else:
+                tokens[r, t], probs_taken[r, t] = token, p
+        logprobs = probs_taken.log_()
         # a row's tokens after its first stop token are padding
         is_stop = (tokens == stop0) if stop0 is not None else torch.isin(tokens, stops)
         after = (is_stop.cumsum(1) - is_stop.long()) > 0
@@ -422,16 +441,16 @@ def _scatter_rows(values: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
     return torch.zeros(sel.shape, dtype=values.dtype).masked_scatter(sel, values)
 
 
-def _draw(probs: torch.Tensor, top_p: float, generator: torch.Generator) -> torch.Tensor:
+def _draw(probs: torch.Tensor, top_p: float, u: torch.Tensor) -> torch.Tensor:
     """(N,) tokens drawn from probs (N, V), restricted to the top-p nucleus when top_p < 1: the
-    smallest set of most likely tokens whose mass reaches top_p.
+    smallest set of most likely tokens whose mass reaches top_p. u: (N,) float64 uniforms in [0, 1).
 
     Inverse-CDF sampling: one uniform per row against the float64 running sum of the row
     (torch.multinomial with a CPU generator is ~30x slower at V = 8192)."""
     if top_p < 1.0:
         probs = _nucleus(probs, top_p)
     cdf = probs.cumsum(-1, dtype=torch.float64)  # (N, V)
-    u = torch.rand(probs.shape[0], 1, dtype=torch.float64, generator=generator).mul_(cdf[:, -1:])
+    u = u[:, None] * cdf[:, -1:]
     # first index whose running sum exceeds u: never a zero-probability token
     return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1).squeeze(1)
 
