@@ -191,3 +191,15 @@ def test_label_policy_sampling_logprobs_match_scoring():
     assert torch.allclose(policy.score(part).logprobs, part.old_logprobs, atol=1e-6)
     assert all(c in LABELS for c in rollout.completions)
     assert math.isclose(float(rollout.lengths.sum()), 12.0)
+
+
+def test_metrics_also_go_to_tensorboard_when_asked(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_policy(new_policy(), QUESTIONS, FunctionJudge(keyword, LABELS, "keyword"), RL_ALGORITHMS["grpo"](),
+                 ConfidenceGate(0.5), LoopSettings(steps=3, prompts_per_step=4), tensorboard_dir=tmp_path / "tb")
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("reward/mean")] == [0, 1, 2]
+    assert "judge/accept_rate" in events.Tags()["scalars"]

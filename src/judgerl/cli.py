@@ -45,6 +45,11 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
     from judgerl.training.experiment import create_run_folder, run_experiment
     from judgerl.training.rl import TooManyUnscored
 
+    from judgerl.training.distributed import DataParallel
+
+    parallel = DataParallel()
+    if not parallel.is_main:  # data-parallel helper process: process 0 writes the run folder and speaks
+        return _run_helper_process(config, resume_from)
     run = run or create_run_folder(config)
     print(f"run folder: {run.path}", file=sys.stderr)
     if config.policy.kind == "causal_lm":
@@ -85,6 +90,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     return _run_experiment(_config(args.config, _parse_overrides(args.set)))
+
+
+def _run_helper_process(config, resume_from) -> int:
+    import tempfile
+
+    from judgerl.training.experiment import run_experiment
+    from judgerl.training.run_folder import RunFolder
+
+    if config.policy.kind == "causal_lm":
+        from judgerl.training.lm_experiment import run_lm_experiment as run_experiment  # noqa: F811
+    with tempfile.TemporaryDirectory(prefix="judgerl-helper-") as scratch:
+        run = RunFolder.create(scratch, ["helper"])
+        if resume_from is not None:  # the same checkpoint as process 0; the scratch folder holds the rest
+            import shutil
+
+            shutil.copytree(resume_from.parent.parent / "checkpoints", run.path / "checkpoints")
+            resume_from = run.path / "checkpoints" / resume_from.name
+        try:
+            run_experiment(config, run, say=lambda text: None, resume_from=resume_from)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

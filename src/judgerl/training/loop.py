@@ -24,6 +24,7 @@ from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import JudgedRollout, judge_rollout
 from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy
 from judgerl.training.checkpoints import save_checkpoint
+from judgerl.training.distributed import DataParallel
 from judgerl.training.rl import TooManyUnscored
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
@@ -93,14 +94,19 @@ def build_optimizer(policy: SequencePolicy, settings: LoopSettings):
 
 
 def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, prepared: Prepared,
-           optimizer: torch.optim.Optimizer, settings: LoopSettings, generator: torch.Generator) -> dict[str, float]:
-    """algorithm.epochs passes of algorithm.minibatches optimiser steps over the rollout's rows."""
+           optimizer: torch.optim.Optimizer, settings: LoopSettings, generator: torch.Generator,
+           parallel: DataParallel | None = None) -> dict[str, float]:
+    """algorithm.epochs passes of algorithm.minibatches optimiser steps over the rollout's rows.
+
+    Under data parallelism every process makes the same optimiser steps (the same collectives),
+    even one whose share of a minibatch is empty."""
+    parallel = parallel or DataParallel()
     parameters = policy.trainable_parameters()
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     in_loss = prepared.in_loss if prepared.in_loss is not None else prepared.weights > 0
     rows_in_loss = in_loss.nonzero().flatten()
-    if len(rows_in_loss) == 0:
+    if parallel.sum(float(len(rows_in_loss))) == 0:
         return {}
     for _ in range(algorithm.epochs):
         groups = rollout.group[rows_in_loss].unique()
@@ -108,11 +114,11 @@ def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, pre
             groups = groups[torch.randperm(len(groups), generator=generator)]
         for share in groups.tensor_split(algorithm.minibatches):
             rows = rows_in_loss[torch.isin(rollout.group[rows_in_loss], share)]
-            weight = float(prepared.weights[rows].sum())
+            weight = parallel.sum(float(prepared.weights[rows].sum()))
             if weight == 0:
                 continue
             optimizer.zero_grad(set_to_none=True)
-            for chunk in micro_batches(rows, rollout.group, settings.micro_batch):
+            for chunk in micro_batches(rows, rollout.group, settings.micro_batch) if len(rows) else []:
                 part = rollout.select(chunk)
                 loss, metrics = algorithm.loss(policy, part, _select(prepared.per_row, chunk, part.completion_ids.shape[1]))
                 (loss / weight).backward()
@@ -121,6 +127,7 @@ def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, pre
                     if not math.isnan(value):
                         sums[name] = sums.get(name, 0.0) + value
                         counts[name] = counts.get(name, 0) + 1
+            parallel.sum_gradients(parameters)
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             sums["policy/grad_norm"] = sums.get("policy/grad_norm", 0.0) + float(grad_norm)
             counts["policy/grad_norm"] = counts.get("policy/grad_norm", 0) + 1
@@ -161,10 +168,16 @@ def train_policy(
     far it got, checkpoints/step-N hold resumable checkpoints. `resume_from` (a step-N folder)
     restores optimiser, scheduler, RNGs, algorithm state and data position; the weights must
     already be loaded into `policy` by the caller."""
+    parallel = DataParallel()
+    if not parallel.is_main:
+        run, tensorboard_dir = None, None  # one writer: process 0
     if algorithm.uses_values:
         policy.add_value_head()
+    if parallel.world_size > 1:  # every process starts from process 0's weights (value head included)
+        for parameter in policy.trainable_parameters():
+            torch.distributed.broadcast(parameter.data, src=0)
     optimizer, scheduler = build_optimizer(policy, settings)
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed + 1_000_003 * parallel.rank)
     start = 0
     if resume_from is not None:
         restored = load_trainer_state(resume_from, optimizer=optimizer, scheduler=scheduler, sampling_generator=generator)
@@ -194,7 +207,7 @@ def train_policy(
     try:
         for step in progress:
             consistent = (step, rng_states())
-            batch = next(stream)
+            batch = parallel.shard(next(stream))
             started = time.perf_counter()
             rollout = policy.sample(batch, algorithm.samples_per_prompt, settings.sampling, generator)
             sampled = time.perf_counter()
@@ -202,16 +215,17 @@ def train_policy(
             judged_at = time.perf_counter()
             if run is not None:
                 run.log_judgments(judged.judgments, stage="rl", step=step)
-            unscored = sum(not j.scored for j in judged.judgments)
-            if judged.judgments and unscored / len(judged.judgments) > settings.max_unscored_fraction:
+            unscored = parallel.sum(sum(not j.scored for j in judged.judgments))
+            judged_count = parallel.sum(len(judged.judgments))
+            if judged_count and unscored / judged_count > settings.max_unscored_fraction:
                 errors = sorted({j.error for j in judged.judgments if j.error})
                 raise TooManyUnscored(
-                    f"RL step {step}: {unscored} of {len(judged.judgments)} judgments came back unscored "
+                    f"RL step {step}: {unscored:.0f} of {judged_count:.0f} judgments came back unscored "
                     f"(more than rl.max_unscored_fraction={settings.max_unscored_fraction}); no update was "
                     f"made from this batch. Judge errors: {errors[:3]}")
             prepared = algorithm.prepare(policy, rollout, judged)
             consistent = None
-            losses = update(policy, algorithm, rollout, prepared, optimizer, settings, generator)
+            losses = update(policy, algorithm, rollout, prepared, optimizer, settings, generator, parallel)
             scheduler.step()
             consistent = (step + 1, rng_states())
             finished = time.perf_counter()
@@ -224,10 +238,15 @@ def train_policy(
                 "time/judge_s": judged_at - sampled,
                 "time/update_s": finished - judged_at,
                 "time/tokens_per_s": tokens / max(sampled - started, 1e-9),
-                "time/completions_per_s": rollout.size / (finished - started),
+                "time/completions_per_s": parallel.sum(rollout.size) / (finished - started),
                 "learning_rate": scheduler.get_last_lr()[0],
                 "updated": bool(losses),
             }
+            if parallel.world_size > 1:
+                accepted = judged.rewards[judged.accepted]
+                count = parallel.sum(float(len(accepted)))
+                row["reward/mean"] = parallel.sum(float(accepted.sum())) / count if count else math.nan
+                row["parallel/processes"] = parallel.world_size
             history.append(row)
             if writer is not None:
                 for name, value in row.items():
@@ -242,6 +261,11 @@ def train_policy(
                 on_step(row)
             progress.set_postfix(reward=f"{row.get('reward/mean', math.nan):.3f}",
                                  accept=f"{row['judge/accept_rate']:.2f}")
+        if parallel.world_size > 1:
+            drift = parallel.max_weight_difference(policy.trainable_parameters())
+            if run is not None:
+                run.set_status("running", stage="rl", step=settings.steps, steps=settings.steps,
+                               parallel={"processes": parallel.world_size, "max_weight_difference": drift})
         if run is not None and consistent is not None:
             checkpoint(settings.steps, consistent[1])
     except BaseException:
