@@ -151,6 +151,8 @@ class RLConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="prompts (questions) per RL step")
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate for RL")
     warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up over this many steps")
+    lr_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="after warm-up: constant, or linear decay to 0 at the last step")
     max_grad_norm: float = Field(1.0, gt=0, description="gradients are clipped to this norm")
     micro_batch: int = Field(0, ge=0, description="completions per forward/backward (gradient accumulation); 0 = all at once")
     samples_per_question: int = Field(4, ge=1, description="completions sampled per prompt (online_dpo always uses 2)")

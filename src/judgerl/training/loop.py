@@ -37,7 +37,9 @@ class LoopSettings:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    """Linear warm-up of the learning rate over this many steps, constant after."""
+    """Linear warm-up of the learning rate over this many steps."""
+    lr_schedule: str = "constant"
+    """After warm-up: "constant", or "linear" decay to 0 at the last step (the HF Trainer's default)."""
     max_grad_norm: float = 1.0
     micro_batch: int = 0
     """Completions per forward/backward (rounded to whole prompt groups); 0 = the whole minibatch."""
@@ -87,10 +89,18 @@ def _select(per_row: dict[str, torch.Tensor], rows: torch.Tensor, width: int) ->
 def build_optimizer(policy: SequencePolicy, settings: LoopSettings):
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
-    warmup = settings.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
-    return optimizer, scheduler
+    warmup, steps = settings.warmup_steps, max(1, settings.steps)
+    if settings.lr_schedule not in ("constant", "linear"):
+        raise ValueError(f"lr_schedule {settings.lr_schedule!r}: constant or linear")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if settings.lr_schedule == "linear":
+            return max(0.0, (steps - step) / max(1, steps - warmup))
+        return 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, prepared: Prepared,
