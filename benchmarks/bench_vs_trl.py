@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""judgerl's GRPO against TRL's GRPOTrainer, side by side, on the workload of
+../shared/bench/trl_grpo (README there): two GPT-2 models built offline (tiny: 0.63M params, small:
+23M), 64 prompts, "contains yes" reward, 8 completions per prompt of at most 16 tokens, 32 per step,
+20 steps, lr 1e-4. Each run is its own process (peak RSS is that process's own); the two sides
+alternate, repeat after repeat, and medians are printed.
+
+TRL runs in its fastest configuration here: fp32 for the tiny model, its defaults (bf16 autocast
+and gradient checkpointing) for the small one, as the README measured. Set up its side once:
+
+    bash benchmarks/setup_trl_venv.sh
+    .venv/bin/python benchmarks/bench_vs_trl.py --repeats 3 [--sizes tiny small] [--wait-quiet 120]
+
+The small model's step time is also set against its floor: the dense floating-point work of one
+step at this machine's measured matmul speed (matmul_gflops.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "bench" / "trl_grpo"
+DEFAULT_MODELS = Path(os.environ.get("JUDGERL_CACHE_DIR", Path.home() / ".cache" / "judgerl")) / "bench" / "trl_grpo"
+
+
+def other_load(seconds: float = 2.0) -> float:
+    """Share of the machine's CPU used by other processes over `seconds` (/proc/stat)."""
+    def jiffies():
+        values = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(values[:8]) - values[3] - values[4], sum(values[:8])
+    busy0, total0 = jiffies()
+    time.sleep(seconds)
+    busy1, total1 = jiffies()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def wait_quiet(limit_s: float) -> float:
+    started = time.time()
+    load = other_load()
+    while load > 0.1 and time.time() - started < limit_s:
+        time.sleep(3)
+        load = other_load()
+    return load
+
+
+def run(command: list[str], json_out: Path) -> dict:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+    return json.loads(json_out.read_text())
+
+
+def ensure_models(folder: Path) -> None:
+    if (folder / "tiny" / "config.json").is_file() and (folder / "small" / "config.json").is_file():
+        return
+    print(f"building the bench models into {folder} (about 2 minutes, once)", file=sys.stderr)
+    subprocess.run([sys.executable, str(SHARED / "make_tiny.py"), "--out", str(folder)], check=True)
+
+
+def matmul_figures(threads: int) -> dict:
+    """matmul_gflops.py's measurement: GFLOP/s per dtype and shape, and FLOPs of one GRPO step."""
+    result = subprocess.run([sys.executable, str(SHARED / "matmul_gflops.py"), "--threads", str(threads)],
+                            capture_output=True, text=True, check=True)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT_JSON "))
+    return json.loads(line.removeprefix("RESULT_JSON "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
+    parser.add_argument("--trl-python", default=str(REPO / ".venv-trl" / "bin" / "python"))
+    parser.add_argument("--ours-dtype", nargs="+", default=["tiny=float32", "small=bfloat16"],
+                        help="judgerl's compute dtype per model size")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this many seconds for a quiet machine before each run")
+    args = parser.parse_args()
+    if not Path(args.trl_python).is_file():
+        raise SystemExit(f"no TRL environment at {args.trl_python}: run `bash benchmarks/setup_trl_venv.sh` first")
+    ensure_models(args.models)
+    ours_dtype = dict(item.split("=") for item in args.ours_dtype)
+    results: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in args.sizes:
+            model = str(args.models / size)
+            for repeat in range(args.repeats):
+                sides = ["trl", "judgerl"] if repeat % 2 == 0 else ["judgerl", "trl"]
+                for side in sides:
+                    load = wait_quiet(args.wait_quiet) if args.wait_quiet else float("nan")
+                    out = Path(scratch) / f"{side}-{size}-{repeat}.json"
+                    if side == "trl":
+                        command = [args.trl_python, str(SHARED / "trl_grpo_bench.py"), "--model", model,
+                                   "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
+                                   "--output-dir", str(Path(scratch) / "trl_out"), "--json-out", str(out),
+                                   "--no-phase-timers", *(["--trl-defaults"] if size == "small" else [])]
+                    else:
+                        command = [sys.executable, str(HERE / "judgerl_grpo_bench.py"), "--model", model,
+                                   "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
+                                   "--compute-dtype", ours_dtype.get(size, "float32"), "--json-out", str(out)]
+                    result = run(command, out)
+                    result["load_before"] = load
+                    results.setdefault((size, side), []).append(result)
+                    k = 5
+                    print(f"{size:5s} {side:7s} repeat {repeat}: {result['step_s_median']:.3f} s/step (median), "
+                          f"{result['completions_per_s']:.1f} completions/s, peak {result['peak_rss_mib']:.0f} MiB, "
+                          f"reward {result[f'reward_first{k}_mean']:.3f} -> {result[f'reward_last{k}_mean']:.3f}",
+                          file=sys.stderr, flush=True)
+
+    def median(size, side, key):
+        return statistics.median(r[key] for r in results[(size, side)])
+
+    print(f"\nmedians over {args.repeats} runs each ({args.steps} steps, 32 completions per step, {args.threads} threads)\n")
+    print("| model | side | config | s/step (median step) | completions/s (wall) | peak RSS MiB | reward first 5 -> last 5 steps | gain |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        for side in ("trl", "judgerl"):
+            rows = results[(size, side)]
+            mode = rows[0]["mode"]
+            first, last = median(size, side, "reward_first5_mean"), median(size, side, "reward_last5_mean")
+            print(f"| {size} | {side} | {mode} | {median(size, side, 'step_s_median'):.3f} | "
+                  f"{median(size, side, 'completions_per_s'):.1f} | {median(size, side, 'peak_rss_mib'):.0f} | "
+                  f"{first:.3f} -> {last:.3f} | {last - first:+.3f} |")
+    print()
+    for size in args.sizes:
+        speed = median(size, "judgerl", "completions_per_s") / median(size, "trl", "completions_per_s")
+        memory = median(size, "judgerl", "peak_rss_mib") / median(size, "trl", "peak_rss_mib")
+        gains = [median(size, side, "reward_last5_mean") - median(size, side, "reward_first5_mean") for side in ("trl", "judgerl")]
+        print(f"{size}: judgerl {speed:.2f}x TRL's completions/s, {memory:.2f}x its peak memory, "
+              f"reward gain {gains[1]:+.3f} vs TRL's {gains[0]:+.3f}")
+    if "small" in args.sizes:
+        figures = matmul_figures(args.threads)
+        flops = figures["flops_per_step"]["small"]
+        print(f"\nsmall model's floor (matmul_gflops.py, {args.threads} threads): one step is "
+              f"{flops['trl']['total'] / 1e9:.1f} GFLOP as TRL computes it, {flops['lean']['total'] / 1e9:.1f} GFLOP "
+              "as judgerl does (prompt prefilled once per group, LM head on completion tokens only)")
+        for dtype in ("fp32", "bf16"):
+            speed = figures[dtype]["square_2048"]["gflops"]
+            for side, work in (("trl", flops["trl"]["total"]), ("judgerl", flops["lean"]["total"])):
+                floor = work / (speed * 1e9)
+                actual = median("small", side, "step_s_median")
+                print(f"  {dtype} matmul {speed:.0f} GFLOP/s: {side} floor {floor:.3f} s/step; it takes {actual:.3f} "
+                      f"s/step = {floor / actual:.0%} of the floor's speed")
+
+
+if __name__ == "__main__":
+    main()
