@@ -9,8 +9,9 @@ x 8 samples = 32 completions of at most 16 tokens, temperature 1, top-p 1. Phase
              hf:   tokenizer (32 left-padded rows) + model.generate(do_sample=True) + decode text
     fwd      lean: LeanGPT2Policy.score (shared prompt prefixes, LM head on completion tokens only)
              hf:   model(prompt + completion) logits at every position, log_softmax, gather (TRL on CPU)
-    bwd      backward of a policy-gradient loss -sum(adv * logp) / tokens
-    optim    AdamW step + zero_grad (lr 1e-4, as the TRL bench)
+    bwd      backward of a policy-gradient loss -sum(adv * logp) / tokens (adv: the "yes" reward,
+             normalised within each prompt's 8 samples)
+    optim    AdamW step + zero_grad (lr 1e-4, fused: the HF Trainer's default with torch >= 2.8, as in TRL)
 
 "compl/s" is 32 / (sample + fwd + bwd + optim): the rollout + update part of a GRPO step (no
 reward, no advantage maths). The small model's floor is the dense-matmul work of one lean step
@@ -86,12 +87,16 @@ def median_ms(xs: list[float]) -> float:
     return 1e3 * statistics.median(xs)
 
 
-def policy_gradient_loss(torch, logp, mask, generator):
-    adv = torch.randn(mask.shape[0], 1, generator=generator)
+def policy_gradient_loss(torch, logp, mask, texts, group_size: int = 8):
+    """GRPO-style: the TRL bench's reward (1 if "yes" in the completion), advantages normalised
+    within each prompt's group, -sum(adv * logp) / tokens. Both sides then move the same way."""
+    reward = torch.tensor([1.0 if "yes" in t.lower() else 0.0 for t in texts]).view(-1, group_size)
+    adv = ((reward - reward.mean(1, keepdim=True)) / (reward.std(1, keepdim=True) + 1e-4)).view(-1, 1)
     return -(adv * logp * mask).sum() / mask.sum()
 
 
-def bench_lean(torch, model_dir: Path, compute_dtype, prompts, repeats: int, seed: int = 0) -> dict:
+def bench_lean(torch, model_dir: Path, compute_dtype, prompts, repeats: int, seed: int = 0,
+               head_bf16: bool = False) -> dict:
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     from judgerl.policies.lean_gpt2 import LeanGPT2Policy
@@ -99,8 +104,9 @@ def bench_lean(torch, model_dir: Path, compute_dtype, prompts, repeats: int, see
 
     model = GPT2LMHeadModel.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    policy = LeanGPT2Policy(model, tok, tok.eos_token_id, compute_dtype=compute_dtype, keep_reference=False)
-    opt = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-4)
+    policy = LeanGPT2Policy(model, tok, tok.eos_token_id, compute_dtype=compute_dtype, keep_reference=False,
+                            head_in_compute_dtype=head_bf16)
+    opt = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-4, fused=True)
     settings = SamplingSettings(temperature=1.0, top_p=1.0, max_new_tokens=16)
     gen = torch.Generator().manual_seed(seed)
     times: dict[str, list[float]] = {k: [] for k in ("sample", "fwd", "bwd", "optim")}
@@ -111,7 +117,7 @@ def bench_lean(torch, model_dir: Path, compute_dtype, prompts, repeats: int, see
         rollout = policy.sample(batch, 8, settings, gen)
         t1 = time.perf_counter()
         logp = policy.score(rollout).logprobs
-        loss = policy_gradient_loss(torch, logp, rollout.completion_mask, gen)
+        loss = policy_gradient_loss(torch, logp, rollout.completion_mask, rollout.completions)
         t2 = time.perf_counter()
         loss.backward()
         t3 = time.perf_counter()
@@ -136,8 +142,7 @@ def bench_hf(torch, model_dir: Path, autocast_bf16: bool, prompts, repeats: int,
     model.config.use_cache = True
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.padding_side = "left"
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     torch.manual_seed(seed)
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast_bf16 else contextlib.nullcontext
     times: dict[str, list[float]] = {k: [] for k in ("sample", "fwd", "bwd", "optim")}
@@ -155,7 +160,7 @@ def bench_hf(torch, model_dir: Path, autocast_bf16: bool, prompts, repeats: int,
         is_eos = completion == eos
         after = (is_eos.long().cumsum(1) - is_eos.long()) > 0
         cmask = (~after).float()
-        tok.batch_decode(completion.masked_fill(after, eos), skip_special_tokens=True)
+        texts = tok.batch_decode(completion.masked_fill(after, eos), skip_special_tokens=True)
         t1 = time.perf_counter()
         model.train()
         ids = torch.cat([enc["input_ids"], completion], 1)
@@ -165,7 +170,7 @@ def bench_hf(torch, model_dir: Path, autocast_bf16: bool, prompts, repeats: int,
             logits = model(input_ids=ids, attention_mask=attn).logits  # every position, as TRL on CPU
         logits = logits[:, -C - 1:-1].float()
         logp = torch.log_softmax(logits, -1).gather(-1, completion[..., None]).squeeze(-1)
-        loss = policy_gradient_loss(torch, logp, cmask, gen)
+        loss = policy_gradient_loss(torch, logp, cmask, texts)
         t2 = time.perf_counter()
         loss.backward()
         t3 = time.perf_counter()
@@ -213,7 +218,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     prompts = make_prompts()
     results: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
-    configs = {"tiny": [("lean fp32", None)], "small": [("lean fp32", None), ("lean bf16", torch.bfloat16)]}
+    configs = {"tiny": [("lean fp32", None, False)],
+               "small": [("lean fp32", None, False), ("lean bf16", torch.bfloat16, False),
+                         ("lean bf16, bf16 LM head", torch.bfloat16, True)]}
     hf_configs = {"tiny": [("hf generate fp32", False)],
                   "small": [("hf generate fp32", False), ("hf generate bf16 autocast", True)]}
     for size in args.sizes:
@@ -223,8 +230,8 @@ def main() -> None:
         load = wait_quiet(args.wait_quiet) if args.wait_quiet else other_load()
         print(f"{size}: other load before {100 * load:.0f}% of the machine")
         results[size] = {}
-        for label, dtype in configs[size]:
-            res = bench_lean(torch, folder, dtype, prompts, args.repeats)
+        for label, dtype, head_bf16 in configs[size]:
+            res = bench_lean(torch, folder, dtype, prompts, args.repeats, head_bf16=head_bf16)
             results[size][label] = res
             print(line(label, res), flush=True)
         if not args.no_hf:
@@ -248,7 +255,7 @@ def main() -> None:
         print(f"small floor: {lean / 1e9:.1f} GFLOP per lean step (matmul_gflops.grpo_step_flops); matmul "
               f"928x512x2048 here fp32 {g32:.0f} GFLOP/s, bf16 {g16:.0f} GFLOP/s -> floor fp32 "
               f"{lean / g32 / 1e6:.0f} ms, bf16 {lean / g16 / 1e6:.0f} ms per step")
-        for label in ("lean fp32", "lean bf16"):
+        for label in ("lean fp32", "lean bf16", "lean bf16, bf16 LM head"):
             if label in results.get("small", {}):
                 total = sum(results["small"][label]["ms"].values())
                 floor = results["floor"]["bf16_floor_ms" if "bf16" in label else "fp32_floor_ms"]

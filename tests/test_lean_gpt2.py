@@ -127,6 +127,22 @@ def test_inverse_cdf_draws_follow_the_distribution_and_top_p_keeps_the_nucleus()
     assert set(draws.unique().tolist()) == {3, 7}
 
 
+def test_two_level_draws_follow_the_distribution_and_never_pick_zero_probability_tokens():
+    V = 1024  # 8 blocks of 128
+    probs = torch.zeros(3, V)
+    support = torch.tensor([0, 127, 128, 500, 767, 1023])  # block edges; blocks 2 and 7's tails are empty
+    weights = torch.tensor([0.1, 0.2, 0.05, 0.4, 0.15, 0.1])
+    probs[:, support] = weights
+    probs[2] *= 3.0  # unnormalised rows are fine
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([_draw(probs, 1.0, torch.rand(3, dtype=torch.float64, generator=g)) for _ in range(4000)])
+    assert set(draws.unique().tolist()) <= set(support.tolist())
+    freq = torch.stack([torch.bincount(draws[:, r], minlength=V)[support].float() / 4000 for r in range(3)])
+    assert torch.allclose(freq, weights.expand(3, -1), atol=0.025)
+    edge = torch.tensor([0.0, 1.0 - 1e-17, 0.9999999999], dtype=torch.float64)  # u at both ends
+    assert set(_draw(probs, 1.0, edge).tolist()) <= {0, 1023}
+
+
 def test_dropping_finished_rows_changes_no_sample():
     model = tiny_gpt2()
     engine, w = LeanGPT2(model.config), weights_of(model)
