@@ -211,6 +211,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this many s for a quiet machine")
     ap.add_argument("--no-hf", action="store_true", help="skip the HF generate baseline")
+    ap.add_argument("--only", default="", help="run only the configuration with this label, e.g. \"lean bf16\"")
     args = ap.parse_args()
 
     import torch
@@ -218,10 +219,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     prompts = make_prompts()
     results: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
-    configs = {"tiny": [("lean fp32", None, False)],
-               "small": [("lean fp32", None, False), ("lean bf16", torch.bfloat16, False),
-                         ("lean bf16, bf16 LM head", torch.bfloat16, True)]}
-    hf_configs = {"tiny": [("hf generate fp32", False)],
+    configs = {"tiny": [("lean fp32", None, False), ("lean bf16", torch.bfloat16, True)],
+               "small": [("lean fp32", None, False), ("lean bf16", torch.bfloat16, True),
+                         ("lean bf16, fp32 LM head", torch.bfloat16, False)]}
+    hf_configs = {"tiny": [("hf generate fp32", False), ("hf generate bf16 autocast", True)],
                   "small": [("hf generate fp32", False), ("hf generate bf16 autocast", True)]}
     for size in args.sizes:
         folder = args.models / size
@@ -231,11 +232,15 @@ def main() -> None:
         print(f"{size}: other load before {100 * load:.0f}% of the machine")
         results[size] = {}
         for label, dtype, head_bf16 in configs[size]:
+            if args.only and args.only != label:
+                continue
             res = bench_lean(torch, folder, dtype, prompts, args.repeats, head_bf16=head_bf16)
             results[size][label] = res
             print(line(label, res), flush=True)
         if not args.no_hf:
             for label, bf16 in hf_configs[size]:
+                if args.only and args.only != label:
+                    continue
                 res = bench_hf(torch, folder, bf16, prompts, min(args.repeats, 5))
                 results[size][label] = res
                 print(line(label, res), flush=True)
@@ -255,11 +260,15 @@ def main() -> None:
         print(f"small floor: {lean / 1e9:.1f} GFLOP per lean step (matmul_gflops.grpo_step_flops); matmul "
               f"928x512x2048 here fp32 {g32:.0f} GFLOP/s, bf16 {g16:.0f} GFLOP/s -> floor fp32 "
               f"{lean / g32 / 1e6:.0f} ms, bf16 {lean / g16 / 1e6:.0f} ms per step")
-        for label in ("lean fp32", "lean bf16", "lean bf16, bf16 LM head"):
+        for label in ("lean fp32", "lean bf16", "lean bf16, fp32 LM head"):
             if label in results.get("small", {}):
                 total = sum(results["small"][label]["ms"].values())
                 floor = results["floor"]["bf16_floor_ms" if "bf16" in label else "fp32_floor_ms"]
                 print(f"  {label}: {total:.0f} ms = {floor / total:.0%} of its floor")
+    import resource
+
+    results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {results['peak_rss_mib']:.0f} MiB (with --no-hf and one size: the lean engine's)")
     print("RESULT_JSON " + json.dumps(results))
 
 
