@@ -251,6 +251,15 @@ def test_policy_rollout_of_ends_with_eos_and_selection_scores():
     assert scores.logprobs.shape == (1, 2) and scores.logprobs[0, 1].item() < 0
 
 
+def test_a_rollout_with_nothing_to_score_scores_zeros_with_a_graph():
+    policy = make_policy()
+    rollout = policy.rollout_of(["Answer:"], ["yes"])
+    rollout.completion_mask.zero_()
+    scores = policy.score(rollout)
+    assert (scores.logprobs == 0).all()
+    scores.logprobs.sum().backward()
+
+
 def test_value_head_and_save_load_roundtrip(tmp_path):
     policy = make_policy()
     policy.add_value_head()

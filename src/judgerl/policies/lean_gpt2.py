@@ -328,14 +328,20 @@ class LeanGPT2:
         One pass per layer over R = U * Lp + N * (T - 1) token rows: the U distinct prompts once
         each, then the completion tokens but the last; the completion rows attend to their
         prompt's keys (shared by the group) and causally to their own."""
-        w = self.cast(w)
         N, T = completion_ids.shape
+        if T == 0 or not bool((completion_mask > 0).any()):  # nothing to score
+            zeros = torch.zeros(N, T)
+            if torch.is_grad_enabled() and w.lnf_b.requires_grad:
+                zeros = zeros + 0.0 * w.lnf_b[0]  # still part of the graph: backward() works
+            return zeros, (zeros if with_entropy else None), (zeros if value_head is not None else None)
+        w = self.cast(w)
         D, H, dh = self.d, self.n_head, self.head_dim
         used, inverse = torch.unique(group, return_inverse=True)  # row i's prompt is used[inverse[i]]
         ids, valid, lens = _left_pad([prompt_ids[g] for g in used.tolist()], pad_id)  # (U, Lp)
         U, Lp = ids.shape
         if Lp + T - 1 > self.n_positions:
-            raise ValueError(f"prompt of {Lp} tokens + completion of {T} exceed the model's {self.n_positions} positions")
+            raise ValueError(f"prompt of {Lp} tokens + completion of {T} exceed the model's "
+                             f"{self.n_positions} positions")
         Tc, Rp = T - 1, U * Lp
         share = U < N
         pmask = _prompt_mask(valid) if not bool(valid.all()) else None  # (U, 1, Lp, Lp)
