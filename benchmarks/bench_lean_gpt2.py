@@ -97,7 +97,7 @@ def policy_gradient_loss(torch, logp, mask, texts, group_size: int = 8):
 
 
 def bench_lean(torch, model_dir: Path, compute_dtype, prompts, repeats: int, seed: int = 0,
-               head_bf16: bool = False) -> dict:
+               head_dtype=None) -> dict:
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     from judgerl.policies.lean_gpt2 import LeanGPT2Policy
@@ -106,7 +106,7 @@ def bench_lean(torch, model_dir: Path, compute_dtype, prompts, repeats: int, see
     model = GPT2LMHeadModel.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
     policy = LeanGPT2Policy(model, tok, tok.eos_token_id, compute_dtype=compute_dtype, keep_reference=False,
-                            head_in_compute_dtype=head_bf16)
+                            head_dtype=head_dtype)
     opt = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-4, fused=True)
     settings = SamplingSettings(temperature=1.0, top_p=1.0, max_new_tokens=16)
     gen = torch.Generator().manual_seed(seed)
@@ -237,9 +237,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     prompts = make_prompts()
     results: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
-    configs = {"tiny": [("lean fp32", None, False), ("lean bf16", torch.bfloat16, True)],
-               "small": [("lean fp32", None, False), ("lean bf16", torch.bfloat16, True),
-                         ("lean bf16, fp32 LM head", torch.bfloat16, False)]}
+    bf16 = torch.bfloat16
+    configs = {"tiny": [("lean fp32", None, None), ("lean fp32, bf16 LM head", None, bf16), ("lean bf16", bf16, None)],
+               "small": [("lean fp32", None, None), ("lean bf16", bf16, None),
+                         ("lean bf16, fp32 LM head", bf16, torch.float32)]}
     hf_configs = {"tiny": [("hf generate fp32", False), ("hf generate bf16 autocast", True)],
                   "small": [("hf generate fp32", False), ("hf generate bf16 autocast", True)]}
     for size in args.sizes:
@@ -249,10 +250,10 @@ def main() -> None:
         load = wait_quiet(args.wait_quiet) if args.wait_quiet else other_load()
         print(f"{size}: other load before {100 * load:.0f}% of the machine")
         results[size] = {}
-        for label, dtype, head_bf16 in configs[size]:
+        for label, dtype, head_dtype in configs[size]:
             if args.only and args.only != label:
                 continue
-            res = bench_lean(torch, folder, dtype, prompts, args.repeats, head_bf16=head_bf16)
+            res = bench_lean(torch, folder, dtype, prompts, args.repeats, head_dtype=head_dtype)
             results[size][label] = res
             print(line(label, res), flush=True)
         if not args.no_hf:

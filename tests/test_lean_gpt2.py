@@ -195,10 +195,12 @@ def test_scoring_a_selection_of_rows_matches_the_full_batch():
     assert (part - full[rows, :width]).abs().max() < 1e-5
 
 
-def test_bf16_compute_stays_close_to_fp32():
+@pytest.mark.parametrize("compute_dtype,head_dtype", [(torch.bfloat16, None), (torch.bfloat16, torch.float32),
+                                                     (None, torch.bfloat16)])
+def test_bf16_compute_stays_close_to_fp32(compute_dtype, head_dtype):
     model = tiny_gpt2()
     w = weights_of(model)
-    fp32, bf16 = LeanGPT2(model.config), LeanGPT2(model.config, compute_dtype=torch.bfloat16)
+    fp32, bf16 = LeanGPT2(model.config), LeanGPT2(model.config, compute_dtype=compute_dtype, head_dtype=head_dtype)
     tokens, logp16, mask = bf16.generate(w, PROMPTS, 4, 8, 1.0, 1.0, [0], 0, torch.Generator().manual_seed(0))
     group = torch.arange(3).repeat_interleave(4)
     scored16, _, _ = bf16.score(w, PROMPTS, group, tokens, mask, 1.0, 0)
@@ -261,7 +263,7 @@ def test_a_rollout_with_nothing_to_score_scores_zeros_with_a_graph():
 
 
 def test_value_head_and_save_load_roundtrip(tmp_path):
-    policy = make_policy()
+    policy = make_policy(compute_dtype=torch.bfloat16, head_dtype=torch.float32)
     policy.add_value_head()
     assert len(policy.trainable_parameters()) == len(list(policy.model.parameters())) + 2
     rollout = policy.sample(["Question: Will I be rich ? Answer:"], 2, SamplingSettings(max_new_tokens=4),
@@ -276,8 +278,11 @@ def test_value_head_and_save_load_roundtrip(tmp_path):
     files = {p.name for p in (tmp_path / "p").iterdir()}
     assert {"policy.json", "model.safetensors", "value_head.safetensors", "config.json"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
-    assert json.loads((tmp_path / "p" / "policy.json").read_text())["kind"] == "lean_gpt2"
+    description = json.loads((tmp_path / "p" / "policy.json").read_text())
+    assert (description["kind"], description["compute_dtype"], description["head_dtype"]) == \
+        ("lean_gpt2", "bfloat16", "float32")
     loaded = LeanGPT2Policy.load(tmp_path / "p")
+    assert (loaded.engine.compute_dtype, loaded.engine.head_dtype) == (torch.bfloat16, None)
     again = loaded.score(rollout, with_values=True)
     assert (again.logprobs - scores.logprobs).abs().max() < 1e-5
     assert torch.allclose(again.values[rollout.completion_mask > 0], torch.tensor(0.5))
