@@ -15,8 +15,8 @@ over flat weight tuples with torch ops, no module calls, no HF cache objects.
     score:   unique prompts (U, Lp) run once -> their K/V are shared by the group's rows
              -> completion tokens (N, T - 1) attend to [prompt K/V | own K/V, causal]
              -> hidden states at the N * T positions that predict completion tokens
-             -> only the real (unpadded) ones go through ln_f and the LM head -> log_softmax
-             -> gather. Differentiable; gradients reach the HF model's parameters.
+             -> only the real (unpadded) ones go through ln_f and the LM head -> log-prob of
+                the token (one fused softmax). Differentiable; gradients reach the HF model's parameters.
 
 Log-probabilities in `sample` and `score` are those of the same distribution (the untruncated
 softmax at the rollout's temperature), so ratio = exp(new - old) is 1 before the first update,
@@ -32,13 +32,15 @@ parameters, as under CPU autocast. The residual stream, LayerNorms, attention (b
 is several times slower than fp32 on this CPU at these sizes), softmax and log-probs stay fp32.
 On the bench's small model, log-probs then differ from fp32 by 3e-3 on average (fp32 LM head:
 3e-4), and sampling + scoring + backward of a GRPO-sized batch is 1.6-1.8x (fp32 LM head:
-1.4-1.5x) faster than in fp32. On the tiny model (width 64) bf16 blocks are slower (casts cost more than the narrow matmuls
-save), but a bf16 LM head alone (`head_dtype=torch.bfloat16`, 64 x 8192) makes a step ~20% faster.
+1.4-1.5x) faster than in fp32. On the tiny model (width 64) bf16 blocks are slower (the casts
+cost more than the narrow matmuls save), but a bf16 LM head alone (`head_dtype=torch.bfloat16`,
+64 x 8192) makes a step ~20% faster.
+
+Tensors are created on the CPU throughout: this engine is for CPU.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
