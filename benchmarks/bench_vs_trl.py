@@ -53,9 +53,14 @@ def wait_quiet(limit_s: float) -> float:
     return load
 
 
-def run(command: list[str], json_out: Path) -> dict:
+# judgerl's lean GPT-2 policy sets glibc's allocator to keep freed memory (fewer page faults); TRL
+# is given the same setting through the environment, so neither side wins by allocator tuning.
+SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+
+
+def run(command: list[str], json_out: Path, extra_env: dict[str, str]) -> dict:
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src"), **extra_env})
     if result.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
     return json.loads(json_out.read_text())
@@ -87,6 +92,9 @@ def main() -> None:
     parser.add_argument("--ours-dtype", nargs="+", default=["tiny=float32", "small=bfloat16"],
                         help="judgerl's compute dtype per model size")
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this many seconds for a quiet machine before each run")
+    parser.add_argument("--trl-default-malloc", action="store_true",
+                        help="run TRL with glibc's default allocator settings (judgerl's policy tunes them; by default "
+                        "both sides get the same tuned settings)")
     args = parser.parse_args()
     if not Path(args.trl_python).is_file():
         raise SystemExit(f"no TRL environment at {args.trl_python}: run `bash benchmarks/setup_trl_venv.sh` first")
@@ -110,7 +118,7 @@ def main() -> None:
                         command = [sys.executable, str(HERE / "judgerl_grpo_bench.py"), "--model", model,
                                    "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
                                    "--compute-dtype", ours_dtype.get(size, "float32"), "--json-out", str(out)]
-                    result = run(command, out)
+                    result = run(command, out, {} if (side == "trl" and args.trl_default_malloc) else SAME_MALLOC)
                     result["load_before"] = load
                     results.setdefault((size, side), []).append(result)
                     k = 5
@@ -122,9 +130,11 @@ def main() -> None:
     def median(size, side, key):
         return statistics.median(r[key] for r in results[(size, side)])
 
-    print(f"\nmedians over {args.repeats} runs each ({args.steps} steps, 32 completions per step, {args.threads} threads)\n")
-    print("| model | side | config | s/step (median step) | completions/s (wall) | peak RSS MiB | reward first 5 -> last 5 steps | gain |")
-    print("|---|---|---|---|---|---|---|---|")
+    malloc = "TRL with glibc defaults" if args.trl_default_malloc else "both sides with the same tuned glibc malloc"
+    print(f"\nmedians over {args.repeats} runs each ({args.steps} steps, 32 completions per step, {args.threads} threads, "
+          f"{malloc})\n")
+    print("| model | side | config | s/step (median step) | completions/s (wall) | peak RSS MiB | reward first 5 -> last 5 steps | gain | reward step 1 -> last 5 | mean reward, all steps |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for side in ("trl", "judgerl"):
             rows = results[(size, side)]
@@ -132,7 +142,8 @@ def main() -> None:
             first, last = median(size, side, "reward_first5_mean"), median(size, side, "reward_last5_mean")
             print(f"| {size} | {side} | {mode} | {median(size, side, 'step_s_median'):.3f} | "
                   f"{median(size, side, 'completions_per_s'):.1f} | {median(size, side, 'peak_rss_mib'):.0f} | "
-                  f"{first:.3f} -> {last:.3f} | {last - first:+.3f} |")
+                  f"{first:.3f} -> {last:.3f} | {last - first:+.3f} | {median(size, side, 'reward_first_step'):.3f} -> "
+                  f"{last:.3f} | {statistics.median(statistics.mean(r['reward_curve']) for r in rows):.3f} |")
     print()
     for size in args.sizes:
         speed = median(size, "judgerl", "completions_per_s") / median(size, "trl", "completions_per_s")

@@ -87,8 +87,10 @@ def _select(per_row: dict[str, torch.Tensor], rows: torch.Tensor, width: int) ->
 
 
 def build_optimizer(policy: SequencePolicy, settings: LoopSettings):
+    # fused: one kernel for all parameters (as the HF Trainer uses with torch >= 2.8); it matters
+    # for small models, where per-tensor Adam steps cost more than the maths.
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
+                                  weight_decay=settings.weight_decay, fused=True)
     warmup, steps = settings.warmup_steps, max(1, settings.steps)
     if settings.lr_schedule not in ("constant", "linear"):
         raise ValueError(f"lr_schedule {settings.lr_schedule!r}: constant or linear")
@@ -129,8 +131,9 @@ def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, pre
                 continue
             optimizer.zero_grad(set_to_none=True)
             for chunk in micro_batches(rows, rollout.group, settings.micro_batch) if len(rows) else []:
-                part = rollout.select(chunk)
-                loss, metrics = algorithm.loss(policy, part, _select(prepared.per_row, chunk, part.completion_ids.shape[1]))
+                part = rollout if len(chunk) == rollout.size else rollout.select(chunk)
+                per_row = prepared.per_row if part is rollout else _select(prepared.per_row, chunk, part.completion_ids.shape[1])
+                loss, metrics = algorithm.loss(policy, part, per_row)
                 (loss / weight).backward()
                 sums["losses/total"] = sums.get("losses/total", 0.0) + float(loss.detach()) / weight
                 for name, value in metrics.items():
