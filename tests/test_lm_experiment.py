@@ -114,3 +114,48 @@ def test_every_algorithm_updates_a_language_model_through_the_loop(name):
     assert any(row["updated"] for row in history)
     changed = [not torch.equal(a, b) for a, b in zip(before, policy.trainable_parameters())]
     assert sum(changed) >= 0.9 * len(changed)  # embeddings of tokens never seen may stay put
+
+
+def test_a_lora_run_resumed_from_its_checkpoint_ends_with_the_adapter_of_an_unbroken_run(tmp_path):
+    from fake_judges import says_yes
+    from judgerl.algorithms import RL_ALGORITHMS
+    from judgerl.judges.gate import ConfidenceGate
+    from judgerl.policies.causal_lm import LoraSettings
+    from judgerl.rewards import RewardFunctionJudge
+    from judgerl.rollouts import SamplingSettings
+    from judgerl.training.loop import LoopSettings, train_policy
+    from judgerl.training.run_folder import RunFolder
+    from judgerl.training.trainer_state import latest_checkpoint
+
+    folder = tiny_model_folder(tmp_path / "model")
+
+    def varied(prompts, completions, **kwargs):
+        return [0.1 * len(c.split()) + r for c, r in zip(completions, says_yes(prompts, completions))]
+
+    def train(policy, run, steps_run, resume=None):
+        settings = LoopSettings(steps=4, prompts_per_step=2, learning_rate=1e-2, seed=3, checkpoint_every=2,
+                                sampling=SamplingSettings(max_new_tokens=5))
+
+        def stop_after(row):
+            if row["step"] + 1 == steps_run:
+                raise KeyboardInterrupt
+
+        try:
+            train_policy(policy, PROMPTS, RewardFunctionJudge(varied, "varied"), RL_ALGORITHMS["grpo"](samples_per_prompt=3),
+                         ConfidenceGate(0.5), settings, run=run, resume_from=resume, on_step=stop_after)
+        except KeyboardInterrupt:
+            pass
+        return policy
+
+    lora = LoraSettings(r=4)
+    torch.manual_seed(0)  # the adapter's initial weights
+    straight = train(CausalLMPolicy.from_pretrained(folder, lora=lora), RunFolder.create(tmp_path, ["straight"]), 99)
+    broken_run = RunFolder.create(tmp_path, ["broken"])
+    torch.manual_seed(0)
+    train(CausalLMPolicy.from_pretrained(folder, lora=lora), broken_run, 3)  # killed after step 3 of 4
+    checkpoint = latest_checkpoint(broken_run.path / "checkpoints")
+    assert checkpoint.name == "step-3"
+    assert (checkpoint / "adapter_model.safetensors").is_file() and not (checkpoint / "model.safetensors").exists()
+    resumed = train(CausalLMPolicy.load(checkpoint), broken_run, 99, resume=checkpoint)
+    for a, b in zip(straight.trainable_parameters(), resumed.trainable_parameters()):
+        assert torch.equal(a, b)
