@@ -38,22 +38,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-BENCH_DIR = Path("/work/shared/bench/trl_grpo")
+BENCH_DIR = Path(__file__).resolve().parents[2] / "shared" / "bench" / "trl_grpo"
 DEFAULT_MODELS = Path("/root/.cache/judgerl/bench/trl_grpo")
-SUBJECTS = ["I", "you", "we", "they", "my friend", "my sister", "the team", "our family"]
-VERBS = ["be rich", "be happy", "find love", "travel the world", "win the game", "pass the exam",
-         "get the job", "learn to swim"]
-WHENS = ["someday", "soon", "this year", "next week", "tomorrow", "one day", "in the future", "eventually"]
-
-
-def make_prompts(n: int = 64) -> list[str]:
-    """The TRL bench's prompts (trl_grpo_bench.make_prompts)."""
-    out = []
-    for i in range(n):
-        s, v = SUBJECTS[i % len(SUBJECTS)], VERBS[(i // len(SUBJECTS)) % len(VERBS)]
-        w = WHENS[(i * 3 + i // 7) % len(WHENS)]
-        out.append(f"Question: Will {s} {v} {w}? Answer:")
-    return out
+sys.path.insert(0, str(BENCH_DIR))
+from trl_grpo_bench import make_prompts  # noqa: E402  the TRL bench's own prompts (heavy imports are in its main)
 
 
 def other_load(seconds: float = 1.0) -> float:

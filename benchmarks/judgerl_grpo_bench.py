@@ -20,24 +20,14 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SUBJECTS = ["I", "you", "we", "they", "my friend", "my sister", "the team", "our family"]
-VERBS = ["be rich", "be happy", "find love", "travel the world", "win the game", "pass the exam",
-         "get the job", "learn to swim"]
-WHENS = ["someday", "soon", "this year", "next week", "tomorrow", "one day", "in the future", "eventually"]
-
-
-def make_prompts(n: int = 64) -> list[str]:
-    """trl_grpo_bench.make_prompts: 'Question: Will I be rich someday? Answer:' and 63 more."""
-    out = []
-    for i in range(n):
-        s, v = SUBJECTS[i % len(SUBJECTS)], VERBS[(i // len(SUBJECTS)) % len(VERBS)]
-        out.append(f"Question: Will {s} {v} {WHENS[(i * 3 + i // 7) % len(WHENS)]}? Answer:")
-    return out
-
+# The very prompts TRL's side trains on: trl_grpo_bench.make_prompts (its heavy imports are in main()).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "bench" / "trl_grpo"))
+from trl_grpo_bench import make_prompts  # noqa: E402
 
 REWARD_LOG: list[float] = []
 

@@ -135,3 +135,18 @@ class SequencePolicy(Protocol):
     def save(self, folder: Path) -> None:
         """Weights as safetensors plus a JSON description; nothing pickled."""
         ...
+
+
+def rollout_of_token_ids(prompts: Sequence[str], completions: Sequence[str], encoded: Sequence[Sequence[int]],
+                         pad_id: int, context: dict[str, Any]) -> Rollout:
+    """A rollout of given completions (completion i answers prompts[i]) from their token ids,
+    end-of-sequence included: right-padded (N, T) ids and mask, zero `old_logprobs`."""
+    width = max(len(ids) for ids in encoded)
+    completion_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)  # (N, T)
+    completion_mask = torch.zeros(len(encoded), width)  # (N, T)
+    for row, ids in enumerate(encoded):
+        completion_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+        completion_mask[row, : len(ids)] = 1.0
+    return Rollout(prompts=list(prompts), group=torch.arange(len(prompts)), completions=list(completions),
+                   completion_ids=completion_ids, completion_mask=completion_mask,
+                   old_logprobs=torch.zeros(len(encoded), width), context=context)

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings
+from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
 
 # -- weights -------------------------------------------------------------------------------------
 
@@ -599,15 +599,7 @@ class LeanGPT2Policy:
             raise ValueError("one prompt per completion")
         eos = self.stop_ids[0]
         encoded = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in completions]
-        width = max(len(ids) for ids in encoded)
-        completion_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
-        completion_mask = torch.zeros(len(encoded), width)
-        for row, ids in enumerate(encoded):
-            completion_ids[row, :len(ids)] = torch.tensor(ids)
-            completion_mask[row, :len(ids)] = 1.0
-        return Rollout(prompts=list(prompts), group=torch.arange(len(prompts)), completions=list(completions),
-                       completion_ids=completion_ids, completion_mask=completion_mask,
-                       old_logprobs=torch.zeros(len(encoded), width), context={"prompt_ids": self._encode(prompts)})
+        return rollout_of_token_ids(prompts, completions, encoded, self.pad_id, {"prompt_ids": self._encode(prompts)})
 
     def score(self, rollout: Rollout, *, reference: bool = False, with_entropy: bool = False,
               with_values: bool = False) -> PolicyScores:
