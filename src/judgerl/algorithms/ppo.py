@@ -38,7 +38,7 @@ class PPO:
 
     def __init__(
         self,
-        samples_per_prompt: int = 2,
+        samples_per_prompt: int = 4,
         kl_coef: float = 0.05,
         clip: float = 0.2,
         value_clip: float = 0.2,
