@@ -4,6 +4,7 @@ batch, and `accelerate launch` with two processes trains the 8-ball end to end."
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,8 @@ def _rank_update(rank: int, world: int, port: int, out: str) -> None:
            torch.Generator().manual_seed(0), DataParallel())
     if rank == 0:
         torch.save(torch.cat([p.detach().flatten() for p in policy.trainable_parameters()]), out)
+    # Both leave together: a process that exits while gloo's threads still talk to the other aborts.
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
@@ -63,7 +66,10 @@ def test_two_processes_make_the_update_one_process_makes_with_the_whole_batch(tm
            LoopSettings(max_grad_norm=1e9), torch.Generator().manual_seed(0))
     single = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
     out = str(tmp_path / "rank0.pt")
-    mp.spawn(_rank_update, args=(2, 29517, out), nprocs=2, join=True)
+    with socket.socket() as probe:  # a free port on loopback for the two processes to meet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_rank_update, args=(2, port, out), nprocs=2, join=True)
     assert torch.allclose(torch.load(out), single, atol=1e-6)
 
 

@@ -11,12 +11,28 @@ float additions). Only process 0 writes the run folder.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Sequence, TypeVar
 
 import torch
 
 T = TypeVar("T")
+
+
+_registered: list = []
+
+
+def _leave_together() -> None:
+    """At exit, wait for the other processes, then close the process group: a process that exits
+    while gloo's threads still talk to another aborts ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 class DataParallel:
@@ -36,6 +52,9 @@ class DataParallel:
                 except ImportError:
                     dist.init_process_group("gloo")
             self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+            if _leave_together not in _registered:
+                atexit.register(_leave_together)
+                _registered.append(_leave_together)
 
     @property
     def is_main(self) -> bool:
