@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def yes_no_maybe(content: str) -> list[tuple[str, float]]:
-    return [("Yes", -0.1), ("No", -2.5), ("Maybe", -3.0)]
+    return [("Yes", -0.15), ("No", -2.5), ("Maybe", -3.0)]  # probabilities summing below 1
 
 
 def completion_body(top_pairs: list[tuple[str, float]]) -> dict:

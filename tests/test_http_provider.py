@@ -24,7 +24,7 @@ def test_reads_top_logprobs_from_an_openai_style_response():
     with FaultyOpenAIServer() as server:
         provider = OpenAICompatibleProvider("test-model", base_url=server.base_url, api_key_env=None)
         response = provider.next_token_logprobs(messages(0), top_k=3)
-    assert response["top_logprobs"][0] == ["Yes", -0.1]
+    assert response["top_logprobs"][0] == ["Yes", -0.15]
     assert response["prompt_tokens"] == 12 and response["attempts"] == 1
 
 

@@ -133,6 +133,10 @@ class JudgeConfig(StrictModel):
     confidence_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="judgments less confident than this are rejected (masked, not rewarded low)"
     )
+    min_valid_mass: float = Field(
+        0.5, ge=0.0, le=1.0, description="a log-probability verdict counts only when the valid tokens (digits, labels, "
+        "A/B) hold at least this share of the judge's probability; below it the judgment is unscored"
+    )
     top_logprobs: int = Field(20, ge=1, le=100, description="next-token alternatives asked of the provider")
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: up to 2)")
     cache: bool = Field(True, description="reuse judgments from the SQLite judgment cache")

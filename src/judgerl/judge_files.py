@@ -19,6 +19,7 @@ from typing import Any, Iterator, Literal
 from tqdm.auto import tqdm
 
 from judgerl.datasets import jsonl_rows
+from judgerl.judges.evidence import distrust_all
 from judgerl.judges.group import GroupJudge
 from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
 from judgerl.judges.pointwise import RubricJudge
@@ -70,7 +71,7 @@ def judge_file(
         for batch in _batches(rows, batch_size):
             prompts = [row["prompt"] for row in batch]
             if mode == "pointwise":
-                records = judge.score(prompts, [row["completion"] for row in batch])  # type: ignore[union-attr]
+                records = distrust_all(judge.score(prompts, [row["completion"] for row in batch]))  # type: ignore[union-attr]
                 for row, judgment in zip(batch, records):
                     out.write(json.dumps({**row, "judgment": judgment.to_dict()}, ensure_ascii=False) + "\n")
                     if judgment.scored:
@@ -80,6 +81,7 @@ def judge_file(
             elif mode == "group":
                 groups = judge.score_groups(prompts, [row["completions"] for row in batch])  # type: ignore[union-attr]
                 for row, judgments in zip(batch, groups):
+                    judgments = distrust_all(judgments)
                     out.write(json.dumps({**row, "judgments": [j.to_dict() for j in judgments]}, ensure_ascii=False) + "\n")
                     for judgment in judgments:
                         if judgment.scored:

@@ -16,12 +16,14 @@ An unscored judgment, or one the confidence gate rejects, is masked: reward 0 th
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
 from judgerl.judges.base import Judgment
+from judgerl.judges.evidence import distrust_all
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rollouts import Rollout
 
@@ -53,7 +55,7 @@ def judge_rollout(judge: Any, rollout: Rollout, gate: ConfidenceGate, pairwise: 
 
 
 def pointwise_judgments(judge: Any, rollout: Rollout) -> list[Judgment]:
-    return judge_completions(judge, rollout.prompts, rollout.group.tolist(), rollout.completions)
+    return distrust_all(judge_completions(judge, rollout.prompts, rollout.group.tolist(), rollout.completions))
 
 
 def judge_completions(judge: Any, prompts: Sequence[str], group: Sequence[int], completions: Sequence[str]) -> list[Judgment]:
@@ -164,4 +166,23 @@ class RewardFunctionJudge:
                 raise ValueError(f"returned {len(rewards)} rewards for {len(completions)} completions")
         except Exception as exc:  # a failing reward function leaves the batch unscored, not zero
             return [judgment(p, c, None, f"{type(exc).__name__}: {exc}") for p, c in zip(prompts, completions)]
-        return [judgment(p, c, None if r is None else float(r), None) for p, c, r in zip(prompts, completions, rewards)]
+        return [judgment(p, c, *_as_reward(r)) for p, c, r in zip(prompts, completions, rewards)]
+
+
+def _as_reward(value: Any) -> tuple[float | None, str | None]:
+    """A reward function's value as (reward, None), or (None, why it is no reward): None, a
+    non-number ("banana", True) or a non-finite number is unscored, never a reward."""
+    if value is None:
+        return None, None
+    # numbers and what converts to one (numpy scalars, 0-d tensors); not bools, not text
+    if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
+        return None, f"the reward function returned {type(value).__name__} {str(value)[:40]!r}, not a number"
+    try:
+        reward = float(value)
+    except OverflowError:
+        reward = math.inf
+    except (TypeError, ValueError, RuntimeError) as exc:
+        return None, f"the reward function returned {type(value).__name__}, not a number ({exc})"
+    if not math.isfinite(reward):
+        return None, f"the reward function returned {value!r}, not a finite number"
+    return reward, None

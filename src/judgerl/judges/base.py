@@ -111,7 +111,10 @@ def answers_from_label_judgments(
     judgments = []
     for question, answer in zip(questions, answers):
         judgment = dataclasses.replace(by_question[question], answer=answer)
-        if judgment.scored:
+        if judgment.scored and answer in (judgment.label_probs or {}):
             judgment.reward = judgment.label_probs[answer]  # type: ignore[index]
+        elif judgment.scored:  # an answer that is none of the labels has no price: unscored, not 0
+            judgment.status, judgment.confidence = "unscored", None
+            judgment.error = f"the answer {answer[:80]!r} is none of the labels {sorted(judgment.label_probs or {})}"
         judgments.append(judgment)
     return judgments

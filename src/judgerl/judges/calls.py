@@ -3,8 +3,10 @@
 `CachedCaller.responses(batch)` answers what the cache holds, sends the rest to the provider
 together (`provider.many` where it exists, so HTTP providers run them concurrently), stores
 successful answers, and returns (response, cached, error) per prompt, in order. A call that
-failed for good (ProviderError, after the provider's retries) is returned as an error, never
-cached, and becomes an unscored judgment.
+failed for good (ProviderError, after the provider's retries), or whose answer is not evidence
+(evidence.response_problem: a wrong shape, a NaN or impossible logprob), is returned as an
+error, never cached, and becomes an unscored judgment; a cached answer that fails the same
+check is a cache miss.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Sequence
 from judgerl.errors import JudgeError
 from judgerl.judges.base import Judgment, JudgmentKind
 from judgerl.judges.cache import JudgmentCache, cache_key
+from judgerl.judges.evidence import response_problem
 from judgerl.providers import LogprobProvider, ProviderResponse
 from judgerl.providers.http import ProviderError
 
@@ -88,7 +91,7 @@ class CachedCaller:
             key_parts = self.key_parts(messages, max_tokens, top_k)
             key = cache_key(key_parts)
             stored = self.cache.get(key) if self.cache is not None else None
-            if stored is not None:
+            if stored is not None and response_problem(stored) is None:
                 self.counters["cache_hits"] += 1
                 results[index] = (ProviderResponse(stored), True, None)
             else:
@@ -103,9 +106,12 @@ class CachedCaller:
     def _store(self, results: list[CallResult], misses: list, answers: Sequence[Any]) -> None:
         """Count, price and cache the provider's answers; failures stay uncached errors."""
         for (index, key, key_parts, _), answer in zip(misses, answers):
-            if isinstance(answer, ProviderError):
+            problem = str(answer) if isinstance(answer, ProviderError) else response_problem(answer)
+            if problem is not None:
                 self.counters["failed_calls"] += 1
-                results[index] = (None, False, str(answer))
+                if not isinstance(answer, ProviderError):
+                    problem = f"{self.judge_id}: unusable answer: {problem}"
+                results[index] = (None, False, problem)
                 continue
             self.counters["calls"] += 1
             self.counters["call_seconds"] += float(answer.get("latency_s", 0.0))

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
+from judgerl.judges.logprobs import MIN_VALID_MASS
 from judgerl.judges.pointwise import RubricJudge
 from judgerl.providers import LogprobProvider
 
@@ -26,13 +27,14 @@ class Principle:
 
 class ConstitutionJudge:
     def __init__(self, provider: LogprobProvider, principles: Sequence[Principle | str],
-                 cache: JudgmentCache | None = None, scale: tuple[int, int] = (1, 5), name: str = "constitution"):
+                 cache: JudgmentCache | None = None, scale: tuple[int, int] = (1, 5), name: str = "constitution",
+                 min_valid_mass: float = MIN_VALID_MASS):
         self.principles = [p if isinstance(p, Principle) else Principle(p) for p in principles]
         if not self.principles or any(p.weight < 0 for p in self.principles) or not sum(p.weight for p in self.principles):
             raise ValueError("a constitution needs at least one principle and positive weights")
         self.judges = [
             RubricJudge(provider, f"The response follows this principle: {p.text}", scale=scale, cache=cache,
-                        name=f"{name}-{k}") for k, p in enumerate(self.principles)
+                        name=f"{name}-{k}", min_valid_mass=min_valid_mass) for k, p in enumerate(self.principles)
         ]
         self.judge_id = f"{provider.name}#{name}"
 

@@ -43,14 +43,15 @@ def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Any:
         from judgerl.judges.llm import LLMJudge
 
         return LLMJudge(provider, rubric, labels, method=method, cache=cache, top_k=config.top_logprobs,
-                        budget=config.budget)
+                        budget=config.budget, min_valid_mass=config.min_valid_mass)
     low, high = (int(part) for part in config.scale.split("-"))
     if method == "rubric" or method == "pairwise_from_scores":
         from judgerl.judges.pointwise import RubricJudge
 
         judge = RubricJudge(provider, rubric.text, scale=(low, high), cache=cache, name=rubric.name,
                             version=rubric.version, top_k=config.top_logprobs, read=config.read,
-                            guard_injections=config.guard_injections, budget=config.budget)
+                            guard_injections=config.guard_injections, budget=config.budget,
+                            min_valid_mass=config.min_valid_mass)
         if method == "rubric":
             return judge
         from judgerl.judges.pairwise import PairwiseFromScores
@@ -70,13 +71,14 @@ def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Any:
         from judgerl.judges.pairwise import PairwiseJudge
 
         return PairwiseJudge(provider, rubric.text, cache=cache, name=f"pairwise-{rubric.name}",
-                             version=rubric.version, top_k=config.top_logprobs, guard_injections=config.guard_injections)
+                             version=rubric.version, top_k=config.top_logprobs, guard_injections=config.guard_injections,
+                             min_valid_mass=config.min_valid_mass)
     if method == "constitution":
         from judgerl.judges.constitution import ConstitutionJudge, Principle
 
         weights = config.principle_weights or [1.0] * len(config.principles)
         return ConstitutionJudge(provider, [Principle(text, weight) for text, weight in zip(config.principles, weights)],
-                                 cache=cache, scale=(low, high))
+                                 cache=cache, scale=(low, high), min_valid_mass=config.min_valid_mass)
     raise ValueError(f"judge.method {method!r} has no builder")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from judgerl.judges.base import Judgment
+from judgerl.judges.evidence import distrust
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,9 @@ class ConfidenceGate:
     """Accept a judgment when its confidence is >= this (0 accepts every scored judgment)."""
 
     def accepts(self, judgment: Judgment) -> bool:
-        if not judgment.scored:
+        # evidence.distrust: the last check before a reward reaches a policy (a scored judgment
+        # with a NaN or missing reward is made unscored, with the reason, here at the latest)
+        if not distrust(judgment).scored:
             return False
         if judgment.confidence is None:  # read from text: certainty unknown, only a gate at 0 takes it
             return self.threshold == 0

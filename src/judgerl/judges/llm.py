@@ -16,7 +16,7 @@ from typing import Literal, Sequence
 from judgerl.judges.base import Judgment, answers_from_label_judgments
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
-from judgerl.judges.logprobs import expected_value, normalise_token, read_choices
+from judgerl.judges.logprobs import MIN_VALID_MASS, expected_value, normalise_token, read_choices
 from judgerl.judges.rubrics import Rubric
 from judgerl.providers import LogprobProvider, ProviderResponse
 
@@ -48,6 +48,7 @@ class LLMJudge:
         top_k: int = 20,
         score_range: tuple[int, int] = (1, 5),
         budget: float | None = None,
+        min_valid_mass: float = MIN_VALID_MASS,
     ):
         if score_range[1] - score_range[0] < 1 or score_range[1] > 9 or score_range[0] < 0:
             # Two-digit scores are not one token; reading them needs generation (a later issue).
@@ -59,6 +60,8 @@ class LLMJudge:
         self.cache = cache
         self.top_k = top_k
         self.score_range = score_range
+        self.min_valid_mass = min_valid_mass
+        """Least probability the valid tokens must hold for a reading to count (logprobs.py)."""
         self.judge_id = f"{provider.name}#{rubric.name}"
         self.caller = CachedCaller(
             provider,
@@ -117,7 +120,7 @@ class LLMJudge:
         judgments = []
         for question, result in zip(questions, results):
             judgment = judgment_from_call("labels", question, None, result, self.judge_id)
-            reading = read_choices(judgment.top_logprobs, self.labels)
+            reading = read_choices(judgment.top_logprobs, self.labels, self.min_valid_mass)
             said = normalise_token(judgment.raw_text or "")
             if judgment.error:
                 pass  # the call itself failed: unscored, with the provider's message
@@ -133,11 +136,15 @@ class LLMJudge:
                     f"none of {list(self.labels)} among the judge's top-{len(judgment.top_logprobs)} "
                     f"next tokens (it said {judgment.raw_text!r})"
                 )
+            elif reading.refused:
+                judgment.error = reading.refused
+                judgment.details["valid_mass"] = reading.coverage
             else:
                 judgment.status = "scored"
                 judgment.label_probs = reading.probs
-                judgment.preferred_label = max(reading.probs, key=reading.probs.__getitem__)
-                judgment.confidence = reading.probs[judgment.preferred_label]
+                judgment.preferred_label = reading.best
+                judgment.confidence = reading.confidence
+                judgment.details["valid_mass"] = reading.coverage
             judgments.append(judgment)
         return judgments
 
@@ -157,16 +164,20 @@ class LLMJudge:
             return judgment
         low, high = self.score_range
         values = [str(value) for value in range(low, high + 1)]
-        reading = read_choices(judgment.top_logprobs, values)
+        reading = read_choices(judgment.top_logprobs, values, self.min_valid_mass)
         if reading is None:
             judgment.error = (
                 f"no score {low}-{high} among the judge's top-{len(judgment.top_logprobs)} "
                 f"next tokens (it said {judgment.raw_text!r})"
             )
             return judgment
+        judgment.details["valid_mass"] = reading.coverage
+        if reading.refused:
+            judgment.error = reading.refused
+            return judgment
         judgment.status = "scored"
         judgment.score_probs = reading.probs
         judgment.score = expected_value(reading.probs)
         judgment.reward = (judgment.score - low) / (high - low)
-        judgment.confidence = max(reading.probs.values())
+        judgment.confidence = reading.confidence
         return judgment

@@ -363,6 +363,8 @@ class LabelModel:
             return GradeResult(self.name, None, error)
         reading = read_choices([tuple(pair) for pair in response["top_logprobs"]], self.labels)
         text = (response.get("text") or "").strip().strip(".").strip()
+        if reading is not None and reading.refused:
+            return GradeResult(self.name, None, reading.refused, details={"valid_mass": reading.coverage})
         if reading is not None:
             label = max(reading.probs, key=reading.probs.__getitem__)
             details = {"label": label, "label_probs": reading.probs}

@@ -20,7 +20,7 @@ from typing import Literal, Sequence
 from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
-from judgerl.judges.logprobs import read_choices
+from judgerl.judges.logprobs import MIN_VALID_MASS, read_choices
 from judgerl.judges.pointwise import RubricJudge, defuse_markers, shown_to_judge
 from judgerl.providers import LogprobProvider
 
@@ -64,8 +64,10 @@ class PairwiseJudgment:
 
 class PairwiseJudge:
     def __init__(self, provider: LogprobProvider, rubric: str, cache: JudgmentCache | None = None,
-                 name: str = "pairwise", version: int = 1, top_k: int = 20, guard_injections: bool = True):
+                 name: str = "pairwise", version: int = 1, top_k: int = 20, guard_injections: bool = True,
+                 min_valid_mass: float = MIN_VALID_MASS):
         self.rubric = rubric.strip()
+        self.min_valid_mass = min_valid_mass
         self.top_k = top_k
         self.judge_id = f"{provider.name}#{name}"
         self.guard_injections = guard_injections
@@ -107,14 +109,18 @@ class PairwiseJudge:
         judgment = judgment_from_call("labels", prompt, shown, result, self.judge_id)
         if judgment.error:
             return judgment, None
-        reading = read_choices(judgment.top_logprobs, ["A", "B"])
+        reading = read_choices(judgment.top_logprobs, ["A", "B"], self.min_valid_mass)
         if reading is None:
             judgment.error = f"neither A nor B among the judge's top tokens (it said {judgment.raw_text!r})"
+            return judgment, None
+        judgment.details["valid_mass"] = reading.coverage
+        if reading.refused:
+            judgment.error = reading.refused
             return judgment, None
         judgment.status = "scored"
         judgment.label_probs = reading.probs
         judgment.preferred_label = "A" if reading.probs["A"] >= reading.probs["B"] else "B"
-        judgment.confidence = max(reading.probs.values())
+        judgment.confidence = reading.confidence
         return judgment, reading.probs["A"]
 
 
@@ -135,7 +141,8 @@ def combine_orders(
         return PairwiseJudgment(prompt, first, second, "tie", p_first, 0.0, parts)
     verdict: Verdict = "first" if p_forward > 0.5 else "second"
     # as sure as the less sure of the two orders
-    confidence = min(max(p_forward, 1 - p_forward), max(p_backward, 1 - p_backward))
+    confidence = min(max(p_forward, 1 - p_forward), max(p_backward, 1 - p_backward),
+                     *(j.confidence for j in parts if j.confidence is not None))  # never above what either order said
     return PairwiseJudgment(prompt, first, second, verdict, p_first, confidence, parts)
 
 

@@ -21,7 +21,7 @@ from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
-from judgerl.judges.logprobs import expected_value, read_choices
+from judgerl.judges.logprobs import MIN_VALID_MASS, expected_value, read_choices
 from judgerl.judges.parsing import parse_score
 from judgerl.providers import LogprobProvider
 
@@ -74,6 +74,7 @@ class RubricJudge:
         read: Literal["auto", "logprobs", "generate"] = "auto",
         guard_injections: bool = True,
         budget: float | None = None,
+        min_valid_mass: float = MIN_VALID_MASS,
     ):
         low, high = scale
         if not low < high:
@@ -85,6 +86,8 @@ class RubricJudge:
         self.max_tokens = max_tokens
         self.judge_id = f"{provider.name}#{name}"
         self.guard_injections = guard_injections
+        self.min_valid_mass = min_valid_mass
+        """Least probability the score tokens must hold for a log-probability reading (logprobs.py)."""
         # One token per score exactly when every score is one digit.
         single_digit = 0 <= low and high <= 9
         if read == "logprobs" and not single_digit:
@@ -153,11 +156,15 @@ class RubricJudge:
         low, high = self.scale
         reading = None
         if self.reads_logprobs and judgment.top_logprobs:
-            reading = read_choices(judgment.top_logprobs, [str(v) for v in range(low, high + 1)])
+            reading = read_choices(judgment.top_logprobs, [str(v) for v in range(low, high + 1)], self.min_valid_mass)
         if reading is not None:
+            judgment.details["valid_mass"] = reading.coverage
+            if reading.refused:
+                judgment.error = reading.refused
+                return judgment
             judgment.score_probs = reading.probs
             judgment.score = expected_value(reading.probs)
-            judgment.confidence = max(reading.probs.values())
+            judgment.confidence = reading.confidence
         else:
             parsed = parse_score(judgment.raw_text, low, high)
             if not parsed.parsed:

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any, Callable, Coroutine, Protocol, Sequence
 
 from judgerl.judges.base import Judgment
+from judgerl.judges.evidence import distrust
 
 
 class Scorer(Protocol):
@@ -37,10 +38,15 @@ def as_text(item: Any, role: str | None = None) -> str:
     raise TypeError(f"expected a string or a list of chat messages, got {type(item).__name__}")
 
 
+def rewards_of(judgments: Sequence[Judgment]) -> list[float | None]:
+    """TRL's rewards: the reward of each judgment that stands (evidence.distrust), else None."""
+    return [j.reward if distrust(j).scored else None for j in judgments]
+
+
 def as_reward_function(judge: Scorer, name: str | None = None) -> Callable[..., list[float | None]]:
     def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         judgments = judge.score([as_text(p, "user") for p in prompts], [as_text(c, "assistant") for c in completions])
-        return [j.reward if j.scored else None for j in judgments]
+        return rewards_of(judgments)
 
     reward_function.__name__ = name or f"judgerl_{judge.judge_id.split('#')[-1]}"
     reward_function.judge = judge  # type: ignore[attr-defined]
@@ -56,7 +62,7 @@ def as_async_reward_function(
     async def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         if ascore is not None:  # calls run on the caller's event loop (HTTP providers)
             judgments = await ascore([as_text(p, "user") for p in prompts], [as_text(c, "assistant") for c in completions])
-            return [j.reward if j.scored else None for j in judgments]
+            return rewards_of(judgments)
         # Otherwise a worker thread keeps the caller's event loop free while the judge works.
         return await asyncio.to_thread(sync, prompts, completions, **kwargs)
 

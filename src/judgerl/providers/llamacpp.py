@@ -14,6 +14,7 @@ from typing import Any
 
 from judgerl.errors import JudgeError
 from judgerl.providers import ProviderResponse
+from judgerl.providers.http import ProviderError
 from judgerl.providers.openai_format import response_from_openai_json
 from judgerl.providers.weights import KNOWN_GGUF_MODELS, resolve_gguf
 
@@ -68,11 +69,16 @@ class LlamaCppProvider:
         if top_k:
             request.update(logprobs=True, top_logprobs=top_k)
         started = time.perf_counter()
-        result = server.handle_chat_completions(request)
+        try:
+            result = server.handle_chat_completions(request)
+        except Exception as exc:  # one request's failure (e.g. too long for the context) is one item's
+            raise ProviderError(f"{self.name}: llama.cpp refused the request: {str(exc)[:300]}") from None
         latency = time.perf_counter() - started
         if not isinstance(result, dict) or "choices" not in result:
-            raise JudgeError(f"llama.cpp returned no completion: {str(result)[:300]}")
-        return response_from_openai_json(result, latency)
+            # e.g. {"error": {"message": "request exceeds the available context size ..."}}: this
+            # item is unscored; the model and the run go on
+            raise ProviderError(f"{self.name}: llama.cpp returned no completion: {str(result)[:300]}")
+        return response_from_openai_json(result, latency, what=self.name)
 
 
 

@@ -80,7 +80,7 @@ class OpenAICompatibleProvider:
         return await self.acomplete(messages, max_tokens=1, top_k=top_k)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key.reveal(), "***") if self._key is not None else text
+        return self._key.scrub(text) if self._key is not None else text
 
     # What differs between HTTP APIs: where to post, what to send, how to read the answer.
     path = "/chat/completions"
@@ -98,7 +98,18 @@ class OpenAICompatibleProvider:
         return payload
 
     def _read(self, data: dict[str, Any], latency: float, attempts: int) -> ProviderResponse:
-        return response_from_openai_json(data, latency, attempts)
+        return response_from_openai_json(data, latency, attempts, what=self.name)
+
+    def _scrubbed(self, response: ProviderResponse) -> ProviderResponse:
+        """The answer with the key taken out of its text and tokens, in every form a server
+        might echo it (secrets.Secret.scrub): it is cached and written to judged files."""
+        if self._key is None:
+            return response
+        if isinstance(response.get("text"), str):
+            response["text"] = self._key.scrub(response["text"])
+        response["top_logprobs"] = [[self._key.scrub(token) if isinstance(token, str) else token, logprob]
+                                    for token, logprob in response.get("top_logprobs") or []]
+        return response
 
     async def acomplete(self, messages: list[dict[str, str]], max_tokens: int, top_k: int = 0) -> ProviderResponse:
         """Greedy completion of up to `max_tokens`; with top_k > 0 also the first token's top-k."""
@@ -113,8 +124,10 @@ class OpenAICompatibleProvider:
             )
             latency = time.perf_counter() - started
         try:
-            return self._read(response.json(), latency, attempts)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return self._scrubbed(self._read(response.json(), latency, attempts))
+        except ProviderError as exc:
+            raise ProviderError(self._redact(str(exc))) from None
+        except Exception as exc:  # anything a server can send must end as one unscored judgment
             raise ProviderError(
                 f"{self.name}: malformed response ({type(exc).__name__}): {self._redact(response.text)[:200]!r}"
             ) from None

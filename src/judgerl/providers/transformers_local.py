@@ -15,6 +15,7 @@ from typing import Any
 
 from judgerl.errors import JudgeError
 from judgerl.providers import ProviderResponse
+from judgerl.providers.http import ProviderError
 
 
 def _import_transformers() -> Any:
@@ -74,6 +75,11 @@ class TransformersProvider:
         import torch
 
         input_ids = self._prompt_ids(messages)  # (1, T)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and input_ids.shape[1] + max_tokens > limit:
+            # one oversized item is one unscored judgment, not the end of the run
+            raise ProviderError(f"{self.name}: the request is {input_ids.shape[1]} tokens, more than the "
+                                f"model's context of {limit} (less {max_tokens} to generate)")
         started = time.perf_counter()
         with torch.no_grad():
             logits = self.model(input_ids=input_ids).logits[0, -1]  # (V,)
