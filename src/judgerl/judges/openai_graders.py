@@ -8,8 +8,9 @@ A user with an OpenAI grader JSON runs it here as it is:
 Types: `string_check` (eq, ne, like = contains, ilike = contains ignoring case),
 `text_similarity` (fuzzy_match, bleu, gleu, rouge_1..rouge_5, rouge_l; `cosine` and `meteor`
 need models that are not here and are refused with a clear message), `score_model` and
-`label_model` (through any judgerl provider), `python` (its `grade(sample, item)` run in a
-separate process: a time and a memory limit, no network, an environment without secrets),
+`label_model` (through any judgerl provider), `python` (its `grade(sample, item)` run in the
+sandbox of `judgerl.judges.sandbox`: no host files, no network, no view of the judging process,
+process/time/memory limits; refused where that sandbox cannot be had, unless trust_grader_code),
 and `multi` (named sub-graders combined by the `calculate_output` formula).
 Templates `{{ item.x }}`, `{{ sample.output_text }}`, `{{ sample.output_json.a.b }}` are
 filled from the dataset row (`item`) and the model's output (`sample`).
@@ -25,6 +26,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +39,7 @@ from judgerl.judges.base import Judgment
 from judgerl.judges.calls import CachedCaller
 from judgerl.judges.logprobs import read_choices
 from judgerl.judges.parsing import parse_score
+from judgerl.judges.sandbox import run_python, sandbox_available
 from judgerl.providers import LogprobProvider
 
 
@@ -244,18 +247,38 @@ def _network_namespace_available() -> bool:
         return False
 
 
+def untrusted_refusal(name: str, reason: str) -> str:
+    return (f"python grader {name!r} not run: its code runs only in a sandbox (namespaces, a private root, no "
+            f"capabilities) and that cannot be had here: {reason}. To run it without isolation, trusting the "
+            f"grader's code, pass --trust-grader-code (judgerl judge) or set judge.trust_grader_code: true "
+            f"(config, or --set trust_grader_code=true)")
+
+
 class PythonGrader:
-    """Runs the grader's source in a child process. Isolation: a fresh network namespace with no
-    interfaces where `unshare -n` is allowed (else sockets are disabled in the child), CPU-time and
-    address-space limits, an environment with only PATH and LANG (no keys), and a wall-clock timeout."""
+    """Runs the grader's source in a child process.
+
+    By default in `judgerl.judges.sandbox` (new user/pid/mount/network namespaces, a private
+    read-only root with only the system libraries and Python, a fresh /proc, a scratch /tmp,
+    uid 65534 without capabilities, process/memory/CPU/file limits, every process it started
+    killed when it ends or times out). Where that sandbox cannot be set up the grader is refused
+    when built (GraderConfigError naming why and --trust-grader-code); `trust_grader_code=True`
+    runs it the old way instead: an environment with only PATH and LANG, CPU and memory limits,
+    a network namespace where `unshare -n` works (else sockets disabled), its process group
+    killed on a timeout; it can then read and write what the judging user can."""
 
     _netns: bool | None = None
 
-    def __init__(self, spec: dict[str, Any], timeout_s: float = 10.0, memory_mb: int = 512):
+    def __init__(self, spec: dict[str, Any], timeout_s: float = 10.0, memory_mb: int = 512,
+                 trust_grader_code: bool = False):
         _require(spec, "source")
         self.name, self.source = spec.get("name", "python"), spec["source"]
         self.timeout_s, self.memory_mb = timeout_s, memory_mb
-        if PythonGrader._netns is None:
+        self.trusted = trust_grader_code
+        if not trust_grader_code:
+            available, reason = sandbox_available()
+            if not available:
+                raise GraderConfigError(untrusted_refusal(self.name, reason))
+        elif PythonGrader._netns is None:
             PythonGrader._netns = _network_namespace_available()
 
     def _limits(self) -> None:  # runs in the child before exec
@@ -264,25 +287,54 @@ class PythonGrader:
         cpu = max(1, int(math.ceil(self.timeout_s)))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
-    def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
+    def _run_trusted(self, payload: str) -> tuple[int | None, str, str, dict[str, Any]]:
         command = [sys.executable, "-I", "-c", _RUNNER]
         if self._netns:
             command = ["unshare", "-n", *command]
-        payload = json.dumps({"source": self.source, "sample": sample, "item": item})
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        details = {"isolation": "network namespace" if self._netns else "sockets disabled"}
+        details = {"isolation": "none (trust_grader_code): environment without keys, CPU and memory limits, "
+                   + ("network namespace" if self._netns else "sockets disabled")}
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=environment, preexec_fn=self._limits, start_new_session=True)
         try:
-            done = subprocess.run(command, input=payload, capture_output=True, text=True, env=environment,
-                                  timeout=self.timeout_s, preexec_fn=self._limits)
+            stdout, stderr = process.communicate(payload, timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            return GradeResult(self.name, None, f"python grader timed out after {self.timeout_s} s", details)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-            return GradeResult(self.name, None, f"python grader failed (exit {done.returncode}): {last}", details)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # its children too (not those that left with setsid)
+            except ProcessLookupError:
+                pass
+            process.communicate()
+            return None, "", "", details
+        return process.returncode, stdout, stderr, details
+
+    def _run_sandboxed(self, payload: str) -> tuple[int | None, str, str, dict[str, Any]]:
+        available, reason = sandbox_available()
+        if not available:
+            raise GraderConfigError(untrusted_refusal(self.name, reason))
+        done = run_python(_RUNNER, payload.encode(), timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        details: dict[str, Any] = {"isolation": done.isolation}
+        if done.setup_failed:
+            last = (done.stderr.decode(errors="replace").strip().splitlines() or ["(no message)"])[-1]
+            raise GraderConfigError(untrusted_refusal(self.name, last))
+        return done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"), details
+
+    def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
+        payload = json.dumps({"source": self.source, "sample": sample, "item": item})
         try:
-            score = float(json.loads(done.stdout.strip().splitlines()[-1])["score"])
-        except (ValueError, KeyError, IndexError):
-            return GradeResult(self.name, None, f"python grader printed no score: {done.stdout[-200:]!r}", details)
+            returncode, stdout, stderr, details = (self._run_trusted if self.trusted else self._run_sandboxed)(payload)
+        except GraderConfigError as refusal:  # the sandbox went away since the grader was built
+            return GradeResult(self.name, None, str(refusal), {"isolation": "refused"})
+        except OSError as error:
+            return GradeResult(self.name, None, f"python grader could not be started: {error}", {})
+        if returncode is None:
+            return GradeResult(self.name, None, f"python grader timed out after {self.timeout_s} s", details)
+        if returncode != 0:
+            last = (stderr.strip().splitlines() or ["(no message)"])[-1]
+            return GradeResult(self.name, None, f"python grader failed (exit {returncode}): {last}", details)
+        try:
+            score = float(json.loads(stdout.strip().splitlines()[-1])["score"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            return GradeResult(self.name, None, f"python grader printed no score: {stdout[-200:]!r}", details)
         if not math.isfinite(score):
             return GradeResult(self.name, None, f"python grader returned {score}", details)
         return GradeResult(self.name, score, details=details)
@@ -416,7 +468,8 @@ def evaluate_formula(formula: str, values: dict[str, float]) -> float:
 
 
 class Multi:
-    def __init__(self, spec: dict[str, Any], provider: LogprobProvider | None, cache=None):
+    def __init__(self, spec: dict[str, Any], provider: LogprobProvider | None, cache=None,
+                 trust_grader_code: bool = False):
         _require(spec, "graders", "calculate_output")
         graders = spec["graders"]
         if isinstance(graders, dict) and "type" in graders:  # one grader, named by its own name
@@ -424,7 +477,7 @@ class Multi:
         if not isinstance(graders, dict) or not graders:
             raise GraderConfigError("multi grader: graders must be a mapping of names to grader configs")
         self.name, self.formula = spec.get("name", "multi"), spec["calculate_output"]
-        self.graders = {name: build_grader(sub, provider, cache) for name, sub in graders.items()}
+        self.graders = {name: build_grader(sub, provider, cache, trust_grader_code) for name, sub in graders.items()}
         evaluate_formula(self.formula, {name: 1.0 for name in self.graders})  # refuse a bad formula up front
 
     def grade(self, sample: dict[str, Any], item: dict[str, Any]) -> GradeResult:
@@ -455,24 +508,27 @@ class _ItemErrorsUnscored:
             return GradeResult(self.name, None, str(error))
 
 
-def build_grader(spec: dict[str, Any], provider: LogprobProvider | None = None, cache=None) -> Grader:
-    return _ItemErrorsUnscored(_build(spec, provider, cache))
+def build_grader(spec: dict[str, Any], provider: LogprobProvider | None = None, cache=None,
+                 trust_grader_code: bool = False) -> Grader:
+    """`trust_grader_code`: run `python` graders without the sandbox (where it cannot be had
+    they are otherwise refused with a GraderConfigError saying why)."""
+    return _ItemErrorsUnscored(_build(spec, provider, cache, trust_grader_code))
 
 
-def _build(spec: dict[str, Any], provider: LogprobProvider | None, cache) -> Grader:
+def _build(spec: dict[str, Any], provider: LogprobProvider | None, cache, trust_grader_code: bool = False) -> Grader:
     kind = spec.get("type")
     if kind == "string_check":
         return StringCheck(spec)
     if kind == "text_similarity":
         return TextSimilarity(spec)
     if kind == "python":
-        return PythonGrader(spec)
+        return PythonGrader(spec, trust_grader_code=trust_grader_code)
     if kind == "score_model":
         return ScoreModel(spec, provider, cache)
     if kind == "label_model":
         return LabelModel(spec, provider, cache)
     if kind == "multi":
-        return Multi(spec, provider, cache)
+        return Multi(spec, provider, cache, trust_grader_code)
     raise GraderConfigError(
         f"grader type {kind!r} is not one of string_check, text_similarity, score_model, label_model, python, multi"
     )
