@@ -117,28 +117,35 @@ def _run_helper_process(config, resume_from) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from judgerl.config import load_config
+    from judgerl.training.resume import check_steps, resume_config, write_config
     from judgerl.training.run_folder import RunFolder
-    from judgerl.training.trainer_state import latest_checkpoint
+    from judgerl.training.trainer_state import resumable_checkpoint
 
     folder = Path(args.run_dir)
     if not (folder / "config.yaml").is_file():
         print(f"error: {folder} is not a run folder (it has no config.yaml)", file=sys.stderr)
         return EXIT_CONFIG
-    checkpoint = latest_checkpoint(folder / "checkpoints")
+    # Refusals come before anything is written: a refused resume leaves the run as it was.
+    config, changed = resume_config(folder, _parse_overrides(args.set))  # ConfigError -> one line, exit 2
+    checkpoint, notes = resumable_checkpoint(folder / "checkpoints")
     if checkpoint is None:
-        print(f"error: {folder} has no resumable checkpoint (checkpoints/step-N with its trainer state); "
-              "runs with rl.algorithm judge_alignment, or stopped before their first RL step, start again with "
-              "`judgerl train`", file=sys.stderr)
+        why = "; ".join(notes) if notes else "it has no checkpoints/step-N with its trainer state"
+        print(f"error: {folder} has no whole checkpoint to resume from: {why}. A run stopped before its first RL "
+              "step starts again with `judgerl train`", file=sys.stderr)
         return EXIT_CONFIG
-    config = load_config(folder / "config.yaml", _parse_overrides(args.set))
+    check_steps(config, checkpoint)
+    for note in notes:
+        print(note, file=sys.stderr)
+    if changed:
+        write_config(folder, config)
+        print(f"resume: {', '.join(changed)} changed; written into {folder / 'config.yaml'}", file=sys.stderr)
     return _run_experiment(config, RunFolder(folder), resume_from=checkpoint)
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
     from judgerl.training.experiment import run_sft
 
-    config = _config(args.config, _parse_overrides(args.set))
+    config = _checked_config(args.config, _parse_overrides(args.set), "sft")
     try:
         run = run_sft(config, say=lambda text: print(text, file=sys.stderr))
     except KeyboardInterrupt:

@@ -1,7 +1,25 @@
-"""Saving policies so that a crash mid-save never leaves a checkpoint that looks complete."""
+"""Saving policies so that a crash mid-save never leaves a checkpoint that looks complete, and
+checking on load that a checkpoint still holds what was written.
+
+Every checkpoint ends with `checkpoint.json`, written last inside `<name>.partial` before the
+rename. Besides what the caller records (stage, step) it holds a manifest: the size and sha256
+of every other file in the folder. `verify_checkpoint` trusts a folder only if
+
+- checkpoint.json parses and every file it lists is there with its recorded size and hash, and
+  no file is there that it does not list (a loader could read it);
+- for a `step-N` folder, the step in checkpoint.json and in trainer_state.json is N.
+
+The manifest guards against truncation, a half-copied folder, a disk that lost a write or a
+hand-edited file; it is not a signature (whoever can write the folder can rewrite the manifest
+too, and the step check still applies). Checkpoints written before the manifest existed are
+accepted with a warning when their JSON parses, every safetensors file's header matches its
+length and the step agrees: nothing better can be checked, and refusing them would strand
+every run started before.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +27,38 @@ from pathlib import Path
 from typing import Any, Callable
 
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy
+
+MANIFEST = "checkpoint.json"
+MANIFEST_VERSION = 2
+"""checkpoint.json with a "files" manifest; version 1 (no "version" key) had none."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not whole or not consistent; the message names the file and what is wrong."""
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files_of(folder: Path) -> list[str]:
+    """Every file under `folder` except the manifest, as POSIX paths relative to it, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST)
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    files = {}
+    for name in _files_of(folder):
+        path = folder / name
+        with open(path, "rb") as handle:  # on disk before the rename makes the folder count
+            os.fsync(handle.fileno())
+        files[name] = {"bytes": path.stat().st_size, "sha256": _file_digest(path)}
+    return files
 
 
 def save_checkpoint(policy: Any, folder: Path, extra_writer: Callable[[Path], None] | None = None,
@@ -21,7 +71,11 @@ def save_checkpoint(policy: Any, folder: Path, extra_writer: Callable[[Path], No
     policy.save(partial)
     if extra_writer is not None:
         extra_writer(partial)
-    (partial / "checkpoint.json").write_text(json.dumps(extra, indent=1))
+    description = {**extra, "version": MANIFEST_VERSION, "files": _manifest(partial)}
+    with open(partial / MANIFEST, "w") as handle:  # last: a folder with a manifest was written whole
+        handle.write(json.dumps(description, indent=1))
+        handle.flush()
+        os.fsync(handle.fileno())
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
     return folder
@@ -33,4 +87,99 @@ def load_policy(folder: Path) -> TinyTransformerPolicy:
         raise FileNotFoundError(
             f"{folder} is not a complete checkpoint (it needs policy.json and model.safetensors)"
         )
+    if (folder / MANIFEST).is_file():  # e.g. sft.checkpoint from `judgerl sft`, or a resumed step-N
+        verify_checkpoint(folder)
     return TinyTransformerPolicy.load(folder)
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """None when the file's header parses and its tensors end exactly at the end of the file."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as handle:
+            header_bytes = int.from_bytes(handle.read(8), "little")
+            if header_bytes <= 0 or 8 + header_bytes > size:
+                return f"is {size} bytes, shorter than its own header says"
+            header = json.loads(handle.read(header_bytes))
+    except (OSError, ValueError) as error:
+        return f"cannot be read as safetensors ({error})"
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if 8 + header_bytes + end != size:
+        return f"is {size} bytes, its header says {8 + header_bytes + end}"
+    return None
+
+
+def _step_of_folder(folder: Path) -> int | None:
+    name = folder.name
+    if name.startswith("step-") and name[5:].isdigit():
+        return int(name[5:])
+    return None
+
+
+def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
+    """Raise CheckpointError (message: what is wrong, without the folder's name) unless `folder`
+    holds a whole, consistent checkpoint; returns warnings (a checkpoint without a manifest).
+    `resumable`: it must also hold the trainer state a resumed run needs."""
+    from judgerl.training.trainer_state import STATE_JSON, STATE_TENSORS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError("is not a folder")
+    try:
+        description = json.loads((folder / MANIFEST).read_text())
+        if not isinstance(description, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        raise CheckpointError(f"{MANIFEST} is missing") from None
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{MANIFEST} does not parse ({error})") from None
+    expected_step = _step_of_folder(folder)
+    if expected_step is not None:
+        if description.get("step") != expected_step:
+            raise CheckpointError(f"{MANIFEST} says step {description.get('step')}, the folder is step-{expected_step}")
+    if resumable:
+        for name in (STATE_JSON, STATE_TENSORS, "policy.json"):
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{name} is missing")
+    if expected_step is not None and (folder / STATE_JSON).is_file():
+        try:
+            state_step = json.loads((folder / STATE_JSON).read_text()).get("step")
+        except (OSError, ValueError, AttributeError) as error:
+            raise CheckpointError(f"{STATE_JSON} does not parse ({error})") from None
+        if state_step != expected_step:
+            raise CheckpointError(f"{STATE_JSON} says step {state_step}, the folder is step-{expected_step}")
+
+    files = description.get("files")
+    if files is None:  # written before manifests: check what can be checked, and say so
+        present = _files_of(folder)
+        if not any(name.endswith("model.safetensors") for name in present):
+            raise CheckpointError("has no model.safetensors (nor adapter_model.safetensors)")
+        for name in present:
+            if name.endswith(".safetensors"):
+                problem = _safetensors_problem(folder / name)
+                if problem:
+                    raise CheckpointError(f"{name} {problem}")
+            elif name.endswith(".json"):
+                try:
+                    json.loads((folder / name).read_text())
+                except (OSError, ValueError) as error:
+                    raise CheckpointError(f"{name} does not parse ({error})") from None
+        return ["written before checkpoints carried a manifest, so its file sizes and hashes cannot be checked; "
+                "its files parse and its step agrees, so it is used"]
+    if not isinstance(files, dict) or not files:
+        raise CheckpointError(f"{MANIFEST} has no usable list of files")
+    for name, record in sorted(files.items()):
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{name} is missing")
+        size = path.stat().st_size
+        if size != record.get("bytes"):
+            raise CheckpointError(f"{name} is {size} bytes, expected {record.get('bytes')}")
+    for name, record in sorted(files.items()):
+        if _file_digest(folder / name) != record.get("sha256"):
+            raise CheckpointError(f"{name} has sha256 {_file_digest(folder / name)[:12]}..., "
+                                  f"expected {str(record.get('sha256'))[:12]}... (its content changed)")
+    unlisted = sorted(set(_files_of(folder)) - set(files))
+    if unlisted:
+        raise CheckpointError(f"{unlisted[0]} is not in its manifest (added after the checkpoint was written)")
+    return []

@@ -122,10 +122,14 @@ def train_label_policy(config, policy, rl_questions, judge, gate, generator, run
     else:
         algorithm = ALGORITHMS[config.rl.algorithm](
             samples_per_question=config.rl.samples_per_question, kl_coef=config.rl.kl_coef, baseline=config.rl.baseline)
+        reference = None
+        if resume_from is not None:  # the KL reference is the SFT policy, not the resumed weights
+            reference = load_policy(config.sft.checkpoint or run.checkpoint_dir("sft"))
         history = train_rl(
             policy, rl_questions, judge, algorithm, gate, steps=config.rl.steps, batch_size=config.rl.batch_size,
             learning_rate=config.rl.learning_rate, max_grad_norm=config.rl.max_grad_norm,
-            max_unscored_fraction=config.rl.max_unscored_fraction, generator=generator, run=run)
+            max_unscored_fraction=config.rl.max_unscored_fraction, generator=generator, run=run,
+            reference=reference, resume_from=resume_from, checkpoint_every=config.rl.checkpoint_every)
     save_checkpoint(policy, run.checkpoint_dir("rl-final"), stage="rl", step=config.rl.steps)
     return history
 
@@ -194,15 +198,15 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_f
         stage, done = status.get("stage"), status.get("step", 0)
         where = f"RL step {done} of {config.rl.steps}" if stage == "rl" else str(stage)
         saved = ""
-        if stage == "rl" and config.rl.algorithm in RL_ALGORITHMS:
-            latest = latest_checkpoint(run.path / "checkpoints")
-            if latest is not None:
-                saved = (f"; the policy and trainer state of step {latest.name.split('-')[1]} are in "
-                         f"checkpoints/{latest.name} (`judgerl resume {run.path}` continues from there)")
-        elif stage == "rl":
+        if stage == "rl" and config.rl.algorithm not in RL_ALGORITHMS:
             name = f"rl-step-{done}"
             save_checkpoint(policy, run.checkpoint_dir(name), stage="rl", step=done)
             saved = f"; the policy at that point is in checkpoints/{name}"
+        if stage == "rl":  # only ever a checkpoint that verifies
+            latest = latest_checkpoint(run.path / "checkpoints")
+            if latest is not None:
+                saved += (f"; the policy and trainer state of step {latest.name.split('-')[1]} are in "
+                          f"checkpoints/{latest.name} (`judgerl resume {run.path}` continues from there)")
         if isinstance(stop, KeyboardInterrupt):
             run.set_status("interrupted", message=f"interrupted at {where}{saved}")
         else:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -18,7 +19,9 @@ from judgerl.algorithms import Algorithm
 from judgerl.judges.base import Judge
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies import LabelPolicy
+from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.run_folder import RunFolder
+from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
 
 
 class TooManyUnscored(RuntimeError):
@@ -41,6 +44,33 @@ def batches(questions: Sequence[str], batch_size: int, generator: torch.Generato
             yield [questions[i] for i in order[start : start + batch_size]]
 
 
+class ResumableBatches:
+    """What `batches` yields, draw for draw, with a state that a checkpoint can hold: the order
+    of the current pass and the position in it. (The sampling generator also draws each pass's
+    order, so its state alone does not say where in the data a run stood.)"""
+
+    def __init__(self, questions: Sequence[str], batch_size: int, generator: torch.Generator,
+                 state: dict[str, Any] | None = None):
+        self.questions, self.generator = questions, generator
+        self.batch_size = min(batch_size, len(questions))
+        self.order: list[int] | None = list(state["order"]) if state and state.get("order") is not None else None
+        self.position = int(state["position"]) if state else 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        if self.order is None or self.position + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.questions), generator=self.generator).tolist()
+            self.position = 0
+        batch = [self.questions[i] for i in self.order[self.position : self.position + self.batch_size]]
+        self.position += self.batch_size
+        return batch
+
+    def state(self) -> dict[str, Any]:
+        return {"order": None if self.order is None else list(self.order), "position": self.position}
+
+
 def judge_counters(judge: Judge) -> dict[str, float]:
     """Provider calls, cache hits and seconds spent calling, where the judge counts them."""
     return dict(getattr(judge, "counters", {}))
@@ -59,18 +89,50 @@ def train_rl(
     max_unscored_fraction: float,
     generator: torch.Generator,
     run: RunFolder | None = None,
+    reference: LabelPolicy | None = None,
+    resume_from: Path | None = None,
+    checkpoint_every: int = 0,
 ) -> list[dict]:
     """Train `policy` in place for `steps` updates.
 
     With a run folder, each step appends its metrics and judgments and records in status.json
-    how many steps are done, so whoever catches an interruption or error knows where it stopped."""
-    reference = frozen_copy(policy)
+    how many steps are done, so whoever catches an interruption or error knows where it stopped.
+    Checkpoints go through the sequence loop's path (checkpoints/step-N: weights, optimiser, RNG
+    states, data position; every `checkpoint_every` steps, at the end and on interruption), and
+    `resume_from` (a verified step-N folder whose weights the caller loaded into `policy`)
+    continues exactly where it stopped. `reference` (for the KL metric) defaults to a copy of
+    `policy`; a resumed run passes the SFT policy."""
+    reference = frozen_copy(reference if reference is not None else policy)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate)
-    stream = batches(questions, batch_size, generator)
+    start, data_state = 0, None
+    if resume_from is not None:
+        restored = load_trainer_state(resume_from, optimizer=optimizer, scheduler=None, sampling_generator=generator)
+        start, data_state = restored["step"], restored["algorithm"].get("data")
+        if hasattr(algorithm, "load_state"):
+            algorithm.load_state(restored["algorithm"].get("algorithm", {}))
+    stream = ResumableBatches(questions, batch_size, generator, data_state)
     history: list[dict] = []
-    progress = tqdm(range(steps), desc="RL", unit="step", leave=False, disable=None)
+    progress = tqdm(range(start, steps), desc="RL", unit="step", leave=False, disable=None)
+
+    def snapshot() -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any]]:
+        """(RNG states, data position) as they are before a step draws anything."""
+        return (generator.get_state(), torch.get_rng_state()), stream.state()
+
+    def checkpoint(step_done: int, rngs: tuple[torch.Tensor, torch.Tensor], data: dict[str, Any]) -> None:
+        if run is None:
+            return
+        state = {"data": data, "algorithm": algorithm.state() if hasattr(algorithm, "state") else {}}
+        save_checkpoint(policy, run.checkpoint_dir(f"step-{step_done}"), stage="rl", step=step_done,
+                        extra_writer=lambda partial: save_trainer_state(
+                            partial, step=step_done, optimizer=optimizer, scheduler=None,
+                            rng_states=rngs, algorithm_state=state))
+
+    # (steps done, RNG states, data position) while the weights are those of that many whole
+    # steps; None while an update is half applied.
+    consistent: tuple[int, Any, dict[str, Any]] | None = (start, *snapshot())
     try:
         for step in progress:
+            consistent = (step, *snapshot())
             batch = next(stream)
             started = time.perf_counter()
             counters_before = judge_counters(judge)
@@ -87,11 +149,13 @@ def train_rl(
                     f"no update was made from this batch. Judge errors: {sorted(errors)[:3]}"
                 )
             if output.loss is not None:
+                consistent = None
                 optimizer.zero_grad()
                 output.loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
                 optimizer.step()
                 output.metrics["policy/grad_norm"] = float(grad_norm)
+            consistent = (step + 1, *snapshot())
             row = {
                 "stage": "rl",
                 "step": step,
@@ -108,8 +172,17 @@ def train_rl(
             if run is not None:
                 run.log_metrics(row)
                 run.set_status("running", stage="rl", step=step + 1, steps=steps)
+                if checkpoint_every and (step + 1) % checkpoint_every == 0:
+                    checkpoint(*consistent)
             reward = row.get("reward/mean", math.nan)
             progress.set_postfix(reward=f"{reward:.3f}", accept=f"{row['judge/accept_rate']:.2f}")
+        if consistent is not None:
+            checkpoint(*consistent)
+    except BaseException:
+        # Keep what is done: the weights and state after the last whole step, resumable.
+        if consistent is not None and consistent[0] > start:
+            checkpoint(*consistent)
+        raise
     finally:
         progress.close()
     return history

@@ -23,7 +23,7 @@ def save_trainer_state(
     *,
     step: int,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     rng_states: tuple[torch.Tensor, torch.Tensor],
     algorithm_state: dict[str, Any],
 ) -> None:
@@ -42,7 +42,7 @@ def save_trainer_state(
         "step": step,
         "optimizer_param_groups": optimizer_state["param_groups"],
         "optimizer_scalars": scalars,
-        "scheduler": scheduler.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "algorithm": algorithm_state,
     }
     save_file(tensors, str(Path(folder) / STATE_TENSORS))
@@ -53,13 +53,19 @@ def load_trainer_state(
     folder: Path,
     *,
     optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     sampling_generator: torch.Generator,
 ) -> dict[str, Any]:
-    """Restore in place; returns {"step": ..., "algorithm": ...}."""
+    """Restore in place; returns {"step": ..., "algorithm": ...}. (Verify the folder first, as
+    `latest_checkpoint` does; the step is checked against the folder's name here too.)"""
+    from judgerl.training.checkpoints import CheckpointError
+
     folder = Path(folder)
-    tensors = load_file(str(folder / STATE_TENSORS))
     description = json.loads((folder / STATE_JSON).read_text())
+    if folder.name.startswith("step-") and description.get("step") != int(folder.name[5:]):
+        raise CheckpointError(f"{folder}: {STATE_JSON} says step {description.get('step')}, "
+                              f"the folder is {folder.name}")
+    tensors = load_file(str(folder / STATE_TENSORS))
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer/"):
@@ -68,14 +74,36 @@ def load_trainer_state(
     for index, entry in description["optimizer_scalars"].items():
         state.setdefault(int(index), {}).update(entry)
     optimizer.load_state_dict({"state": state, "param_groups": description["optimizer_param_groups"]})
-    scheduler.load_state_dict(description["scheduler"])
+    if scheduler is not None and description.get("scheduler") is not None:
+        scheduler.load_state_dict(description["scheduler"])
     sampling_generator.set_state(tensors["rng/sampling"])
     torch.set_rng_state(tensors["rng/torch"])
     return {"step": description["step"], "algorithm": description.get("algorithm", {})}
 
 
+def resumable_checkpoint(checkpoints: Path) -> tuple[Path | None, list[str]]:
+    """The newest `step-N` checkpoint that verifies (see checkpoints.verify_checkpoint), and one
+    line per checkpoint passed over or accepted with a warning, naming it and what was wrong:
+    "checkpoints/step-20: model.safetensors is 1234 bytes, expected 56789; resuming from step-10
+    instead". A `.partial` folder is a save that never finished and is not mentioned."""
+    from judgerl.training.checkpoints import CheckpointError, verify_checkpoint
+
+    candidates = [p for p in Path(checkpoints).glob("step-*")
+                  if p.is_dir() and p.name[5:].isdigit()]
+    problems: list[str] = []
+    for folder in sorted(candidates, key=lambda p: int(p.name[5:]), reverse=True):
+        try:
+            warnings = verify_checkpoint(folder, resumable=True)
+        except CheckpointError as error:
+            problems.append(f"checkpoints/{folder.name}: {error}")
+            continue
+        notes = [f"{line}; resuming from {folder.name} instead" for line in problems]
+        notes += [f"checkpoints/{folder.name}: {warning}" for warning in warnings]
+        return folder, notes
+    return None, problems
+
+
 def latest_checkpoint(checkpoints: Path) -> Path | None:
-    """The newest complete `step-N` checkpoint (a `.partial` one is a save that never finished)."""
-    complete = [p for p in Path(checkpoints).glob("step-*")
-                if not p.name.endswith(".partial") and (p / STATE_JSON).is_file()]
-    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+    """The newest `step-N` checkpoint that verifies: whole files, steps that agree (never a
+    `.partial` one, a save that never finished)."""
+    return resumable_checkpoint(checkpoints)[0]
