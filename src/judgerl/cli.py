@@ -188,6 +188,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
         overrides.setdefault("rubric", "custom")
     overrides.update(method=method, scale=args.scale, principles=args.principle or [],
                      grader_file=args.grader)
+    if args.trust_grader_code:
+        overrides["trust_grader_code"] = True
     judge_config = _judge_config(JudgeConfig, apply_overrides({}, overrides))
     if judge_config.provider == "python":
         print("error: judgerl judge needs a model provider (llamacpp, openai, anthropic, transformers), not python",
@@ -292,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "{prompt, completion_a, completion_b}; group: {prompt, completions: [...]} scored in one call")
     judge.add_argument("--principle", action="append", help="constitution: a principle (repeat for each)")
     judge.add_argument("--grader", help="grader: a JSON file holding an OpenAI reinforcement fine-tuning grader")
+    judge.add_argument("--trust-grader-code", action="store_true",
+                       help="grader: run `python` graders without the sandbox (only code you trust)")
     rubric_source = judge.add_mutually_exclusive_group()
     rubric_source.add_argument("--rubric", help="the rubric text")
     rubric_source.add_argument("--rubric-file", help="a file holding the rubric text")

@@ -130,6 +130,8 @@ class JudgeConfig(StrictModel):
     principles: list[str] = Field(default_factory=list, description="constitution: the principles, each judged alone")
     principle_weights: list[float] | None = Field(None, description="constitution: a weight per principle (default equal)")
     grader_file: str | None = Field(None, description="grader: a JSON file holding an OpenAI reinforcement fine-tuning grader")
+    trust_grader_code: bool = Field(False, description="grader: run `python` graders without the sandbox (only code "
+                                    "you trust); otherwise they are refused where the sandbox cannot be set up")
     confidence_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="judgments less confident than this are rejected (masked, not rewarded low)"
     )

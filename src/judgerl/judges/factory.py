@@ -90,7 +90,7 @@ def _grader_judge(config: JudgeConfig, cache: JudgmentCache | None) -> Any:
     # Model graders (score_model, label_model) run on the configured provider.
     needs_model = _grader_types(spec) & {"score_model", "label_model"}
     provider = make_provider(config.provider, **provider_settings(config)) if needs_model else None
-    return GraderJudge(build_grader(spec, provider, cache))
+    return GraderJudge(build_grader(spec, provider, cache, trust_grader_code=config.trust_grader_code))
 
 
 def _grader_types(spec: Any) -> set[str]:
