@@ -32,7 +32,7 @@ class FaultyOpenAIServer:
 
     def __init__(self, p429=0.0, p500=0.0, pdrop=0.0, phang=0.0, hang_s=2.0, retry_after="0.05",
                  seed=0, require_key: str | None = None, max_requests=5000, responder=yes_no_maybe,
-                 style="openai"):
+                 style="openai", body_responder=None):
         self.rates = (p429, p500, pdrop, phang)
         self.hang_s, self.retry_after = hang_s, retry_after
         self.rng = random.Random(seed)
@@ -44,6 +44,8 @@ class FaultyOpenAIServer:
         self.max_requests = max_requests
         self.responder = responder
         self.style = style
+        self.body_responder = body_responder
+        """(last message content, request headers) -> the whole response body (JSON-ready, or raw bytes)"""
         """"openai": /v1/chat/completions, Bearer key; "anthropic": /v1/messages, x-api-key."""
         self.payloads: list[dict] = []
         self.headers: list[dict] = []
@@ -98,11 +100,21 @@ class FaultyOpenAIServer:
                     self.close_connection = True
                     return
                 server._count("ok")
+                if server.body_responder is not None:  # a hostile server: any body at all
+                    body = server.body_responder(item, dict(self.headers))
+                    return self._send(200, body) if not isinstance(body, bytes) else self._send_raw(body)
                 top = server.responder(item)
                 if server.style == "anthropic":
                     return self._send(200, {"content": [{"type": "text", "text": top[0][0]}],
                                             "usage": {"input_tokens": 20, "output_tokens": 1}})
                 self._send(200, completion_body(top))
+
+            def _send_raw(self, data: bytes):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(self, status, body, headers=None):
                 data = json.dumps(body).encode()
