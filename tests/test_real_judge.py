@@ -94,3 +94,13 @@ def test_openai_compatible_provider_against_a_real_llama_cpp_server_on_loopback(
         for label in LABELS:
             assert remote.label_probs[label] == pytest.approx(local.label_probs[label], abs=0.05)  # KV-cache reuse shifts logits slightly
         assert len(remote.top_logprobs) == 20
+
+
+def test_an_item_too_long_for_the_context_is_one_unscored_judgment(provider):
+    from judgerl.judges.pointwise import RubricJudge
+
+    judge = RubricJudge(provider, "Score 5 for a correct answer, 1 for a wrong one.")
+    huge = "Paris is the capital of France. " * 1500  # ~10k tokens, beyond the 2048-token context
+    short, long_, again = judge.score(["Capital of France?"] * 3, ["Paris.", huge, "Paris."])
+    assert short.scored and again.scored
+    assert not long_.scored and long_.reward is None and "llama.cpp" in long_.error
