@@ -13,8 +13,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import traceback
+from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
@@ -23,13 +26,31 @@ EXIT_CONFIG, EXIT_JUDGE, EXIT_UNSCORED, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    from judgerl.config import ConfigError
+
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes FIELD=VALUE (e.g. rl.steps=20), got {pair!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set takes FIELD=VALUE (e.g. --set rl.steps=20), got {pair!r}")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            # Not YAML (`[`, `a: b: c`): the text as written; the field's own check then names it.
+            overrides[key] = value
     return overrides
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a batch of 0 or -1 judges nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value
 
 
 def _config(path: str | None, overrides: dict[str, Any]):
@@ -37,7 +58,17 @@ def _config(path: str | None, overrides: dict[str, Any]):
 
     if path:
         return load_config(path, overrides)
-    return config_from_dict(apply_overrides({}, overrides), source="the default config with your --set values")
+    return config_from_dict(apply_overrides({}, overrides), source="command line")
+
+
+def _checked_config(path: str | None, overrides: dict[str, Any], command: str):
+    """The config, with every data file it names read and checked: a bad line is a one-line error
+    before any run folder is made or model loaded."""
+    from judgerl.input_checks import check_run_inputs
+
+    config = _config(path, overrides)
+    check_run_inputs(config, command)
+    return config
 
 
 def _run_experiment(config, run=None, resume_from=None) -> int:
@@ -85,11 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides["rl.algorithm"] = args.algorithm
     if args.output_dir:
         overrides["output_dir"] = args.output_dir
-    return _run_experiment(_config(None, overrides))
+    return _run_experiment(_checked_config(None, overrides, "demo"))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    return _run_experiment(_config(args.config, _parse_overrides(args.set)))
+    return _run_experiment(_checked_config(args.config, _parse_overrides(args.set), "train"))
 
 
 def _run_helper_process(config, resume_from) -> int:
@@ -155,8 +186,14 @@ def cmd_sft(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from judgerl.report import write_report
 
+    folder = Path(args.run_dir)
+    if not folder.is_dir() or not any((folder / name).is_file() for name in ("config.yaml", "status.json")):
+        # write_report would put report.md and plots/ into whatever folder it is given
+        raise _not_a_run_folder(folder)
     try:
         print(write_report(args.run_dir))
     except FileNotFoundError as error:
@@ -165,26 +202,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_a_run_folder(folder):
+    from judgerl.config import ConfigError
+
+    if not folder.exists():
+        return ConfigError(f"run folder {str(folder)!r} does not exist (run folders are made inside output_dir, "
+                           "e.g. runs/NAME__ALGORITHM__RUBRIC__SEED__TIME)")
+    if not folder.is_dir():
+        return ConfigError(f"{str(folder)!r} is a file, not a run folder")
+    return ConfigError(f"{str(folder)!r} is not a run folder (it has no config.yaml or status.json)")
+
+
 JUDGE_FILE_MODES = {  # --mode -> (judge.method, the file layout judge_file reads)
     "pointwise": ("rubric", "pointwise"), "critique": ("critique", "pointwise"),
     "constitution": ("constitution", "pointwise"), "grader": ("grader", "pointwise"),
     "pairwise": ("pairwise", "pairwise"), "pairwise-from-scores": ("pairwise_from_scores", "pairwise-from-scores"),
     "group": ("group", "group"),
 }
+JUDGE_FLAGS = {"scale": "--scale", "principles": "--principle", "grader_file": "--grader",
+               "rubric_text": "--rubric"}
+"""Judge fields `judgerl judge` sets from its own options: errors in them name the option."""
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from judgerl.config import JudgeConfig, apply_overrides
-    from judgerl.judge_files import judge_file
-    from judgerl.judges.factory import build_judge
+    from judgerl.config import ConfigError, JudgeConfig, apply_overrides, read_text_file
+    from judgerl.input_checks import check_grader_file, check_output_file
+    from judgerl.judge_files import EXAMPLE, judge_file, read_rows
 
     method, layout = JUDGE_FILE_MODES[args.mode]
     overrides = {key.removeprefix("judge."): value for key, value in _parse_overrides(args.set).items()}
-    if args.rubric_file or args.rubric:
-        overrides["rubric_text"] = Path(args.rubric_file).read_text() if args.rubric_file else args.rubric
+    if args.rubric_file is not None or args.rubric is not None:
+        text = read_text_file(args.rubric_file, "--rubric-file") if args.rubric_file is not None else args.rubric
+        if not text.strip():
+            raise ConfigError(f"{'--rubric-file' if args.rubric_file is not None else '--rubric'}: the rubric is "
+                              "empty; say who is asking and what a good answer looks like")
+        overrides["rubric_text"] = text
         overrides.setdefault("rubric", "custom")
     overrides.update(method=method, scale=args.scale, principles=args.principle or [],
                      grader_file=args.grader)
@@ -203,20 +258,31 @@ def cmd_judge(args: argparse.Namespace) -> int:
     if method not in ("constitution", "grader") and judge_config.rubric_text is None:
         print("error: give the rubric with --rubric TEXT or --rubric-file FILE", file=sys.stderr)
         return EXIT_CONFIG
-    if args.grader and not Path(args.grader).is_file():
-        print(f"error: grader file {args.grader!r} does not exist", file=sys.stderr)
-        return EXIT_CONFIG
-    judge = build_judge(judge_config)
+    if any(not principle.strip() for principle in args.principle or []):
+        raise ConfigError("--principle: a principle is empty")
+    if args.grader:
+        check_grader_file(args.grader, "--grader")
+    # The input and the output place are checked before the judge (maybe a model) is built.
     input_path = Path(args.input)
-    if not input_path.is_file():
-        print(f"error: input file {str(input_path)!r} does not exist", file=sys.stderr)
-        return EXIT_CONFIG
-    output = Path(args.output) if args.output else input_path.with_name(input_path.stem + ".judged.jsonl")
+    read_text_file(input_path, "input file")  # missing, a folder, unreadable, not UTF-8
     try:
-        summary = judge_file(input_path, output, judge, layout, batch_size=args.batch_size)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        rows = read_rows(input_path, layout)
+    except ValueError as error:  # names the file, the line and the fields the mode needs
+        hint = f"; each line must be {EXAMPLE[layout]}" if "not JSON" in str(error) else ""
+        raise ConfigError(f"input file: {error}{hint}") from None
+    if not rows:
+        raise ConfigError(f"input file: {str(input_path)!r} has no lines to judge")
+    output = Path(args.output) if args.output else input_path.with_name(input_path.stem + ".judged.jsonl")
+    check_output_file(output, "-o/--output" if args.output else "output file")
+    from judgerl.judges.factory import build_judge
+
+    try:
+        judge = build_judge(judge_config)
+    except ValueError as error:  # a grader spec's GraderConfigError: name the file it came from
+        if not (args.grader and type(error).__name__ == "GraderConfigError"):
+            raise
+        raise ConfigError(f"--grader {args.grader!r}: {error}") from None
+    summary = judge_file(input_path, output, judge, layout, batch_size=args.batch_size, rows=rows)
     print(json.dumps({"output": str(output), **summary}))
     return 0
 
@@ -229,8 +295,15 @@ def _judge_config(model, data):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "\n".join("  judge." + _explain(error) for error in exc.errors())
-        raise ConfigError(f"your --set judge.* values are not valid:\n{problems}") from None
+        problems = []
+        for error in exc.errors():
+            flag = JUDGE_FLAGS.get(str(error["loc"][0])) if error["loc"] else None
+            explained = _explain(error, model)
+            # "--scale: ..." for a field set by an option, "--set provider: ..." for the rest
+            problems.append(f"{flag}: {explained.partition(': ')[2]}" if flag else f"--set {explained}")
+        if len(problems) == 1:
+            raise ConfigError(problems[0]) from None
+        raise ConfigError("these judge settings are not valid:\n" + "\n".join("  " + p for p in problems)) from None
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -300,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     rubric_source.add_argument("--rubric", help="the rubric text")
     rubric_source.add_argument("--rubric-file", help="a file holding the rubric text")
     judge.add_argument("--scale", default="1-5", help="score scale LOW-HIGH (default 1-5)")
-    judge.add_argument("--batch-size", type=int, default=16, help="items sent to the provider together")
+    judge.add_argument("--batch-size", type=_positive_int, default=16, help="items sent to the provider together")
     judge.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="judge settings, e.g. --set provider=openai --set base_url=http://127.0.0.1:8000/v1")
     judge.set_defaults(handler=cmd_judge)
@@ -324,7 +397,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from judgerl.config import ConfigError
     from judgerl.judges.base import JudgeError
 
+    # The safety net. What a user can get wrong (a config, a data file, an option, a path) is a
+    # ConfigError (or a grader spec's GraderConfigError, or an OSError naming a file): one line,
+    # exit 2. A judge that cannot be built or reached is a JudgeError: one line, exit 3. Anything
+    # else is a bug in judgerl, not in the input: it is NOT reduced to one line; the traceback is
+    # printed, then "internal error: ...", exit 1, so that it can be reported and fixed.
     try:
+        if args.command == "resume" and not Path(args.run_dir).is_dir():
+            raise _not_a_run_folder(Path(args.run_dir))
         return args.handler(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -335,6 +415,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `judgerl config | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:
+        graders = sys.modules.get("judgerl.judges.openai_graders")
+        if graders is not None and isinstance(error, graders.GraderConfigError):
+            print(f"error: grader: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        if isinstance(error, OSError) and error.filename is not None:  # a path the user gave or chose
+            print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_CONFIG
+        traceback.print_exc()
+        print(f"internal error: {type(error).__name__}: {error}. This is a bug in judgerl, not in your input; "
+              "please report it with the traceback above.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

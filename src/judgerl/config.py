@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from judgerl.datasets import BUILTIN_DATASETS, BUILTIN_PREFIX
 
@@ -21,7 +21,8 @@ class ConfigError(ValueError):
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `.nan`, `.inf` (YAML) or --set x=nan are refused by name, not trained with.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(StrictModel):
@@ -120,7 +121,7 @@ class JudgeConfig(StrictModel):
         "each of the pair scored alone (online_dpo); constitution: each of `principles` scored, weighted; "
         "grader: an OpenAI RFT grader JSON (`grader_file`); reward_function: your Python function (`function`)",
     )
-    scale: str = Field("1-5", pattern=r"^\d+-\d+$", description="rubric/critique/constitution: the score range, low-high")
+    scale: str = Field("1-5", description="rubric/critique/constitution: the score range, low-high")
     read: Literal["auto", "logprobs", "generate"] = Field(
         "auto", description="rubric: read the score from log-probabilities (one-digit scales) or generate and parse it"
     )
@@ -143,6 +144,16 @@ class JudgeConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (default: up to 2)")
     cache: bool = Field(True, description="reuse judgments from the SQLite judgment cache")
     cache_path: str | None = Field(None, description="judgment cache file (default: ~/.cache/judgerl/judgments.sqlite)")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_low_high(cls, scale: str) -> str:
+        low, sep, high = scale.partition("-")
+        if not (sep and low.isdigit() and high.isdigit()):
+            raise ValueError("the score range must be LOW-HIGH in whole numbers, e.g. 1-5 or 0-10")
+        if not int(low) < int(high):
+            raise ValueError(f"low must be below high (e.g. 1-5, not {scale})")
+        return scale
 
 
 class RLConfig(StrictModel):
@@ -192,13 +203,21 @@ class RLConfig(StrictModel):
 
 class RunConfig(StrictModel):
     name: str = Field("magic8ball", description="first part of the run folder's name")
-    seed: int = Field(0, description="seeds torch and the data order")
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds torch and the data order")
     output_dir: str = Field("runs", description="run folders are created inside this folder")
     data: DataConfig = Field(default_factory=DataConfig, description="where the questions come from")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the tiny transformer's shape")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="supervised fine-tuning before RL")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="the LLM judge and its rubric")
     rl: RLConfig = Field(default_factory=RLConfig, description="reinforcement learning against the judge")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not name.strip() or any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
+            raise ValueError(f"the run folder's name must be a plain name without / or \\ (got {name!r}); "
+                             "put folders in output_dir")
+        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
@@ -238,27 +257,48 @@ class RunConfig(StrictModel):
 
 
 def _fields_of(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
-    """The field names valid at `location` (a path of field names into RunConfig)."""
+    """The field names valid at `location` (a path of field names into `model`, RunConfig by default)."""
     for name in location:
-        annotation = model.model_fields[name].annotation
+        field = model.model_fields.get(str(name))
+        annotation = field.annotation if field is not None else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
     return list(model.model_fields)
 
 
-def _explain(error: dict[str, Any]) -> str:
+def _suggest(name: str, model: type[BaseModel], location: tuple[Any, ...]) -> str:
+    """'did you mean ...? ' for an unknown field: a close name at the same level, else (at the top
+    level) the same or a close name inside a section, e.g. `steps` -> `rl.steps`."""
+    close = difflib.get_close_matches(name, _fields_of(model, location), n=1)
+    if close:
+        return f"did you mean {close[0]!r}? "
+    if location:
+        return ""
+    inside = []
+    for section, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            inside += [f"{section}.{match}" for match in difflib.get_close_matches(name, list(annotation.model_fields), n=1)]
+    return f"did you mean {' or '.join(repr(match) for match in inside)}? " if inside else ""
+
+
+def _explain(error: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+    """One pydantic error as `field.path: what is wrong (got value)`; `model` is the root of the
+    location (RunConfig unless given, e.g. JudgeConfig for `judgerl judge --set`)."""
+    model = model or RunConfig
     location = tuple(error["loc"])
-    dotted = ".".join(str(part) for part in location) or "(top level)"
+    dotted = ".".join(str(part) for part in location)
     if error["type"] == "extra_forbidden":
-        valid = _fields_of(RunConfig, location[:-1])
-        close = difflib.get_close_matches(str(location[-1]), valid, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        valid = _fields_of(model, location[:-1])
+        hint = _suggest(str(location[-1]), model, location[:-1])
         return f"{dotted}: unknown field; {hint}valid fields here: {', '.join(valid)}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] in {"int_parsing", "float_parsing", "bool_parsing", "string_type", "int_type",
-                         "float_type", "bool_type", "model_type", "literal_error", "dict_type"}:
-        return f"{dotted}: {message} (got {error.get('input')!r})"
+    if not dotted:  # a check across fields: its message names them
+        return message
+    value = error.get("input")
+    if error["type"] not in ("missing", "value_error") and not isinstance(value, (dict, list)):
+        return f"{dotted}: {message} (got {value!r})"
     return f"{dotted}: {message}"
 
 
@@ -274,7 +314,8 @@ def _check_files(config: RunConfig) -> None:
                     + ", ".join(BUILTIN_PREFIX + name for name in BUILTIN_DATASETS)
                 )
         elif not Path(source).expanduser().is_file():
-            raise ConfigError(f"data.{field_name}: file {source!r} does not exist; give a JSONL path or builtin:{field_name}")
+            what = "is a folder, not a file" if Path(source).expanduser().is_dir() else "does not exist"
+            raise ConfigError(f"data.{field_name}: file {source!r} {what}; give a JSONL path or builtin:{field_name}")
     if config.judge.grader_file and not Path(config.judge.grader_file).expanduser().is_file():
         raise ConfigError(f"judge.grader_file: {config.judge.grader_file!r} does not exist")
     if config.policy.kind == "causal_lm" and config.policy.model != "smollm2-135m-instruct" and not (
@@ -308,29 +349,65 @@ def _check_files(config: RunConfig) -> None:
             )
 
 
+def _invalid(source: str, problems: list[str]) -> ConfigError:
+    """One problem: one line naming the source and the field; several: a line each."""
+    if len(problems) == 1:
+        return ConfigError(f"{source}: {problems[0]}")
+    return ConfigError(f"{source} is not a valid judgerl config:\n" + "\n".join("  " + p for p in problems))
+
+
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "\n".join("  " + _explain(error) for error in exc.errors())
-        raise ConfigError(f"{source} is not a valid judgerl config:\n{problems}") from None
+        raise _invalid(source, [_explain(error) for error in exc.errors()]) from None
     try:
         _check_files(config)
     except ConfigError as exc:
-        raise ConfigError(f"{source} is not a valid judgerl config:\n  {exc}") from None
+        raise _invalid(source, [str(exc)]) from None
     return config
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """A UTF-8 text file the user named, or a ConfigError saying what is wrong with it (`what` names
+    the field or option, e.g. "--rubric-file")."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{what}: {str(path)!r} is a folder, not a file")
+    if not path.exists():
+        raise ConfigError(f"{what}: {str(path)!r} does not exist")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {str(path)!r} ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{what}: {str(path)!r} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                          "save it as UTF-8") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist (`judgerl config > {path}` writes the defaults)")
+    text = read_text_file(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+        raise ConfigError(f"{path} is not valid YAML{where}: {what or exc}") from None
+    if data is None:
+        raise ConfigError(f"{path} holds no settings (it is empty or only comments); write fields into it "
+                          f"(`judgerl config > {path}` writes every default with its help), or run `judgerl demo` "
+                          "for an all-defaults run")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of fields, got {type(data).__name__}")
+        shown = type(data).__name__ if isinstance(data, (list, tuple)) else f"{type(data).__name__} {data!r:.40}"
+        raise ConfigError(f"{path}: the top level must be a mapping of fields (like `rl:` then `  steps: 20`), "
+                          f"got a {shown}")
     return config_from_dict(apply_overrides(data, overrides or {}), source=str(path))
 
 

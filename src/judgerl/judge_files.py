@@ -33,11 +33,20 @@ REQUIRED = {
 }
 
 
+EXAMPLE = {
+    "pointwise": '{"prompt": "...", "completion": "..."}',
+    "pairwise": '{"prompt": "...", "completion_a": "...", "completion_b": "..."}',
+    "pairwise-from-scores": '{"prompt": "...", "completion_a": "...", "completion_b": "..."}',
+    "group": '{"prompt": "...", "completions": ["...", "..."]}',
+}
+
+
 def read_rows(path: Path, mode: Mode) -> list[dict[str, Any]]:
     rows = []
     for number, row in jsonl_rows(path.read_text("utf-8"), str(path)):
         if not isinstance(row, dict):
-            raise ValueError(f"{path}, line {number}: each line must be a JSON object")
+            raise ValueError(f"{path}, line {number}: each line must be a JSON object such as {EXAMPLE[mode]}, "
+                             f"got a {type(row).__name__}")
         missing = [key for key in REQUIRED[mode] if not isinstance(row.get(key), str)]
         if mode == "group" and not (isinstance(row.get("completions"), list) and len(row["completions"]) >= 2
                                     and all(isinstance(c, str) for c in row["completions"])):
@@ -60,8 +69,12 @@ def judge_file(
     judge: RubricJudge | PairwiseJudge | PairwiseFromScores | GroupJudge,
     mode: Mode,
     batch_size: int = 16,
+    rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    rows = read_rows(input_path, mode)
+    """`rows`: the input already read with `read_rows` (else it is read here)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    rows = read_rows(input_path, mode) if rows is None else rows
     started = time.perf_counter()
     temporary = output_path.with_name(output_path.name + ".partial")
     rewards: list[float] = []

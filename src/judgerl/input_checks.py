@@ -1,0 +1,95 @@
+"""Every file a run will read, read and checked before a run folder is made or a model loads.
+
+A bad line in data.rl used to surface minutes into a run, under a traceback, after a run folder
+had been made and marked failed. `check_run_inputs` reads what the run is going to read, the
+same way it will read it, and turns any problem into a ConfigError naming the field, the file
+and the line: one line on stderr and exit code 2 from the CLI, and nothing written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from judgerl import LABELS
+from judgerl.config import ConfigError, RunConfig, read_text_file
+from judgerl.datasets import BUILTIN_PREFIX, load_prompts, load_questions, load_sft_pairs
+
+QUESTION_LINE = '{"question": "..."}'
+SFT_QUESTION_LINE = '{"question": "...", "target": "Yes" | "No" | "Maybe"}'
+PROMPT_LINE = '{"prompt": "..."}'
+SFT_PAIR_LINE = '{"prompt": "...", "response": "..."} or {"messages": [...]}'
+
+
+def _check_data(field: str, source: str, expected: str, load: Any) -> int:
+    """Load data.FIELD as the run will; the number of items, or a ConfigError naming the field."""
+    if not source.startswith(BUILTIN_PREFIX):
+        read_text_file(source, f"data.{field}")  # missing, a folder, unreadable, not UTF-8
+    try:
+        items = load(source)
+    except ValueError as exc:  # datasets' messages name the file and the line
+        raise ConfigError(f"data.{field}: {exc}; each line must be {expected}") from None
+    return len(items)
+
+
+def check_run_inputs(config: RunConfig, command: str = "train") -> None:
+    """The data files, grader file and output folder of `judgerl train|demo|sft` (command "sft":
+    only what SFT reads). Raises ConfigError; reads only, writes nothing."""
+    data = config.data
+    if config.policy.kind == "causal_lm" and command != "sft":
+        if config.sft.epochs and not config.sft.checkpoint:
+            _check_data("sft", data.sft, SFT_PAIR_LINE, load_sft_pairs)
+        _check_data("rl", data.rl, PROMPT_LINE, load_prompts)
+        _check_data("eval", data.eval, PROMPT_LINE, load_prompts)
+    else:
+        # The 8-ball: SFT questions need a label target; the vocabulary is built from sft + rl.
+        if not config.sft.checkpoint:
+            _check_data("sft", data.sft, SFT_QUESTION_LINE, lambda source: load_questions(source, labels=LABELS))
+        _check_data("rl", data.rl, QUESTION_LINE, load_questions)
+        if command != "sft":
+            _check_data("eval", data.eval, QUESTION_LINE, load_questions)
+    if command != "sft" and config.judge.grader_file:
+        check_grader_file(config.judge.grader_file, "judge.grader_file")
+    check_output_dir(config.output_dir, "output_dir")
+
+
+def check_grader_file(path: str, what: str) -> dict[str, Any]:
+    """An OpenAI grader JSON: readable, JSON, an object with a "type". Its fields are checked when
+    the grader is built (a GraderConfigError, also reported as a one-line message)."""
+    text = read_text_file(path, what)
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what}: {path!r} is not JSON (line {exc.lineno}: {exc.msg}); it must hold one "
+                          'OpenAI grader object such as {"type": "string_check", ...}') from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ConfigError(f"{what}: {path!r} must hold one JSON object with a \"type\" (string_check, "
+                          "text_similarity, score_model, label_model, python or multi)")
+    return spec
+
+
+def check_output_dir(path: str, what: str) -> None:
+    """A folder that exists or can be made, and can be written into."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what}: {str(folder)!r} is a file, not a folder")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ConfigError(f"{what}: {str(folder)!r} cannot be made: {str(existing)!r} is a file")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: cannot write into {str(existing)!r} (permission denied); choose another folder")
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """An output file whose folder exists and is writable (the file itself is replaced)."""
+    if path.is_dir():
+        raise ConfigError(f"{what}: {str(path)!r} is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"{what}: folder {str(parent)!r} does not exist; make it first or choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: cannot write into {str(parent)!r} (permission denied)")
