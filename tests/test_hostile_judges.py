@@ -250,3 +250,17 @@ def test_training_against_a_banana_server_stops_instead_of_learning_no(tmp_path)
     rl_rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
                if json.loads(line).get("stage") == "rl"]
     assert not rl_rows or all(row.get("judge/accept_rate", 0) == 0 for row in rl_rows)
+
+
+def test_a_grader_grade_that_is_not_finite_is_unscored():
+    from judgerl.judges.openai_graders import GradeResult, GraderJudge
+
+    class Hostile:
+        name = "hostile"
+
+        def grade(self, sample, item):
+            return GradeResult(self.name, float("nan") if "nan" in sample["output_text"] else 0.5)
+
+    bad, good = GraderJudge(Hostile()).score(["q", "q"], ["nan please", "fine"])
+    assert not bad.scored and bad.reward is None and "finite" in bad.error
+    assert good.scored and good.reward == 0.5

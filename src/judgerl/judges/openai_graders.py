@@ -37,6 +37,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from judgerl.judges.base import Judgment
 from judgerl.judges.calls import CachedCaller
+from judgerl.judges.evidence import distrust_all
 from judgerl.judges.logprobs import read_choices
 from judgerl.judges.parsing import parse_score
 from judgerl.judges.sandbox import run_python, sandbox_available
@@ -559,4 +560,4 @@ class GraderJudge:
                 confidence=1.0 if scored else None, error=result.error, details=dict(result.details),
                 latency_s=time.perf_counter() - started,
             ))
-        return judgments
+        return distrust_all(judgments)  # a NaN or infinite grade is unscored, never a reward
