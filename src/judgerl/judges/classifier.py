@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from judgerl.errors import JudgeError
 from judgerl.judges.base import Judgment, answers_from_label_judgments
+from judgerl.judges.evidence import distrust_all
 
 
 class ClassifierJudge:
@@ -62,7 +63,7 @@ class ClassifierJudge:
                 label_probs=label_probs, preferred_label=preferred, confidence=label_probs[preferred],
                 latency_s=elapsed / len(questions),
             ))
-        return judgments
+        return distrust_all(judgments)  # a model that gives NaN logits gives unscored judgments
 
     def judge_answers(self, questions: Sequence[str], answers: Sequence[str]) -> list[Judgment]:
         return answers_from_label_judgments(self.judge_labels, questions, answers)
