@@ -33,7 +33,11 @@ def test_causal_lm_logprobs_are_the_log_softmax_of_its_logits():
 def test_a_rubric_judge_over_a_local_causal_lm():
     tok = tokenizer()
     provider = TransformersProvider.from_objects(causal_lm(len(tok)), tok, "tiny-llama")
-    [judgment] = RubricJudge(provider, "good answer", top_k=len(tok)).score(["question"], ["the answer is good"])
+    # a random model puts ~0.2 of its probability on the digits: no evidence, so unscored by default
+    [refused] = RubricJudge(provider, "good answer", top_k=len(tok)).score(["question"], ["the answer is good"])
+    assert not refused.scored and refused.details["valid_mass"] < 0.5
+    [judgment] = RubricJudge(provider, "good answer", top_k=len(tok), min_valid_mass=0.0).score(
+        ["question"], ["the answer is good"])
     assert judgment.status == "scored" and 1 <= judgment.score <= 5
     assert sum(judgment.score_probs.values()) == pytest.approx(1.0)
     other = TransformersProvider.from_objects(causal_lm(len(tok), seed=1), tok, "tiny-llama")
