@@ -238,6 +238,11 @@ def test_changed_or_added_files_are_caught_by_the_manifest(killed_run):
     checkpoint, notes = resumable_checkpoint(killed_run / "checkpoints")
     assert checkpoint is None
     assert "value_head.safetensors is not in its manifest" in notes[-1]
+    manifest = killed_run / "checkpoints/step-2" / MANIFEST
+    description = json.loads(manifest.read_text())
+    description["files"]["../../../etc/hostname"] = {"bytes": 1, "sha256": "0"}
+    manifest.write_text(json.dumps(description))
+    assert "which is outside the checkpoint" in resumable_checkpoint(killed_run / "checkpoints")[1][-1]
 
 
 def test_the_legacy_loops_data_stream_is_the_old_one_draw_for_draw_and_resumes_mid_pass():

@@ -339,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue a stopped run from its last checkpoint")
     resume.add_argument("run_dir", help="the run folder (runs/...)")
     resume.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field, e.g. --set rl.steps=120 to train longer")
+                        help="change a setting that may change on resume (rl.steps, rl.checkpoint_every, "
+                        "rl.tensorboard, judge call limits), e.g. --set rl.steps=120 to train longer; the algorithm, "
+                        "model, judge, seed and data are fixed")
     resume.set_defaults(handler=cmd_resume)
 
     train = commands.add_parser("train", help="SFT + RL + report from a config file")

@@ -78,6 +78,14 @@ def save_checkpoint(policy: Any, folder: Path, extra_writer: Callable[[Path], No
         os.fsync(handle.fileno())
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
+    try:  # the rename itself on disk too (best effort: not every filesystem lets a folder be fsynced)
+        descriptor = os.open(folder.parent, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError:
+        pass
     return folder
 
 
@@ -101,11 +109,12 @@ def _safetensors_problem(path: Path) -> str | None:
             if header_bytes <= 0 or 8 + header_bytes > size:
                 return f"is {size} bytes, shorter than its own header says"
             header = json.loads(handle.read(header_bytes))
-    except (OSError, ValueError) as error:
-        return f"cannot be read as safetensors ({error})"
-    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-    if 8 + header_bytes + end != size:
-        return f"is {size} bytes, its header says {8 + header_bytes + end}"
+        expected = 8 + header_bytes + int(max(
+            (entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+        return f"cannot be read as safetensors ({type(error).__name__}: {error})"
+    if expected != size:
+        return f"is {size} bytes, its header says {expected}"
     return None
 
 
@@ -149,11 +158,12 @@ def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
         if state_step != expected_step:
             raise CheckpointError(f"{STATE_JSON} says step {state_step}, the folder is step-{expected_step}")
 
+    present = _files_of(folder)
+    no_weights = "model.safetensors is missing (and there is no adapter_model.safetensors)"
     files = description.get("files")
     if files is None:  # written before manifests: check what can be checked, and say so
-        present = _files_of(folder)
         if not any(name.endswith("model.safetensors") for name in present):
-            raise CheckpointError("has no model.safetensors (nor adapter_model.safetensors)")
+            raise CheckpointError(no_weights)
         for name in present:
             if name.endswith(".safetensors"):
                 problem = _safetensors_problem(folder / name)
@@ -166,8 +176,11 @@ def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
                     raise CheckpointError(f"{name} does not parse ({error})") from None
         return ["written before checkpoints carried a manifest, so its file sizes and hashes cannot be checked; "
                 "its files parse and its step agrees, so it is used"]
-    if not isinstance(files, dict) or not files:
+    if not isinstance(files, dict) or not files or not all(isinstance(r, dict) for r in files.values()):
         raise CheckpointError(f"{MANIFEST} has no usable list of files")
+    for name in files:  # only files inside the folder: never read what a manifest points at elsewhere
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise CheckpointError(f"{MANIFEST} lists {name!r}, which is outside the checkpoint")
     for name, record in sorted(files.items()):
         path = folder / name
         if not path.is_file():
@@ -179,7 +192,9 @@ def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
         if _file_digest(folder / name) != record.get("sha256"):
             raise CheckpointError(f"{name} has sha256 {_file_digest(folder / name)[:12]}..., "
                                   f"expected {str(record.get('sha256'))[:12]}... (its content changed)")
-    unlisted = sorted(set(_files_of(folder)) - set(files))
+    unlisted = sorted(set(present) - set(files))
     if unlisted:
         raise CheckpointError(f"{unlisted[0]} is not in its manifest (added after the checkpoint was written)")
+    if not any(name.endswith("model.safetensors") for name in files):
+        raise CheckpointError(no_weights)
     return []
