@@ -6,8 +6,10 @@
 `-I -S`) inside `unshare --mount --pid --net --ipc --uts` (plus `--user` when not root):
 
 - a private root on a tmpfs holding only read-only bind mounts of /usr, /bin, /lib, /lib64,
-  /etc/ld.so.cache and the Python prefix, /dev/null, /dev/zero and /dev/urandom, then made read-only
-  itself; no /etc (no passwd, no keys), no /home, /root, /work, run folder or judgment cache;
+  /etc/ld.so.cache, the Python prefix and the running environment's site-packages (on sys.path,
+  so numpy & co. import as before; .pth files are not run), /dev/null, /dev/zero and /dev/urandom,
+  then made read-only itself; no /etc (no passwd, no keys), no home folder, repo, run folder or
+  judgment cache;
 - a fresh /proc of a new pid namespace: the snippet is pid 1 and sees only its own processes, so
   the judging process (its environment, its memory) is not there to be read;
 - a size-limited tmpfs as /tmp, the working directory, gone when the snippet ends;
@@ -36,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SANDBOX_UID = 65534
-MAX_PROCESSES = 32
+MAX_PROCESSES = 16  # memory is limited per process: in all at most MAX_PROCESSES x memory_mb
 SCRATCH_MB = 16
 MAX_OUTPUT = 1 << 20  # bytes kept of stdout and of stderr each; the rest is read and dropped
 SETUP_FAILED = 125  # exit status of the setup script when a step fails (its stderr names the step)
@@ -52,7 +55,7 @@ SETUP_FAILED = 125  # exit status of the setup script when a step fails (its std
 # interpreter inside the new root, so the sandboxed code itself becomes pid 1.
 _SETUP = r"""
 fail() { echo "judgerl sandbox setup failed: $*" >&2; exit 125; }
-R="$1"; PREFIX="$2"; PY="$3"; DROP="$4"; SCRATCH="$5"; shift 5
+R="$1"; PREFIX="$2"; PY="$3"; DROP="$4"; SCRATCH="$5"; SITES="$6"; shift 6
 robind() {
   mount --bind "$1" "$2" || fail "bind mount of $1"
   mount -o remount,bind,ro,nosuid,nodev "$2" || fail "read-only remount of $1"
@@ -65,6 +68,12 @@ done
 mkdir "$R/etc" "$R/dev" "$R/proc" "$R/tmp" || fail "mkdir etc dev proc tmp"
 if [ -f /etc/ld.so.cache ]; then : > "$R/etc/ld.so.cache"; robind /etc/ld.so.cache "$R/etc/ld.so.cache"; fi
 if [ ! -e "$R$PREFIX" ]; then mkdir -p "$R$PREFIX" || fail "mkdir $PREFIX"; robind "$PREFIX" "$R$PREFIX"; fi
+rest="$SITES"
+while [ -n "$rest" ]; do  # package folders (a venv's site-packages), separated by ':'
+  site="${rest%%:*}"
+  case "$rest" in *:*) rest="${rest#*:}" ;; *) rest="" ;; esac
+  if [ -n "$site" ] && [ ! -e "$R$site" ]; then mkdir -p "$R$site" || fail "mkdir $site"; robind "$site" "$R$site"; fi
+done
 for f in null zero urandom; do
   : > "$R/dev/$f" || fail "/dev/$f"
   mount --bind "/dev/$f" "$R/dev/$f" || fail "bind mount of /dev/$f"
@@ -86,6 +95,7 @@ for _name, _value in zip(("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOF
                          (int(v) for v in sys.argv[1].split(","))):
     resource.setrlimit(getattr(resource, _name), (_value, _value))
 os.chdir("/tmp")
+sys.path.extend(p for p in sys.argv[3].split(":") if p)  # the package folders; .pth files are not run
 _code = sys.argv[2]
 del sys.argv[1:], _name, _value
 exec(compile(_code, "<judgerl sandbox>", "exec"), {"__name__": "__main__"})
@@ -121,6 +131,17 @@ def _interpreter() -> tuple[str, str]:
     raise FileNotFoundError(f"no Python interpreter under {prefix}")
 
 
+def _site_dirs() -> list[str]:
+    """The running environment's package folders (a venv's site-packages), mounted read-only and
+    put on sys.path in the sandbox so that graders can import numpy and the like, as before."""
+    found: list[str] = []
+    for key in ("purelib", "platlib"):
+        path = os.path.realpath(sysconfig.get_paths()[key])
+        if os.path.isdir(path) and ":" not in path and path not in found:
+            found.append(path)
+    return found
+
+
 def _user_namespace_default() -> bool:
     return os.geteuid() != 0
 
@@ -128,7 +149,7 @@ def _user_namespace_default() -> bool:
 def isolation_summary(user_namespace: bool, memory_mb: int, timeout_s: float) -> str:
     who = "the mapped user without capabilities" if user_namespace else f"uid {SANDBOX_UID} without capabilities"
     spaces = ("user, " if user_namespace else "") + "pid, mount, network, ipc and uts namespaces"
-    return (f"sandbox: {spaces}; a private read-only root (system libraries and Python only), a fresh /proc, "
+    return (f"sandbox: {spaces}; a private read-only root (system libraries, Python and its packages only), a fresh /proc, "
             f"{SCRATCH_MB} MB scratch /tmp; {who}, no_new_privs; at most {MAX_PROCESSES} processes, "
             f"{memory_mb} MB, {max(1, int(timeout_s + 0.999))} s CPU; all its processes killed at the end")
 
@@ -138,9 +159,10 @@ def _command(code: str, limits: list[int], root: str, user_namespace: bool) -> l
     namespaces = ["--mount", "--pid", "--fork", "--kill-child", "--net", "--ipc", "--uts"]
     if user_namespace:
         namespaces = ["--user", "--map-root-user", *namespaces]
+    sites = ":".join(_site_dirs())
     return ["unshare", *namespaces, "--", "sh", "-c", _SETUP, "judgerl-sandbox", root, prefix, interpreter,
-            "caps" if user_namespace else "uid", str(SCRATCH_MB),
-            "-c", _PRELUDE, ",".join(str(v) for v in limits), code]
+            "caps" if user_namespace else "uid", str(SCRATCH_MB), sites,
+            "-c", _PRELUDE, ",".join(str(v) for v in limits), code, sites]
 
 
 def _drain(stream, keep: int, out: list[bytes]) -> None:
@@ -269,7 +291,7 @@ def run_python(code: str, stdin: bytes = b"", *, timeout_s: float = 10.0, memory
 
 _PROBE = r"""
 import json, os, socket, sys
-paths = json.loads(sys.stdin.read())
+paths, readonly = json.loads(sys.stdin.read())
 def visible(path):
     try:
         os.stat(path)
@@ -303,6 +325,7 @@ print(json.dumps({
     "pids": pids,
     "environment": sorted(os.environ), "visible": [p for p in paths if visible(p)],
     "network": network, "forked": forked, "root_writable": writable("/judgerl-probe"), "scratch_writable": writable("/tmp/probe"),
+    "mounts_writable": [p for p in readonly if writable(os.path.join(p, ".judgerl-probe"))],
 }))
 """
 
@@ -324,20 +347,25 @@ def sandbox_available(user_namespace: bool | None = None) -> tuple[bool, str]:
 _IN_THE_SANDBOX = {"/", "/tmp", "/dev", "/proc", "/etc", "/etc/ld.so.cache"}  # exist there, as its own
 
 
+def _mounted() -> list[str]:
+    """Host folders the sandbox shows (read-only), on purpose."""
+    return [os.path.realpath(sys.base_prefix), *_site_dirs(), "/usr", "/bin", "/lib", "/lib64"]
+
+
 def _canaries(paths: list[str]) -> list[str]:
-    """Host paths the sandbox must not see. Skips what is inside the Python prefix, /usr, /bin,
-    /lib, /lib64 (mounted on purpose); an ancestor of the prefix stands in by its other entries."""
-    prefix = os.path.realpath(sys.base_prefix)
-    mounted = [prefix, "/usr", "/bin", "/lib", "/lib64"]
+    """Host paths the sandbox must not see. Skips what is inside a folder it mounts on purpose;
+    an ancestor of such a folder (the home folder holding ~/.pyenv, the repo holding .venv)
+    stands in by its other entries."""
+    mounted = _mounted()
     found: list[str] = []
     for path in paths:
         path = os.path.realpath(path)
         if not os.path.exists(path) or path in _IN_THE_SANDBOX or any(path == m or path.startswith(m + os.sep) for m in mounted):
             continue
-        if prefix.startswith(path + os.sep):  # e.g. the home folder holding ~/.pyenv
-            on_the_way = prefix[len(path) + 1:].split(os.sep)[0]
+        on_the_way = {m[len(path) + 1:].split(os.sep)[0] for m in mounted if m.startswith(path + os.sep)}
+        if on_the_way:
             try:
-                found += [os.path.join(path, e) for e in sorted(os.listdir(path)) if e != on_the_way][:5]
+                found += [os.path.join(path, e) for e in sorted(os.listdir(path)) if e not in on_the_way][:5]
             except OSError:
                 pass
         else:
@@ -361,7 +389,8 @@ def _probe(user_namespace: bool) -> tuple[bool, str]:
         Path(canary).write_text("canary")
         hidden = _canaries([canary, "/etc/passwd", str(Path(__file__).resolve()), str(Path.home()), os.getcwd()])
         try:
-            result = run_python(_PROBE, json.dumps(hidden).encode(), timeout_s=20.0, memory_mb=256,
+            readonly = [path for path in _mounted() if os.path.isdir(path)]
+            result = run_python(_PROBE, json.dumps([hidden, readonly]).encode(), timeout_s=20.0, memory_mb=256,
                                 max_processes=4, user_namespace=user_namespace)
         except OSError as error:
             return False, f"unshare could not be started: {error}"
@@ -377,7 +406,6 @@ def _probe(user_namespace: bool) -> tuple[bool, str]:
         seen = json.loads(result.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
         return False, f"the sandbox probe printed no report: {result.stdout[-200:]!r}"
-    prefix = os.path.realpath(sys.base_prefix)
     problems = []
     if seen["forked"] >= 4:
         problems.append(f"the process limit does not hold ({seen['forked']} processes under a limit of 4)")
@@ -389,7 +417,7 @@ def _probe(user_namespace: bool) -> tuple[bool, str]:
         problems.append("the probe holds capabilities")
     if seen["no_new_privs"] != "1":
         problems.append("no_new_privs is not set")
-    visible = [path for path in seen["visible"] if not path.startswith(prefix + os.sep) and path != prefix]
+    visible = seen["visible"]  # canaries are never inside the folders mounted on purpose
     if visible:
         problems.append(f"host paths are visible: {visible}")
     extra = set(seen["environment"]) - set(_ENVIRONMENT) - {"PWD"}  # sh exports PWD=/
@@ -399,6 +427,8 @@ def _probe(user_namespace: bool) -> tuple[bool, str]:
         problems.append("127.0.0.1 is reachable")
     if seen["root_writable"]:
         problems.append("the root is writable")
+    if seen["mounts_writable"]:
+        problems.append(f"host folders are writable: {seen['mounts_writable']}")
     if not seen["scratch_writable"]:
         problems.append("the scratch /tmp is not writable")
     if problems:
