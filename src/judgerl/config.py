@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,17 @@ class ConfigError(ValueError):
 class StrictModel(BaseModel):
     # allow_inf_nan=False: `.nan`, `.inf` (YAML) or --set x=nan are refused by name, not trained with.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: Any) -> Any:
+        """`rl.steps: yes` is YAML for true, which pydantic would take as 1 step: refused."""
+        if isinstance(value, bool):
+            annotation = cls.model_fields[info.field_name].annotation
+            kinds = set(get_args(annotation)) or {annotation}
+            if kinds & {int, float} and bool not in kinds:
+                raise ValueError(f"must be a number, not {str(value).lower()} (yes/no/on/off are booleans in YAML)")
+        return value
 
 
 class DataConfig(StrictModel):

@@ -52,6 +52,8 @@ def check_run_inputs(config: RunConfig, command: str = "train") -> None:
             _check_data("eval", data.eval, QUESTION_LINE, load_questions)
     if command != "sft" and config.judge.grader_file:
         check_grader_file(config.judge.grader_file, "judge.grader_file")
+    if command != "sft" and config.judge.provider == "python" and config.judge.function:
+        check_function(config.judge.function)
     check_output_dir(config.output_dir, "output_dir")
 
 
@@ -68,6 +70,21 @@ def check_grader_file(path: str, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what}: {path!r} must hold one JSON object with a \"type\" (string_check, "
                           "text_similarity, score_model, label_model, python or multi)")
     return spec
+
+
+def check_function(spec: str) -> None:
+    """judge.function 'module:function' imports (the run imports it anyway) and is callable."""
+    from judgerl.errors import JudgeError
+    from judgerl.judges.function import import_function
+
+    try:
+        function = import_function(spec)
+    except JudgeError as exc:  # names judge.function, the module and the attribute
+        raise ConfigError(str(exc)) from None
+    except Exception as exc:  # the user's module fails on import (SyntaxError names its file and line)
+        raise ConfigError(f"judge.function {spec!r}: importing it raised {type(exc).__name__}: {exc}") from None
+    if not callable(function):
+        raise ConfigError(f"judge.function {spec!r} is not a function (it is a {type(function).__name__})")
 
 
 def check_output_dir(path: str, what: str) -> None:
