@@ -287,3 +287,21 @@ def test_a_sandbox_lost_after_the_grader_was_built_leaves_items_unscored(monkeyp
     monkeypatch.setattr(openai_graders, "sandbox_available", lambda *args: (False, "gone (test)"))
     result = grader.grade(SAMPLE, {})
     assert result.score is None and "--trust-grader-code" in result.error and "gone (test)" in result.error
+
+
+@needs_sandbox
+def test_output_is_capped_and_the_scratch_folder_is_size_limited():
+    from judgerl.judges.sandbox import MAX_OUTPUT, run_python
+
+    done = run_python("import sys\nsys.stdout.write('x' * (5 * 1024 * 1024))\n", timeout_s=10)
+    assert done.returncode == 0 and len(done.stdout) == MAX_OUTPUT
+    full = run_python("open('big', 'wb').write(b'x' * (64 * 1024 * 1024))\n", timeout_s=10)
+    assert full.returncode != 0 and b"File too large" in full.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root, a user namespace maps the sandbox to root")
+def test_the_probe_refuses_a_half_isolated_sandbox():
+    # A user namespace started by root maps its processes to root, whom the process limit does not
+    # bind: the probe notices and that mode is refused rather than used.
+    available, reason = sandbox_available(user_namespace=True)
+    assert not available and "process limit does not hold" in reason
