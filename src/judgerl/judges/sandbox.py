@@ -81,11 +81,12 @@ done
 mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "fresh /proc (new pid namespace)"
 mount -t tmpfs -o "size=${SCRATCH}m,mode=1777,nosuid,nodev" judgerl-scratch "$R/tmp" || fail "scratch tmpfs"
 mount -o remount,bind,ro,nosuid,nodev "$R" || fail "read-only root"
+SETPRIV="$(command -v setpriv)" || fail "setpriv not found"  # under /usr or /bin: the same path inside
 if [ "$DROP" = uid ]; then
-  exec chroot "$R" /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+  exec chroot "$R" "$SETPRIV" --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
     --bounding-set=-all --no-new-privs -- "$PY" -I -S "$@"
 fi
-exec chroot "$R" /usr/bin/setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$PY" -I -S "$@"
+exec chroot "$R" "$SETPRIV" --inh-caps=-all --bounding-set=-all --no-new-privs -- "$PY" -I -S "$@"
 """
 
 # Trusted: runs inside the sandbox first, sets the limits, then runs the caller's code.
