@@ -229,7 +229,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from judgerl.config import ConfigError, JudgeConfig, apply_overrides, read_text_file
-    from judgerl.input_checks import check_grader_file, check_output_file
+    from judgerl.input_checks import check_cache_path, check_grader_file, check_output_file
     from judgerl.judge_files import EXAMPLE, judge_file, read_rows
 
     method, layout = JUDGE_FILE_MODES[args.mode]
@@ -274,6 +274,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
         raise ConfigError(f"input file: {str(input_path)!r} has no lines to judge")
     output = Path(args.output) if args.output else input_path.with_name(input_path.stem + ".judged.jsonl")
     check_output_file(output, "-o/--output" if args.output else "output file")
+    if judge_config.cache and judge_config.cache_path:
+        check_cache_path(judge_config.cache_path, "--set cache_path")
     from judgerl.judges.factory import build_judge
 
     try:

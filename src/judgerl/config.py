@@ -334,10 +334,12 @@ def _check_files(config: RunConfig) -> None:
     ).is_file():
         raise ConfigError(f"policy.model: {config.policy.model!r} is neither smollm2-135m-instruct nor a local "
                           "transformers folder (with config.json); nothing is downloaded at run time")
-    if config.sft.checkpoint and not (Path(config.sft.checkpoint) / "policy.json").is_file():
+    missing = [name for name in ("policy.json", "model.safetensors")
+               if config.sft.checkpoint and not (Path(config.sft.checkpoint).expanduser() / name).is_file()]
+    if missing:
         raise ConfigError(
             f"sft.checkpoint: {config.sft.checkpoint!r} is not a policy checkpoint folder "
-            "(it has no policy.json); give a folder written by `judgerl sft`, or leave it empty to train one"
+            f"(it has no {' or '.join(missing)}); give a folder written by `judgerl sft`, or leave it empty to train one"
         )
     if config.judge.provider == "llamacpp" and config.judge.model not in KNOWN_GGUF_MODELS:
         if not Path(config.judge.model).expanduser().is_file():

@@ -54,6 +54,8 @@ def check_run_inputs(config: RunConfig, command: str = "train") -> None:
         check_grader_file(config.judge.grader_file, "judge.grader_file")
     if command != "sft" and config.judge.provider == "python" and config.judge.function:
         check_function(config.judge.function)
+    if command != "sft" and config.judge.cache and config.judge.cache_path:
+        check_cache_path(config.judge.cache_path, "judge.cache_path")
     check_output_dir(config.output_dir, "output_dir")
 
 
@@ -99,6 +101,18 @@ def check_output_dir(path: str, what: str) -> None:
         raise ConfigError(f"{what}: {str(folder)!r} cannot be made: {str(existing)!r} is a file")
     if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{what}: cannot write into {str(existing)!r} (permission denied); choose another folder")
+
+
+def check_cache_path(path: str, what: str) -> None:
+    """The judgment cache: an SQLite file, or a place one can be made (its folder is made)."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ConfigError(f"{what}: {str(target)!r} is a folder; give a file, e.g. {str(target / 'judgments.sqlite')!r}")
+    if target.is_file() and target.stat().st_size:
+        with open(target, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise ConfigError(f"{what}: {str(target)!r} is not an SQLite judgment cache; give a new file name")
+    check_output_dir(str(target.parent), what)
 
 
 def check_output_file(path: Path, what: str) -> None:
