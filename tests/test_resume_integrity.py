@@ -257,3 +257,17 @@ def test_the_legacy_loops_data_stream_is_the_old_one_draw_for_draw_and_resumes_m
     generator.set_state(new.generator.get_state())
     again = ResumableBatches(questions, 4, generator, json.loads(json.dumps(new.state())))
     assert [next(again) for _ in range(5)] == [next(old) for _ in range(5)]
+
+
+def test_a_damaged_sft_checkpoint_is_a_one_line_config_error_not_a_traceback(finished_run, tmp_path):
+    from judgerl.config import ConfigError
+    from judgerl.training.checkpoints import load_policy
+
+    sft = tmp_path / "sft"
+    shutil.copytree(finished_run / "checkpoints/sft", sft)
+    load_policy(sft)  # whole: loads
+    with open(sft / "model.safetensors", "r+b") as handle:
+        handle.seek(40)
+        handle.write(b"\xff")  # same size, other content
+    with pytest.raises(ConfigError, match=r"sft: model.safetensors has sha256 .* \(its content changed\)"):
+        load_policy(sft)

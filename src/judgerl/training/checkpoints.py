@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from judgerl.config import ConfigError
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy
 
 MANIFEST = "checkpoint.json"
@@ -33,8 +34,9 @@ MANIFEST_VERSION = 2
 """checkpoint.json with a "files" manifest; version 1 (no "version" key) had none."""
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is not whole or not consistent; the message names the file and what is wrong."""
+class CheckpointError(ConfigError):
+    """A checkpoint that is not whole or not consistent; the message names the file and what is wrong.
+    (A ConfigError: the CLI reports it in one line, exit 2, like any other input it cannot use.)"""
 
 
 def _file_digest(path: Path) -> str:
@@ -96,7 +98,10 @@ def load_policy(folder: Path) -> TinyTransformerPolicy:
             f"{folder} is not a complete checkpoint (it needs policy.json and model.safetensors)"
         )
     if (folder / MANIFEST).is_file():  # e.g. sft.checkpoint from `judgerl sft`, or a resumed step-N
-        verify_checkpoint(folder)
+        try:
+            verify_checkpoint(folder)
+        except CheckpointError as error:
+            raise CheckpointError(f"{folder}: {error}") from None
     return TinyTransformerPolicy.load(folder)
 
 
