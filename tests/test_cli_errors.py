@@ -202,3 +202,11 @@ def test_a_bug_is_not_disguised_as_a_user_error(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "internal error: ZeroDivisionError: a bug" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_an_unreadable_input_file_is_named(tmp_path):
+    """/proc/self/mem exists but cannot be read with read(): an I/O error, even for root."""
+    result = judgerl("judge", "/proc/self/mem", "--rubric", "x", *JUDGE, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "input file: cannot read '/proc/self/mem'" in result.stderr

@@ -302,7 +302,10 @@ def _judge_config(model, data):
             flag = JUDGE_FLAGS.get(str(error["loc"][0])) if error["loc"] else None
             explained = _explain(error, model)
             # "--scale: ..." for a field set by an option, "--set provider: ..." for the rest
-            problems.append(f"{flag}: {explained.partition(': ')[2]}" if flag else f"--set {explained}")
+            if not error["loc"]:  # a check across fields: its message names them
+                problems.append(explained)
+            else:
+                problems.append(f"{flag}: {explained.partition(': ')[2]}" if flag else f"--set {explained}")
         if len(problems) == 1:
             raise ConfigError(problems[0]) from None
         raise ConfigError("these judge settings are not valid:\n" + "\n".join("  " + p for p in problems)) from None
