@@ -210,3 +210,18 @@ def test_an_unreadable_input_file_is_named(tmp_path):
     result = judgerl("judge", "/proc/self/mem", "--rubric", "x", *JUDGE, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "input file: cannot read '/proc/self/mem'" in result.stderr
+
+
+def test_an_input_error_found_once_the_run_started_leaves_no_run_folder(files):
+    """A ConfigError from inside the run (e.g. a corrupt sft.checkpoint) before anything was done:
+    the new run folder is removed, not left behind marked failed."""
+    code = ("import sys, judgerl.cli as cli, judgerl.training.experiment as experiment\n"
+            "from judgerl.config import ConfigError\n"
+            "def late(*args, **kwargs): raise ConfigError('sft.checkpoint: found wrong late')\n"
+            "experiment.run_experiment = late\n"
+            f"sys.exit(cli.main(['train', {str(files['good.yaml'])!r}]))\n")
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: sft.checkpoint: found wrong late" in result.stderr and "removed" in result.stderr
+    assert not any(files["runs"].iterdir())

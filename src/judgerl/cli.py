@@ -72,6 +72,9 @@ def _checked_config(path: str | None, overrides: dict[str, Any], command: str):
 
 
 def _run_experiment(config, run=None, resume_from=None) -> int:
+    import shutil
+
+    from judgerl.config import ConfigError
     from judgerl.report import write_report
     from judgerl.training.experiment import create_run_folder, run_experiment
     from judgerl.training.rl import TooManyUnscored
@@ -81,11 +84,12 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
     parallel = DataParallel()
     if not parallel.is_main:  # data-parallel helper process: process 0 writes the run folder and speaks
         return _run_helper_process(config, resume_from)
+    created = run is None
     run = run or create_run_folder(config)
     print(f"run folder: {run.path}", file=sys.stderr)
     if config.policy.kind == "causal_lm":
         from judgerl.training.lm_experiment import run_lm_experiment as run_experiment  # noqa: F811
-    code = 0
+    code, removed = 0, False
     try:
         run_experiment(config, run, say=lambda text: print(text, file=sys.stderr), resume_from=resume_from)
     except KeyboardInterrupt:
@@ -93,11 +97,20 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
     except TooManyUnscored as error:
         print(f"error: {error}", file=sys.stderr)
         code = EXIT_UNSCORED
+    except ConfigError:
+        # An input found wrong only once the run had started (the checks before it catch the rest):
+        # a new run folder holding nothing but its config is removed, not left behind as "failed".
+        removed = created and _holds_nothing(run.path)
+        if removed:
+            shutil.rmtree(run.path, ignore_errors=True)
+            print(f"(removed {run.path}: nothing had been done)", file=sys.stderr)
+        raise
     finally:
-        try:
-            summary = write_report(run.path)
-        except Exception as report_error:  # the run folder stays as it is; say why
-            summary = f"(no report: {type(report_error).__name__}: {report_error})"
+        if not removed:
+            try:
+                summary = write_report(run.path)
+            except Exception as report_error:  # the run folder stays as it is; say why
+                summary = f"(no report: {type(report_error).__name__}: {report_error})"
     print(summary)
     if code == EXIT_INTERRUPTED:
         print(
@@ -106,6 +119,13 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
             file=sys.stderr,
         )
     return code
+
+
+def _holds_nothing(folder: Path) -> bool:
+    """A run folder with only what create_run_folder wrote: config.yaml, status.json, empty checkpoints/."""
+    return all(path.name in ("config.yaml", "status.json", "status.json.tmp")
+               or (path.name == "checkpoints" and path.is_dir() and not any(path.iterdir()))
+               for path in folder.iterdir())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
