@@ -157,7 +157,9 @@ def test_resume_with_more_steps_writes_them_into_config_yaml_and_goes_there(kill
     assert latest_checkpoint(killed_run / "checkpoints").name == "step-8"
 
 
-def test_a_killed_judge_alignment_run_resumed_from_the_command_line_ends_like_an_unbroken_one(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])
+def test_a_killed_judge_alignment_run_resumed_from_the_command_line_ends_like_an_unbroken_one(tmp_path, stop):
+    """Ctrl-C saves a checkpoint where the run stands; kill -9 leaves the last of rl.checkpoint_every's."""
     sections = dict(judge={"provider": "python", "function": "fake_judges:slow_optimist"}, sft={"epochs": 1},
                     rl={"steps": 10, "batch_size": 4, "checkpoint_every": 3})  # judge_alignment: the default
     straight = write_config(tmp_path / "straight.yaml", output_dir=str(tmp_path / "straight"), **sections)
@@ -175,12 +177,16 @@ def test_a_killed_judge_alignment_run_resumed_from_the_command_line_ends_like_an
         if metrics and sum('"stage": "rl"' in line for line in metrics[0].read_text().splitlines()) >= 4:
             break
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
     run = only_run_folder(tmp_path / "broken")
-    message = json.loads((run / "status.json").read_text())["message"]
-    assert "judgerl resume" in message
+    if stop == signal.SIGINT:
+        assert process.returncode == 130, stderr
+        assert "judgerl resume" in json.loads((run / "status.json").read_text())["message"]
+    else:  # killed outright: nothing written at the end, the periodic checkpoints remain
+        assert process.returncode == -signal.SIGKILL
+        assert json.loads((run / "status.json").read_text())["status"] == "running"
+        assert (run / "checkpoints/step-3").is_dir()
     assert not (run / "checkpoints/rl-final").exists()
     resumed = judgerl("resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
