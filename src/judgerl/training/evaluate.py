@@ -28,7 +28,7 @@ SEED_QUESTION = "Will I be successful?"
 def judge_label_table(judge: Any, questions: Sequence[str], labels: Sequence[str]) -> list[list[Judgment]]:
     """judgments[i][j]: the judge on answer labels[j] to questions[i] (any kind of judge)."""
     table = []
-    for question in tqdm(questions, desc="judging held-out questions", unit="q", leave=False, disable=None):
+    for question in tqdm(questions, desc="judging held-out questions", unit="q", leave=True, disable=None):
         table.append(judge_completions(judge, [question], [0] * len(labels), list(labels)))
     return table
 

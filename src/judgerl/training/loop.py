@@ -200,7 +200,7 @@ def train_policy(
     writer = _tensorboard(tensorboard_dir)
     stream = prompt_batches(prompts, settings.prompts_per_step, settings.seed, start_step=start)
     history: list[dict[str, Any]] = []
-    progress = tqdm(range(start, settings.steps), desc="RL", unit="step", leave=False, disable=None)
+    progress = tqdm(range(start, settings.steps), desc="RL", unit="step", leave=True, disable=None)
 
     def rng_states() -> tuple[torch.Tensor, torch.Tensor]:
         return generator.get_state(), torch.get_rng_state()

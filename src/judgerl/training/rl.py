@@ -112,7 +112,7 @@ def train_rl(
             algorithm.load_state(restored["algorithm"].get("algorithm", {}))
     stream = ResumableBatches(questions, batch_size, generator, data_state)
     history: list[dict] = []
-    progress = tqdm(range(start, steps), desc="RL", unit="step", leave=False, disable=None)
+    progress = tqdm(range(start, steps), desc="RL", unit="step", leave=True, disable=None)
 
     def snapshot() -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any]]:
         """(RNG states, data position) as they are before a step draws anything."""

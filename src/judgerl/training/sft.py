@@ -27,7 +27,7 @@ def train_sft(
     texts = [q.question for q in questions]
     optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate)
     epoch_losses = []
-    for epoch in tqdm(range(epochs), desc="SFT", unit="epoch", leave=False, disable=None):
+    for epoch in tqdm(range(epochs), desc="SFT", unit="epoch", leave=True, disable=None):
         order = torch.randperm(len(texts), generator=generator)
         total, count = 0.0, 0
         for start in range(0, len(texts), batch_size):
