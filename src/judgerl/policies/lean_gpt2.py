@@ -51,6 +51,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from judgerl.policies.lean_common import (  # noqa: F401  (re-exported: tests and callers import them from here)
+    _TokenLogProbs, _dtype_name, _draw, _left_pad, _nucleus, _prompt_mask, _residual, _scatter_rows, _token_logprobs,
+    tune_glibc_malloc)
 from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
 
 # -- weights -------------------------------------------------------------------------------------
@@ -388,138 +391,6 @@ class LeanGPT2:
         return _scatter_rows(logp, sel), _scatter_rows(entropy, sel) if with_entropy else None, values
 
 
-class _TokenLogProbs(torch.autograd.Function):
-    """log softmax(logits)[target] and (optionally) the entropy of softmax(logits), row by row.
-
-    One fused softmax pass gives p; logsumexp is read off the row's most likely token,
-    lse = z[argmax] - log p[argmax] (p there is >= 1/V, so no underflow), and the log-prob is
-    z[target] - lse. The backward is p * -g plus g at the target (no log_softmax backward, no
-    (M, V) zeros for gather's backward); p is kept instead of the logits."""
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, with_entropy: bool):
-        p = torch.softmax(logits, -1)  # (M, V)
-        p_max, top = p.max(-1)
-        lse = logits.gather(1, top[:, None]).squeeze(1) - p_max.log()  # (M,)
-        logp = logits.gather(1, target[:, None]).squeeze(1) - lse
-        if with_entropy:
-            entropy = lse - (p * logits).sum(-1)
-            ctx.save_for_backward(p, target, logits, lse, entropy)
-        else:
-            entropy = logits.new_zeros(0)
-            ctx.save_for_backward(p, target)
-        ctx.with_entropy = with_entropy
-        return logp, entropy
-
-    @staticmethod
-    def backward(ctx, g_logp: torch.Tensor, g_entropy: torch.Tensor):
-        p, target = ctx.saved_tensors[:2]
-        if ctx.with_entropy:
-            logits, lse, entropy = ctx.saved_tensors[2:]
-            # d entropy / d logits = -p * (log p + entropy), log p = logits - lse
-            grad = (logits - (lse - entropy)[:, None]).mul_(p).mul_(-g_entropy[:, None])
-            grad.sub_(p * g_logp[:, None])
-        else:
-            grad = p * -g_logp[:, None]
-        # d logp / d logits = onehot(target) - p
-        grad.scatter_add_(1, target[:, None], g_logp[:, None])
-        return grad, None, None
-
-
-def _token_logprobs(logits: torch.Tensor, target: torch.Tensor, with_entropy: bool):
-    """(M, V) fp32 logits, (M,) targets -> log-probs (M,) and entropies (M,) (empty unless asked)."""
-    return _TokenLogProbs.apply(logits, target, with_entropy)
-
-
-def _residual(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """h + y in h's dtype. In place on y (a fresh matmul output no backward needs) when the
-    dtypes agree; bf16 y is promoted into the fp32 residual stream otherwise."""
-    return y.add_(h) if y.dtype == h.dtype else h + y
-
-
-def _left_pad(seqs: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(B, L) ids left-padded, (B, L) bool valid, (B,) lengths."""
-    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    L = int(lens.max())
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    for r, s in enumerate(seqs):
-        if len(s):
-            ids[r, L - len(s):] = torch.as_tensor(s, dtype=torch.long)
-    valid = torch.arange(L)[None] >= (L - lens)[:, None]
-    return ids, valid, lens
-
-
-def _prompt_mask(valid: torch.Tensor) -> torch.Tensor:
-    """(B, 1, L, L) bool: causal, not onto left padding; padding rows see themselves (no NaN)."""
-    L = valid.shape[1]
-    causal = torch.ones(L, L, dtype=torch.bool).tril()
-    return ((causal[None] & valid[:, None, :]) | torch.eye(L, dtype=torch.bool)[None])[:, None]
-
-
-def _scatter_rows(values: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
-    """values (M,) at the True places of sel (N, T) -> (N, T), 0 elsewhere; differentiable."""
-    return torch.zeros(sel.shape, dtype=values.dtype).masked_scatter(sel, values)
-
-
-def _draw(probs: torch.Tensor, top_p: float, u: torch.Tensor, block: int = 128) -> torch.Tensor:
-    """(N,) tokens drawn from probs (N, V), restricted to the top-p nucleus when top_p < 1: the
-    smallest set of most likely tokens whose mass reaches top_p. u: (N,) float64 uniforms in [0, 1).
-
-    Inverse-CDF sampling (torch.multinomial with a CPU generator is ~50x slower at V = 8192), in
-    two levels when V is a multiple of `block`: the running sum (float64) over the V / block block
-    masses picks a block, then the running sum inside that block picks the token. A token of zero
-    probability is never drawn."""
-    if top_p < 1.0:
-        probs = _nucleus(probs, top_p)
-    N, V = probs.shape
-    if V % block or V < 4 * block:
-        cdf = probs.cumsum(-1, dtype=torch.float64)  # (N, V)
-        x = (u * cdf[:, -1]).clamp_(max=cdf[:, -1].nextafter(torch.zeros(())))
-        return torch.searchsorted(cdf, x[:, None], right=True).squeeze(1)
-    blocks = probs.view(N, V // block, block)
-    block_cdf = blocks.sum(-1).cumsum(-1, dtype=torch.float64)  # (N, V / block)
-    total = block_cdf[:, -1]
-    x = u * total  # (N,) in [0, total)
-    b = torch.searchsorted(block_cdf, x[:, None], right=True).clamp_(max=V // block - 1)  # (N, 1)
-    inner = blocks[torch.arange(N), b.squeeze(1)].cumsum(-1, dtype=torch.float64)  # (N, block)
-    before = block_cdf.gather(1, b) - inner[:, -1:]  # mass before the block (inner sum: same tokens)
-    # the rest of x inside the block, kept below its mass so that a zero-probability tail is never hit
-    r = (x[:, None] - before).clamp_(min=0.0)
-    r = torch.minimum(r, inner[:, -1:].nextafter(torch.zeros(())))
-    return (b * block + torch.searchsorted(inner, r, right=True)).squeeze(1)
-
-
-def _nucleus(probs: torch.Tensor, top_p: float, k: int = 64) -> torch.Tensor:
-    """probs with everything outside the top-p nucleus set to 0 (not renormalised). Looks in the
-    k most likely tokens first (a partial sort); sorts whole rows only when that is not enough."""
-    k = min(k, probs.shape[1])
-    top, order = probs.topk(k, -1)
-    if not bool((top.sum(-1) >= top_p * probs.sum(-1)).all()):
-        top, order = probs.sort(-1, descending=True)
-    outside = top.cumsum(-1) - top >= top_p * probs.sum(-1, keepdim=True)
-    return torch.zeros_like(probs).scatter_(-1, order, top.masked_fill_(outside, 0.0))
-
-
-def tune_glibc_malloc(keep_bytes: int = 1 << 30) -> bool:
-    """Make glibc keep freed memory for reuse instead of handing it back to the OS at once.
-
-    By default glibc serves blocks over 128 KiB-32 MiB with fresh mmap pages and trims the heap
-    on free, so every (M, V) logits-sized tensor of every step is page-faulted in again: on the
-    tiny bench model that is ~25% of the scoring time. This sets M_MMAP_THRESHOLD to 32 MiB (its
-    maximum) and M_TRIM_THRESHOLD to `keep_bytes`. Process-wide; peak RSS is unchanged, but RSS
-    no longer shrinks after a peak (up to keep_bytes). The same as starting the process with
-    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=<keep_bytes>. Returns whether it
-    applied (False off glibc)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, keep_bytes))
-    except (OSError, AttributeError):
-        return False
-
-
 # -- the policy ----------------------------------------------------------------------------------
 
 
@@ -663,7 +534,3 @@ class LeanGPT2Policy:
             policy.add_value_head()
             policy.value_head.load_state_dict(load_file(str(folder / "value_head.safetensors")))
         return policy
-
-
-def _dtype_name(dtype: torch.dtype | None) -> str:
-    return str(dtype or torch.float32).removeprefix("torch.")
