@@ -7,6 +7,7 @@
     judgerl report RUN_DIR       (re)write a run folder's report
     judgerl judge FILE           judge a JSONL file of completions (or pairs) with a rubric
     judgerl config               the default config, every field with its help
+    judgerl config --example [NAME]  the shipped example configs (without NAME: the list)
     judgerl judge-model          assemble and verify the default judge's weights
 """
 
@@ -337,8 +338,31 @@ def _judge_config(model, data):
 def cmd_config(args: argparse.Namespace) -> int:
     from judgerl.config import commented_defaults
 
-    sys.stdout.write(commented_defaults())
+    if args.example is None:
+        sys.stdout.write(commented_defaults())
+        return 0
+    from judgerl.example_configs import example_names, example_summary, example_text
+
+    if not args.example:  # `judgerl config --example`: the list
+        names = example_names()
+        width = max(len(name) for name in names)
+        for name in names:
+            print(f"{name:<{width}}  {example_summary(name)}")
+        print("\n`judgerl config --example NAME > run.yaml` writes one; `judgerl train run.yaml` runs it.")
+        return 0
+    sys.stdout.write(example_text(args.example))
     return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("judgerl")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from judgerl import __version__
+
+        return __version__
 
 
 def cmd_judge_model(args: argparse.Namespace) -> int:
@@ -353,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="judgerl", description="Reinforcement fine-tuning with an LLM as the judge."
     )
+    parser.add_argument("--version", action="version", version=f"judgerl {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     set_help = "override a config field, e.g. --set rl.steps=20 --set judge.rubric=realist"
 
@@ -408,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="judge settings, e.g. --set provider=openai --set base_url=http://127.0.0.1:8000/v1")
     judge.set_defaults(handler=cmd_judge)
 
-    config = commands.add_parser("config", help="print the default config with help on every field")
+    config = commands.add_parser("config", help="print the default config with help on every field, or an example")
+    config.add_argument("--example", nargs="?", const="", metavar="NAME",
+                        help="print the shipped example config NAME (without NAME: list them)")
     config.set_defaults(handler=cmd_config)
 
     judge_model = commands.add_parser("judge-model", help="assemble and verify a known judge model's weights")

@@ -232,6 +232,11 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
+        if self.policy.kind == "causal_lm":  # defaults that depend on the policy (see KIND_DEPENDENT)
+            if "method" not in self.judge.model_fields_set:
+                self.judge.method = "reward_function" if self.judge.provider == "python" else "rubric"
+            if "algorithm" not in self.rl.model_fields_set:
+                self.rl.algorithm = "grpo"
         if self.rl.algorithm == "judge_alignment" and self.judge.method != "labels":
             raise ValueError(
                 "rl.algorithm judge_alignment trains towards the judge's preferred label, so it needs "
@@ -441,17 +446,30 @@ def to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
+KIND_DEPENDENT = {
+    "judge.method": "labels for the 8-ball; rubric for causal_lm (reward_function with provider python)",
+    "rl.algorithm": "judge_alignment for the 8-ball; grpo for causal_lm",
+    "sft.epochs": "8 for the 8-ball; 0 for causal_lm",
+}
+"""Fields whose default depends on policy.kind: `judgerl config` prints them commented out, so that
+its output with `kind: causal_lm` is a valid language-model config as it stands."""
+
+
 def commented_defaults() -> str:
     """The default config as YAML, each field preceded by its help."""
     lines = ["# judgerl run config. Every field is optional; these are the defaults."]
 
-    def emit(model: type[BaseModel], instance: BaseModel, indent: str) -> None:
+    def emit(model: type[BaseModel], instance: BaseModel, indent: str, path: str = "") -> None:
         for name, field in model.model_fields.items():
             value = getattr(instance, name)
             lines.append(f"{indent}# {field.description}")
-            if isinstance(value, BaseModel):
+            if path + name in KIND_DEPENDENT:
+                dumped = yaml.safe_dump({name: value}, default_flow_style=True).strip()[1:-1]
+                lines.append(f"{indent}# default by policy.kind: {KIND_DEPENDENT[path + name]}")
+                lines.append(f"{indent}# {dumped}")
+            elif isinstance(value, BaseModel):
                 lines.append(f"{indent}{name}:")
-                emit(type(value), value, indent + "  ")
+                emit(type(value), value, indent + "  ", f"{path}{name}.")
             else:
                 dumped = yaml.safe_dump({name: value}, default_flow_style=True).strip()
                 lines.append(f"{indent}{dumped[1:-1] if dumped.startswith('{') else dumped}")
