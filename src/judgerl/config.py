@@ -60,6 +60,14 @@ class PolicyConfig(StrictModel):
     lora_alpha: float = Field(32.0, gt=0, description="causal_lm: LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="causal_lm: dropout on the LoRA path")
     chat_template: bool = Field(True, description="causal_lm: wrap each prompt in the tokenizer's chat template")
+    engine: Literal["auto", "lean", "hf"] = Field(
+        "auto", description="causal_lm: what samples and scores. lean: judgerl's CPU engine (GPT-2, Llama, Qwen2: "
+        "SmolLM2, Qwen2.5, Llama 3; LoRA included), refused for other architectures; hf: the transformers model's "
+        "own forward (any architecture, any device); auto: lean when the model's architecture is supported, else hf. "
+        "A checkpoint resumes with the engine it was saved with")
+    compute_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="causal_lm with the lean engine: run the matmuls in bfloat16 (weights, gradients and "
+        "optimiser stay float32, as under autocast; faster on CPUs with bf16 support)")
     system_prompt: str | None = Field(None, description="causal_lm: system message put before each prompt")
     d_model: int = Field(64, ge=4, description="embedding and attention width")
     n_heads: int = Field(4, ge=1, description="attention heads (must divide d_model)")

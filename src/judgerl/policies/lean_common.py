@@ -164,3 +164,23 @@ def assemble_steps(steps: Sequence[tuple[torch.Tensor | None, torch.Tensor, torc
     tokens.masked_fill_(after, pad_id)
     logprobs.masked_fill_(after, 0.0)
     return tokens, logprobs, (~after).float()
+
+
+def lora_merged(module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A linear layer's (weight, bias) as its forward applies them: for a peft LoRA layer, the base
+    weight plus scale * B @ A of each active adapter (differentiable: gradients reach lora_A and
+    lora_B), unless the adapters are disabled (peft's `disable_adapter()`) or already merged.
+    The weight is in the base layer's own layout ((out, in) for nn.Linear, (in, out) for GPT-2's
+    Conv1D, whose adapters peft applies with fan_in_fan_out)."""
+    base = getattr(module, "base_layer", module)
+    weight, bias = base.weight, getattr(base, "bias", None)
+    if not hasattr(module, "lora_A") or module.disable_adapters or module.merged:
+        return weight, bias
+    for name in module.active_adapters:
+        if name not in module.lora_A:
+            continue
+        if getattr(module, "use_dora", {}).get(name, False):
+            raise ValueError("DoRA adapters are not supported by the lean engine")
+        delta = (module.lora_B[name].weight @ module.lora_A[name].weight) * module.scaling[name]
+        weight = weight + (delta.T if getattr(module, "fan_in_fan_out", False) else delta)
+    return weight, bias
