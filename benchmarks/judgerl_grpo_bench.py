@@ -54,7 +54,7 @@ def main() -> None:
     from judgerl.algorithms.grpo import GRPO
     from judgerl.judges.gate import ConfidenceGate
     from judgerl.policies.lean_gpt2 import LeanGPT2Policy
-    from judgerl.rewards import RewardFunctionJudge
+    from judgerl.judges.python_reward import RewardFunctionJudge
     from judgerl.rollouts import SamplingSettings
     from judgerl.training.loop import LoopSettings, train_policy
 
@@ -76,7 +76,7 @@ def main() -> None:
         now = time.perf_counter()
         step_times.append(now - last[0])
         last[0] = now
-        lengths.append(row["completion/length_mean"])
+        lengths.append(row["completions/mean_length"])
 
     train_policy(policy, make_prompts(), RewardFunctionJudge(yes_reward, "yes"), algorithm, ConfidenceGate(0.5),
                  settings, on_step=on_step)

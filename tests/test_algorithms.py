@@ -21,7 +21,7 @@ QUESTIONS = [
 def expected_reward(policy, judge):
     with torch.no_grad():
         probs = policy.label_logits(QUESTIONS).softmax(-1)
-    table = [judge.judge_answers([q] * 3, list(LABELS)) for q in QUESTIONS]
+    table = [judge.score([q] * 3, list(LABELS)) for q in QUESTIONS]
     return sum(float(sum(p * j.reward for p, j in zip(row_probs, row))) for row_probs, row in zip(probs, table)) / len(QUESTIONS)
 
 

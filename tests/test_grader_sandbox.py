@@ -267,7 +267,7 @@ def test_without_the_sandbox_python_graders_are_refused_unless_trusted(monkeypat
     assert trusted.score == 0.5 and trusted.details["isolation"].startswith("none (trust_grader_code)")
     # the judge built from a config: refused, or run when judge.trust_grader_code is set
     from judgerl.config import JudgeConfig
-    from judgerl.judges.factory import build_judge
+    from judgerl.build import build_judge
 
     grader_file = tmp_path / "grader.json"
     grader_file.write_text(json.dumps(spec))

@@ -42,10 +42,10 @@ from judgerl.judges.gate import ConfidenceGate
 from judgerl.judges.llm import LLMJudge
 from judgerl.judges.pairwise import PairwiseJudge
 from judgerl.judges.pointwise import RubricJudge
+from judgerl.judges.python_reward import RewardFunctionJudge
 from judgerl.judges.rubrics import BUILTIN_RUBRICS
 from judgerl.providers.http import ProviderError, RetryPolicy
 from judgerl.providers.openai_compatible import OpenAICompatibleProvider
-from judgerl.rewards import RewardFunctionJudge
 from loopback_servers import FaultyOpenAIServer, completion_body
 
 TESTS = Path(__file__).parent
@@ -82,7 +82,7 @@ def test_a_score_named_at_minus_30_under_banana_is_unscored(tmp_path):
 def test_labels_named_at_minus_30_under_banana_are_unscored_and_the_gate_rejects_them():
     with FaultyOpenAIServer(body_responder=fixed([("banana", 0.0), ("No", -30.0)])) as server:
         judge = LLMJudge(provider_for(server), BUILTIN_RUBRICS["optimist"], LABELS)
-        judgments = judge.judge_answers(["Will it rain?", "Will I win?"], ["No", "Yes"])
+        judgments = judge.score(["Will it rain?", "Will I win?"], ["No", "Yes"])
     assert [j.status for j in judgments] == ["unscored", "unscored"]
     assert ConfidenceGate(0.5).mask(judgments) == [False, False]
 

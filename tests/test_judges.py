@@ -38,14 +38,14 @@ def test_label_judgment_record():
 def test_answers_get_the_judges_probability_as_reward_from_one_call_per_question():
     provider = ScriptedProvider(yes_leaning)
     judge = LLMJudge(provider, BUILTIN_RUBRICS["optimist"], LABELS)
-    judgments = judge.judge_answers(["Q?", "Q?", "Q?"], ["Yes", "No", "Maybe"])
+    judgments = judge.score(["Q?", "Q?", "Q?"], ["Yes", "No", "Maybe"])
     assert [j.reward for j in judgments] == pytest.approx([0.7, 0.1, 0.2])
     assert provider.calls == 1
 
 
 def test_rubric_score_is_the_expected_digit():
     judge = LLMJudge(ScriptedProvider(score_by_answer), BUILTIN_RUBRICS["optimist"], LABELS, method="score")
-    yes, no = judge.judge_answers(["Q?", "Q?"], ["Yes", "No"])
+    yes, no = judge.score(["Q?", "Q?"], ["Yes", "No"])
     # Yes: P(5) .8, P(3) .2 -> 4.6, reward (4.6 - 1) / 4 = .9 ; No: P(1) .8, P(3) .2 -> 1.4, reward .1
     assert yes.score == pytest.approx(4.6) and yes.reward == pytest.approx(0.9)
     assert no.score == pytest.approx(1.4) and no.reward == pytest.approx(0.1)
@@ -54,7 +54,7 @@ def test_rubric_score_is_the_expected_digit():
 
 def test_an_answer_with_none_of_the_expected_tokens_is_unscored_not_zero():
     judge = LLMJudge(ScriptedProvider(lambda m: [("I", ln(0.6)), ("Sorry", ln(0.3))]), BUILTIN_RUBRICS["optimist"], LABELS)
-    [judgment] = judge.judge_answers(["Q?"], ["Yes"])
+    [judgment] = judge.score(["Q?"], ["Yes"])
     assert judgment.status == "unscored"
     assert judgment.reward is None and judgment.confidence is None
     assert "none of" in judgment.error
@@ -73,7 +73,7 @@ def test_a_function_judge_that_raises_gives_unscored_judgments():
     def broken(question, labels):
         raise RuntimeError("boom")
 
-    [judgment] = FunctionJudge(broken, LABELS, "broken").judge_answers(["Q?"], ["Yes"])
+    [judgment] = FunctionJudge(broken, LABELS, "broken").score(["Q?"], ["Yes"])
     assert judgment.status == "unscored" and judgment.reward is None and "boom" in judgment.error
 
 
@@ -149,7 +149,7 @@ def test_a_provider_without_logprobs_gives_a_text_label_with_unknown_confidence(
             return response
 
     judge = LLMJudge(TextOnly(text_only), BUILTIN_RUBRICS["cautious"], LABELS)
-    [judgment] = judge.judge_answers(["Will it rain?"], ["Maybe"])
+    [judgment] = judge.score(["Will it rain?"], ["Maybe"])
     assert judgment.scored and judgment.preferred_label == "Maybe" and judgment.reward == 1.0
     assert judgment.confidence is None and judgment.flags
     assert ConfidenceGate(0.0).accepts(judgment)

@@ -96,7 +96,7 @@ def test_every_algorithm_updates_a_language_model_through_the_loop(name):
     from fake_judges import says_yes
     from judgerl.algorithms import RL_ALGORITHMS
     from judgerl.judges.gate import ConfidenceGate
-    from judgerl.rewards import RewardFunctionJudge
+    from judgerl.judges.python_reward import RewardFunctionJudge
     from judgerl.rollouts import SamplingSettings
     from judgerl.training.loop import LoopSettings, train_policy
 
@@ -121,7 +121,7 @@ def test_a_lora_run_resumed_from_its_checkpoint_ends_with_the_adapter_of_an_unbr
     from judgerl.algorithms import RL_ALGORITHMS
     from judgerl.judges.gate import ConfidenceGate
     from judgerl.policies.causal_lm import LoraSettings
-    from judgerl.rewards import RewardFunctionJudge
+    from judgerl.judges.python_reward import RewardFunctionJudge
     from judgerl.rollouts import SamplingSettings
     from judgerl.training.loop import LoopSettings, train_policy
     from judgerl.training.run_folder import RunFolder

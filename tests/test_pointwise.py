@@ -89,7 +89,7 @@ def test_reference_based_grading_shows_the_reference():
         seen.append(messages)
         return [("5", 0.0)]
 
-    RubricJudge(ScriptedProvider(answer), "Be correct.").score(["2+2?"], ["4"], references=["4"])
+    RubricJudge(ScriptedProvider(answer), "Be correct.").score(["2+2?"], ["4"], reference=["4"])
     assert "<reference>\n4\n</reference>" in seen[0][1]["content"] and "reference answer" in seen[0][0]["content"]
 
 

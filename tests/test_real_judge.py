@@ -44,7 +44,7 @@ def test_realist_judge_answer_depends_on_the_question(provider):
 
 def test_rubric_score_ranks_the_wanted_answer_higher(provider):
     judge = LLMJudge(provider, BUILTIN_RUBRICS["optimist"], LABELS, method="score")
-    yes, no = judge.judge_answers(["Will I be successful?"] * 2, ["Yes", "No"])
+    yes, no = judge.score(["Will I be successful?"] * 2, ["Yes", "No"])
     assert yes.scored and no.scored
     assert 1.0 <= no.score < yes.score <= 5.0
 

@@ -10,12 +10,13 @@ import torch
 from fake_judges import keyword
 from judgerl import LABELS
 from judgerl.algorithms import RL_ALGORITHMS
+from judgerl.judges.base import Judge
 from judgerl.judges.function import FunctionJudge
 from judgerl.judges.gate import ConfidenceGate
-from judgerl.judges.pairwise import PairwiseJudgment
+from judgerl.judges.pairwise import PairwiseJudgment, round_robin
+from judgerl.judges.python_reward import RewardFunctionJudge
 from judgerl.policies.label_sequence import LabelSequencePolicy
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy
-from judgerl.rewards import RewardFunctionJudge
 from judgerl.rollouts import SamplingSettings
 from judgerl.training.loop import LoopSettings, micro_batches, prompt_batches, train_policy
 from judgerl.training.rl import TooManyUnscored
@@ -38,7 +39,7 @@ def expected_reward(policy, judge):
     """Mean over questions of sum_label pi(label | q) * judge reward(label)."""
     with torch.no_grad():
         probs = policy.policy.label_logits(QUESTIONS).softmax(-1)
-    table = [judge.judge_answers([q] * 3, list(LABELS)) for q in QUESTIONS]
+    table = [judge.score([q] * 3, list(LABELS)) for q in QUESTIONS]
     return sum(float(sum(p * j.reward for p, j in zip(row_probs, row)))
                for row_probs, row in zip(probs, table)) / len(QUESTIONS)
 
@@ -61,12 +62,16 @@ def test_each_algorithm_raises_the_judges_reward_and_changes_every_weight(name):
 
 
 def test_online_dpo_takes_its_pairs_from_a_pairwise_judge_and_skips_ties():
-    class PrefersYes:
+    class PrefersYes(Judge):
         """A pairwise judge that prefers Yes, calls No against Maybe a tie, and counts its calls."""
         judge_id = "test/pairwise"
+        supports_pairwise = True
         calls = 0
 
-        def compare(self, prompts, firsts, seconds):
+        def score(self, prompts, completions, **columns):
+            return round_robin(self.compare, self.judge_id, prompts, completions, columns)
+
+        def compare(self, prompts, firsts, seconds, **columns):
             self.calls += len(prompts)
             out = []
             for p, a, b in zip(prompts, firsts, seconds):

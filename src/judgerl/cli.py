@@ -300,7 +300,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     check_output_file(output, "-o/--output" if args.output else "output file")
     if judge_config.cache and judge_config.cache_path:
         check_cache_path(judge_config.cache_path, "--set cache_path")
-    from judgerl.judges.factory import build_judge
+    from judgerl.build import build_judge
 
     try:
         judge = build_judge(judge_config)

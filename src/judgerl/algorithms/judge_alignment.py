@@ -44,7 +44,7 @@ class JudgeAlignment:
         logits = policy.label_logits(questions)  # (B, L)
         # Sample one answer per question only to report the reward the policy earns now.
         sampled = torch.multinomial(logits.detach().softmax(-1), 1, generator=generator)[:, 0]  # (B,)
-        judgments = judge.judge_answers(questions, [labels[i] for i in sampled.tolist()])
+        judgments = judge.score(questions, [labels[i] for i in sampled.tolist()])
         accepted = torch.tensor(gate.mask(judgments))  # (B,)
         targets = torch.tensor(
             [labels.index(j.preferred_label) if j.scored else 0 for j in judgments]  # type: ignore[arg-type]

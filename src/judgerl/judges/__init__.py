@@ -1,12 +1,14 @@
 """Judges: turn what a policy produced into a `Judgment` record, never a bare number.
 
-- `base`: the record and the `Judge` protocol of the magic 8-ball (labels, answers);
+- `base`: the record and the one contract, `Judge.score(prompts, completions, **columns)`, with
+  pairwise (`compare`) and group (`score_groups`) judging as declared capabilities;
 - `llm`: the 8-ball judge over any provider (label probabilities or 1-5 scores);
 - `pointwise`, `critique`, `pairwise`, `group`, `constitution`: general (prompt, completion) judges;
-- `classifier`, `function`: a sequence classifier or a Python function as the judge;
-- `openai_graders`: OpenAI RFT grader JSON run locally; `reward_function`: TRL-style adapters;
+- `classifier`, `function`: a sequence classifier or a Python function as the 8-ball's judge;
+- `openai_graders`: OpenAI RFT grader JSON run locally; `python_reward`: a TRL-style reward
+  function as a judge; `reward_function`: any judge as a TRL reward function;
 - `logprobs`, `parsing`: reading verdicts; `injection`: the guard; `calls`, `cache`: cached calls;
-- `gate`: the confidence gate; `factory`: the judge a config asks for.
+- `gate`: the confidence gate. Building a judge from a config is the app layer's (`judgerl.build`).
 """
 
 from judgerl.judges.base import Judge, JudgeError, Judgment

@@ -1,14 +1,29 @@
-"""The judgment record and the interface every judge implements."""
+"""The judgment record and the one contract every judge implements.
+
+    judge.score(prompts, completions, **columns) -> list[Judgment]    one per completion, in order
+
+as TRL's reward functions: `columns` are the dataset's other columns, one list per column with
+one value per completion (e.g. `reference=["Paris", ...]`). A judge uses the columns it knows
+(rubric-style judges grade against `reference`; OpenAI graders see them as `{{ item.x }}`; a
+reward function gets them as keyword arguments) and accepts and ignores the rest.
+
+Pairwise and group judging are capabilities behind the same contract, declared as class
+attributes (never probed): `supports_pairwise` promises `compare`, `supports_groups` promises
+`score_groups`. A judge that has them still implements `score` (pairwise judges price each
+completion against the others of its prompt; group judges score each prompt's run of
+completions together), so any judge can be asked for pointwise rewards.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from judgerl.errors import JudgeError
 
-__all__ = ["Judge", "Judgment", "JudgeError", "answers_from_label_judgments"]
+__all__ = ["Judge", "Judgment", "JudgeError", "answers_from_label_judgments", "check_columns", "columns_at",
+           "runs_of_same_prompt"]
 
 JudgmentKind = Literal["labels", "score"]
 JudgmentStatus = Literal["scored", "unscored"]
@@ -76,22 +91,58 @@ class Judgment:
         return cls(**data)
 
 
-class Judge(Protocol):
-    """A judge of magic 8-ball answers (and, later, of any completion).
+Columns = Mapping[str, Sequence[Any]]
+"""Per-row dataset columns: name -> one value per row (per completion, or per group/pair)."""
 
-    Both methods take lists so that providers can batch and caches can be checked in bulk.
+PARAMETER_NAMES = frozenset({"prompts", "completions", "firsts", "seconds", "groups"})
+"""Names a column cannot have: they are the contract's own arguments (such columns are dropped)."""
+
+
+class Judge(Protocol):
+    """The one judge contract (see the module docstring).
+
+    Capabilities are class attributes, declared by every judge (subclassing this Protocol
+    inherits the False defaults):
+    - `supports_pairwise`: the judge also has
+      `compare(prompts, firsts, seconds, **columns) -> list[PairwiseJudgment]`, one verdict per pair;
+    - `supports_groups`: the judge also has
+      `score_groups(prompts, groups, **columns) -> list[list[Judgment]]`, one list per group in the
+      group's order, where `columns` hold one value per group.
     """
 
     judge_id: str
-    labels: tuple[str, ...]
+    """Provider, model and rubric that judge, e.g. "llamacpp/qwen2.5-coder-1.5b-instruct#optimist"."""
+    supports_pairwise: bool = False
+    supports_groups: bool = False
 
-    def judge_labels(self, questions: Sequence[str]) -> list[Judgment]:
-        """Which label does the person asking want to hear? One "labels" judgment per question."""
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """One judgment per completion, in order; completion i answers prompts[i]. An unscored
+        judgment has reward None: a failure is never a low reward."""
         ...
 
-    def judge_answers(self, questions: Sequence[str], answers: Sequence[str]) -> list[Judgment]:
-        """How much does the person want to hear this answer? One judgment per pair, with a reward."""
-        ...
+
+def check_columns(columns: Columns, rows: int) -> None:
+    """Refuse a column that does not have one value per row (a silent misalignment otherwise)."""
+    for name, values in columns.items():
+        if len(values) != rows:
+            raise ValueError(f"column {name!r} has {len(values)} values for {rows} rows")
+
+
+def columns_at(columns: Columns, rows: Sequence[int]) -> dict[str, list[Any]]:
+    """The columns' values at `rows` (to expand per-prompt columns per completion, or to pick a subset)."""
+    return {name: [values[i] for i in rows] for name, values in columns.items()}
+
+
+def runs_of_same_prompt(prompts: Sequence[str], columns: Columns) -> list[list[int]]:
+    """Row indices of consecutive rows with the same prompt and the same column values: the
+    completions of one prompt, as a rollout lays them out (prompt 0's n, prompt 1's n, ...)."""
+    runs: list[list[int]] = []
+    for i, prompt in enumerate(prompts):
+        if runs and prompts[runs[-1][0]] == prompt and all(values[runs[-1][0]] == values[i] for values in columns.values()):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
 
 
 def answers_from_label_judgments(

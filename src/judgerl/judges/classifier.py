@@ -2,7 +2,7 @@
 
 Any Hugging Face sequence-classification checkpoint: its softmax over classes is the label
 distribution. For the magic 8-ball its classes are the labels (by `id2label`, case and spaces
-ignored); `judge_answers` prices each answer at P(answer), exactly as an LLM label judge.
+ignored); `score` prices each answer at P(answer), exactly as an LLM label judge.
 A model whose classes do not cover the labels is refused when built, with the classes it has.
 """
 
@@ -18,6 +18,9 @@ from judgerl.judges.evidence import distrust_all
 
 
 class ClassifierJudge:
+    supports_pairwise = False
+    supports_groups = False
+
     def __init__(self, model: Any, tokenizer: Any, labels: Sequence[str], name: str, max_length: int = 256):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.labels = tuple(labels)
@@ -65,5 +68,6 @@ class ClassifierJudge:
             ))
         return distrust_all(judgments)  # a model that gives NaN logits gives unscored judgments
 
-    def judge_answers(self, questions: Sequence[str], answers: Sequence[str]) -> list[Judgment]:
+    def score(self, questions: Sequence[str], answers: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: each answer priced at P(answer); dataset columns are not used."""
         return answers_from_label_judgments(self.judge_labels, questions, answers)

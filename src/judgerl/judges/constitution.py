@@ -10,7 +10,7 @@ unscored: a missing principle is not a zero. `details["principles"]` keeps every
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
@@ -26,6 +26,9 @@ class Principle:
 
 
 class ConstitutionJudge:
+    supports_pairwise = False
+    supports_groups = False
+
     def __init__(self, provider: LogprobProvider, principles: Sequence[Principle | str],
                  cache: JudgmentCache | None = None, scale: tuple[int, int] = (1, 5), name: str = "constitution",
                  min_valid_mass: float = MIN_VALID_MASS):
@@ -47,8 +50,9 @@ class ConstitutionJudge:
                 total[name] = total.get(name, 0) + value
         return total
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
-        per_principle = [judge.score(prompts, completions) for judge in self.judges]  # [k][i]
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """Each principle judged alone (a `reference` column reaches every principle's judge), then combined."""
+        per_principle = [judge.score(prompts, completions, **columns) for judge in self.judges]  # [k][i]
         total_weight = sum(p.weight for p in self.principles)
         out = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):

@@ -10,13 +10,15 @@ slower than reading the score from log-probabilities (benchmarks/bench_judging.p
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
-from judgerl.judges.base import Judgment
+from judgerl.judges.base import Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.parsing import parse_score
-from judgerl.judges.pointwise import GRADER_PREAMBLE, USER, defuse_markers, shown_to_judge
+from judgerl.judges.pointwise import (
+    GRADER_PREAMBLE, REFERENCE_NOTE, USER, USER_WITH_REFERENCE, defuse_markers, references_of, shown_to_judge,
+)
 from judgerl.providers import LogprobProvider
 
 TEMPLATE_VERSION = 1
@@ -28,6 +30,11 @@ _SCORE_LINE = re.compile(r"\n?\s*(?:final\s+)?score\s*[:=].*$", re.IGNORECASE | 
 
 
 class CritiqueJudge:
+    """Critique, then a score; a `reference` column is shown as the reference answer (as RubricJudge)."""
+
+    supports_pairwise = False
+    supports_groups = False
+
     def __init__(self, provider: LogprobProvider, rubric: str, scale: tuple[int, int] = (1, 5),
                  cache: JudgmentCache | None = None, name: str = "critique", version: int = 1, max_tokens: int = 96,
                  guard_injections: bool = True):
@@ -47,17 +54,22 @@ class CritiqueJudge:
     def counters(self) -> dict[str, float]:
         return self.caller.counters
 
-    def messages(self, prompt: str, completion: str) -> list[dict[str, str]]:
+    def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
         low, high = self.scale
-        return [
-            {"role": "system", "content": SYSTEM.format(rubric=self.rubric, low=low, high=high)},
-            {"role": "user", "content": USER.format(
-                prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)},
-        ]
+        system = SYSTEM.format(rubric=self.rubric, low=low, high=high)
+        if reference is None:
+            user = USER.format(prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)
+        else:
+            system += REFERENCE_NOTE
+            user = USER_WITH_REFERENCE.format(prompt=defuse_markers(prompt), reference=defuse_markers(reference),
+                                              response=defuse_markers(completion), low=low, high=high)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgment]:
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        check_columns(columns, len(prompts))
         shown = [shown_to_judge(c, self.guard_injections) for c in completions]
-        batch = [self.messages(p, g.text) for p, g in zip(prompts, shown, strict=True)]
+        batch = [self.messages(p, g.text, r)
+                 for p, g, r in zip(prompts, shown, references_of(columns, len(prompts)), strict=True)]
         results = self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0)
         judgments = []
         low, high = self.scale

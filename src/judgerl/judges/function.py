@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from judgerl.judges.base import JudgeError, Judgment, answers_from_label_judgments
 
@@ -33,6 +33,9 @@ def import_function(spec: str) -> LabelFunction:
 
 
 class FunctionJudge:
+    supports_pairwise = False
+    supports_groups = False
+
     def __init__(self, function: LabelFunction, labels: Sequence[str], name: str):
         self.function = function
         self.labels = tuple(labels)
@@ -60,5 +63,6 @@ class FunctionJudge:
     def judge_labels(self, questions: Sequence[str]) -> list[Judgment]:
         return [self._label_judgment(question) for question in questions]
 
-    def judge_answers(self, questions: Sequence[str], answers: Sequence[str]) -> list[Judgment]:
+    def score(self, questions: Sequence[str], answers: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: each answer priced at P(answer); dataset columns are not used."""
         return answers_from_label_judgments(self.judge_labels, questions, answers)

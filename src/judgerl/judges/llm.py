@@ -11,7 +11,7 @@ server's prefix cache reuses most of each prompt.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from judgerl.judges.base import Judgment, answers_from_label_judgments
 from judgerl.judges.cache import JudgmentCache
@@ -38,6 +38,11 @@ SCORE_INSTRUCTION = (
 
 
 class LLMJudge:
+    """The 8-ball's judge: `score` prices answers, `judge_labels` gives each question's label distribution."""
+
+    supports_pairwise = False
+    supports_groups = False
+
     def __init__(
         self,
         provider: LogprobProvider,
@@ -148,7 +153,9 @@ class LLMJudge:
             judgments.append(judgment)
         return judgments
 
-    def judge_answers(self, questions: Sequence[str], answers: Sequence[str]) -> list[Judgment]:
+    def score(self, questions: Sequence[str], answers: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: how much does the person want to hear each answer? Dataset
+        columns are accepted and not used (the 8-ball's judge sees the question alone)."""
         if self.method == "labels":
             return answers_from_label_judgments(self.judge_labels, questions, answers)
         if len(questions) != len(answers):

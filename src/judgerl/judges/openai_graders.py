@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any, Callable, Protocol, Sequence
 
-from judgerl.judges.base import Judgment
+from judgerl.judges.base import Judgment, check_columns
 from judgerl.judges.calls import CachedCaller
 from judgerl.judges.evidence import distrust_all
 from judgerl.judges.logprobs import read_choices
@@ -536,21 +536,26 @@ def _build(spec: dict[str, Any], provider: LogprobProvider | None, cache, trust_
 
 
 class GraderJudge:
-    """An OpenAI grader as a pointwise judge: `score(prompts, completions) -> [Judgment]`.
+    """An OpenAI grader as a pointwise judge: `score(prompts, completions, **columns) -> [Judgment]`.
 
-    Each completion is the sample's `output_text`; the item holds the prompt (as `prompt` and
-    `question`) plus any fields given per row in `items`. The reward is the grade as OpenAI
-    defines it for the grader; a grade that could not be made is unscored, never 0."""
+    Each completion is the sample's `output_text`; the item is the dataset row: the prompt (as
+    `prompt` and `question`) plus the row's value of every column (`{{ item.reference }}` reads
+    the `reference` column; a None value is a field the row lacks). The reward is the grade as
+    OpenAI defines it for the grader; a grade that could not be made is unscored, never 0."""
+
+    supports_pairwise = False
+    supports_groups = False
 
     def __init__(self, grader: Grader):
         self.grader = grader
         self.judge_id = f"grader/{grader.name}"
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str],
-              items: Sequence[dict[str, Any]] | None = None) -> list[Judgment]:
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        check_columns(columns, len(prompts))
         judgments = []
         for k, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            item = {"prompt": prompt, "question": prompt, **(items[k] if items else {})}
+            row = {name: values[k] for name, values in columns.items() if values[k] is not None}
+            item = {"prompt": prompt, "question": prompt, **row}
             started = time.perf_counter()
             result = self.grader.grade({"output_text": completion}, item)
             scored = result.score is not None

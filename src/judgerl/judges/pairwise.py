@@ -9,19 +9,22 @@ Two ways, selectable per judge:
 - `PairwiseFromScores` scores each completion alone with a `RubricJudge` and compares the
   scores. Small judges do much better this way (the issue measured 91% vs 52% for a 1.5B judge).
 
-Both return `PairwiseJudgment`s: verdict "first" | "second" | "tie" | "invalid".
+Both return `PairwiseJudgment`s: verdict "first" | "second" | "tie" | "invalid". Both declare
+`supports_pairwise` and also implement the pointwise contract `score`: `PairwiseFromScores` with
+its rubric judge's scores, `PairwiseJudge` by a round robin among each prompt's completions.
+A `reference` column is shown to the judge as the reference answer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
-from judgerl.judges.base import Judgment
+from judgerl.judges.base import Judgment, check_columns, columns_at, runs_of_same_prompt
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import MIN_VALID_MASS, read_choices
-from judgerl.judges.pointwise import RubricJudge, defuse_markers, shown_to_judge
+from judgerl.judges.pointwise import RubricJudge, defuse_markers, references_of, shown_to_judge
 from judgerl.providers import LogprobProvider
 
 Verdict = Literal["first", "second", "tie", "invalid"]
@@ -38,6 +41,10 @@ SYSTEM = (
 USER = (
     "<prompt>\n{prompt}\n</prompt>\n\n<response_a>\n{a}\n</response_a>\n\n"
     "<response_b>\n{b}\n</response_b>\n\nBetter response (A or B):"
+)
+REFERENCE_NOTE = (
+    "\nA reference answer, known to be correct, is given between <reference> and </reference>: "
+    "the better response is the one that agrees with it better."
 )
 
 
@@ -63,6 +70,9 @@ class PairwiseJudgment:
 
 
 class PairwiseJudge:
+    supports_pairwise = True
+    supports_groups = False
+
     def __init__(self, provider: LogprobProvider, rubric: str, cache: JudgmentCache | None = None,
                  name: str = "pairwise", version: int = 1, top_k: int = 20, guard_injections: bool = True,
                  min_valid_mass: float = MIN_VALID_MASS):
@@ -81,18 +91,26 @@ class PairwiseJudge:
     def counters(self) -> dict[str, float]:
         return self.caller.counters
 
-    def messages(self, prompt: str, a: str, b: str) -> list[dict[str, str]]:
-        return [
-            {"role": "system", "content": SYSTEM.format(rubric=self.rubric)},
-            {"role": "user", "content": USER.format(
-                prompt=defuse_markers(prompt), a=defuse_markers(a), b=defuse_markers(b))},
-        ]
+    def messages(self, prompt: str, a: str, b: str, reference: str | None = None) -> list[dict[str, str]]:
+        system = SYSTEM.format(rubric=self.rubric)
+        user = USER.format(prompt=defuse_markers(prompt), a=defuse_markers(a), b=defuse_markers(b))
+        if reference is not None:
+            system += REFERENCE_NOTE
+            user = user.replace("\n</prompt>\n\n", f"\n</prompt>\n\n<reference>\n{defuse_markers(reference)}\n</reference>\n\n", 1)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def compare(self, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str]) -> list[PairwiseJudgment]:
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: each completion priced by its share of wins against the others of its prompt."""
+        return round_robin(self.compare, self.judge_id, prompts, completions, columns)
+
+    def compare(self, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str],
+                **columns: Sequence[Any]) -> list[PairwiseJudgment]:
+        check_columns(columns, len(prompts))
         batch, flags = [], []
-        for prompt, first, second in zip(prompts, firsts, seconds, strict=True):
+        for prompt, first, second, reference in zip(prompts, firsts, seconds, references_of(columns, len(prompts)),
+                                                    strict=True):
             a, b = shown_to_judge(first, self.guard_injections), shown_to_judge(second, self.guard_injections)
-            batch += [self.messages(prompt, a.text, b.text), self.messages(prompt, b.text, a.text)]
+            batch += [self.messages(prompt, a.text, b.text, reference), self.messages(prompt, b.text, a.text, reference)]
             flags.append([f"first: {f}" for f in a.flags] + [f"second: {f}" for f in b.flags])
         results = self.caller.responses(batch, max_tokens=1, top_k=self.top_k)
         verdicts = []
@@ -146,8 +164,44 @@ def combine_orders(
     return PairwiseJudgment(prompt, first, second, verdict, p_first, confidence, parts)
 
 
+def round_robin(compare: Callable[..., list[PairwiseJudgment]], judge_id: str, prompts: Sequence[str],
+                completions: Sequence[str], columns: dict[str, Sequence[Any]]) -> list[Judgment]:
+    """Pointwise rewards from a pairwise judge: every pair of completions of one prompt (a run of
+    consecutive rows with the same prompt and columns) is compared once, and each completion's
+    reward is its share of wins (ties count half). A completion with any invalid comparison, or
+    with no other completion to compare with, is unscored: never a reward from a failure."""
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    check_columns(columns, len(prompts))
+    pairs = [(i, j) for rows in runs_of_same_prompt(prompts, columns) for a, i in enumerate(rows) for j in rows[a + 1:]]
+    verdicts = compare([prompts[i] for i, _ in pairs], [completions[i] for i, _ in pairs],
+                       [completions[j] for _, j in pairs], **columns_at(columns, [i for i, _ in pairs]))
+    wins = [0.0] * len(completions)
+    games = [0] * len(completions)
+    invalid: set[int] = set()
+    for (i, j), verdict in zip(pairs, verdicts):
+        games[i] += 1
+        games[j] += 1
+        if verdict.verdict == "invalid":
+            invalid |= {i, j}
+        wins[i] += {"first": 1.0, "tie": 0.5}.get(verdict.verdict, 0.0)
+        wins[j] += {"second": 1.0, "tie": 0.5}.get(verdict.verdict, 0.0)
+    out = []
+    for k in range(len(completions)):
+        scored = k not in invalid and games[k] > 0
+        out.append(Judgment(kind="score", question=prompts[k], answer=completions[k], judge_id=judge_id,
+                            status="scored" if scored else "unscored", score=wins[k] / games[k] if scored else None,
+                            reward=wins[k] / games[k] if scored else None, confidence=1.0 if scored else None,
+                            error=None if scored else "a pairwise comparison was invalid (or there was nothing to compare)"))
+    return out
+
+
 class PairwiseFromScores:
-    """A pairwise verdict from two pointwise scores, each completion judged alone."""
+    """A pairwise verdict from two pointwise scores, each completion judged alone; its pointwise
+    `score` is the rubric judge's."""
+
+    supports_pairwise = True
+    supports_groups = False
 
     def __init__(self, rubric_judge: RubricJudge, tie_margin: float = 0.02):
         self.rubric_judge = rubric_judge
@@ -159,9 +213,15 @@ class PairwiseFromScores:
     def counters(self) -> dict[str, float]:
         return self.rubric_judge.counters
 
-    def compare(self, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str]) -> list[PairwiseJudgment]:
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        return self.rubric_judge.score(prompts, completions, **columns)
+
+    def compare(self, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str],
+                **columns: Sequence[Any]) -> list[PairwiseJudgment]:
         n = len(prompts)
-        scored = self.rubric_judge.score(list(prompts) * 2, list(firsts) + list(seconds))
+        check_columns(columns, n)
+        scored = self.rubric_judge.score(list(prompts) * 2, list(firsts) + list(seconds),
+                                         **{name: list(values) * 2 for name, values in columns.items()})
         verdicts = []
         for i in range(n):
             a, b = scored[i], scored[n + i]

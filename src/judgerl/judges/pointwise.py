@@ -14,10 +14,11 @@ completion cannot close its own block.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
-from judgerl.judges.base import Judgment
+from judgerl.judges.base import Columns, Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
@@ -45,12 +46,21 @@ USER_WITH_REFERENCE = (
     "<response>\n{response}\n</response>\n\nScore ({low}-{high}):"
 )
 
-_MARKER = re.compile(r"<\s*(/?)\s*(prompt|response(?:_a|_b)?)\s*>", re.IGNORECASE)
+_MARKER = re.compile(r"<\s*(/?)\s*(prompt|reference|response(?:_a|_b)?)\s*>", re.IGNORECASE)
 
 
 def shown_to_judge(completion: str, guard_injections: bool) -> Guarded:
     """The completion as the judge sees it: guarded (injection.py) unless turned off."""
     return guard(completion) if guard_injections else Guarded(text=completion, removed=())
+
+
+def references_of(columns: Columns, rows: int) -> list[str | None]:
+    """The `reference` column as text per row (None where a row has none): what reference-based grading shows."""
+    values = columns.get("reference")
+    if values is None:
+        return [None] * rows
+    return [None if value is None else (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            for value in values]
 
 
 def defuse_markers(text: str) -> str:
@@ -59,7 +69,13 @@ def defuse_markers(text: str) -> str:
 
 
 class RubricJudge:
-    """Scores completions for prompts on a rubric: `score(prompts, completions) -> [Judgment]`."""
+    """Scores completions for prompts on a rubric: `score(prompts, completions, **columns) -> [Judgment]`.
+
+    A `reference` column (a reference answer known to be correct, per row; None for a row
+    without one) is shown to the judge, which then grades agreement with it."""
+
+    supports_pairwise = False
+    supports_groups = False
 
     def __init__(
         self,
@@ -117,26 +133,22 @@ class RubricJudge:
                                               response=defuse_markers(completion), low=low, high=high)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def score(
-        self, prompts: Sequence[str], completions: Sequence[str], references: Sequence[str | None] | None = None
-    ) -> list[Judgment]:
-        """One judgment per (prompt, completion); with `references`, graded against each reference answer."""
-        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, references)
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """One judgment per (prompt, completion); with a `reference` column, graded against each reference answer."""
+        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
         return self._finish(prompts, completions, shown, self.caller.responses(batch, max_tokens, top_k))
 
-    async def ascore(
-        self, prompts: Sequence[str], completions: Sequence[str], references: Sequence[str | None] | None = None
-    ) -> list[Judgment]:
+    async def ascore(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """`score` for async code: HTTP providers run the calls on the caller's event loop."""
-        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, references)
+        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
         return self._finish(prompts, completions, shown, await self.caller.aresponses(batch, max_tokens, top_k))
 
-    def _prepare(self, prompts, completions, references):
-        if len(prompts) != len(completions) or (references is not None and len(references) != len(prompts)):
-            raise ValueError("prompts, completions (and references) must be as many")
+    def _prepare(self, prompts, completions, columns):
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        check_columns(columns, len(prompts))
         shown = [shown_to_judge(c, self.guard_injections) for c in completions]
-        refs = list(references) if references is not None else [None] * len(prompts)
-        batch = [self.messages(p, g.text, r) for p, g, r in zip(prompts, shown, refs)]
+        batch = [self.messages(p, g.text, r) for p, g, r in zip(prompts, shown, references_of(columns, len(prompts)))]
         if self.reads_logprobs:
             return shown, batch, 1, self.top_k
         return shown, batch, self.max_tokens, 0

@@ -14,9 +14,9 @@ import torch
 
 from judgerl import LABELS
 from judgerl.algorithms import ALGORITHMS, RL_ALGORITHMS
+from judgerl.build import build_judge
 from judgerl.config import RunConfig, to_yaml
 from judgerl.datasets import load_questions
-from judgerl.judges.factory import build_judge
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
 from judgerl.training.checkpoints import load_policy, save_checkpoint

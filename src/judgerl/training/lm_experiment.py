@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import torch
 
+from judgerl.build import build_judge
 from judgerl.config import RunConfig
 from judgerl.datasets import load_prompts, load_sft_pairs
-from judgerl.judges.factory import build_judge
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import judge_completions
 from judgerl.rollouts import SamplingSettings, SequencePolicy

@@ -1,4 +1,9 @@
-"""Build the judge a config asks for: every provider, every way of judging, one place."""
+"""The app layer's builders: validated settings -> live parts. The only place (with the CLI)
+that reads the config objects, so that judges/ and providers/ never import the config.
+
+`build_judge(config, labels)`: the judge a `JudgeConfig` asks for, every provider and every
+way of judging, as the one judge contract (`judgerl.judges.base.Judge`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from judgerl.config import JudgeConfig
+from judgerl.judges.base import Judge
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.function import FunctionJudge, import_function
 from judgerl.judges.rubrics import resolve_rubric
@@ -15,16 +21,16 @@ from judgerl.providers import make_provider
 from judgerl.providers.http import RetryPolicy
 
 
-def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Any:
-    """A judge with the interface its method implies (see `judgerl.rewards`): `judge_labels` /
-    `judge_answers` (labels, score), `score` (rubric, critique, constitution, grader,
-    reward_function), `score_groups` (group) or `compare` (pairwise, pairwise_from_scores)."""
+def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Judge:
+    """The configured judge. Every judge has `score(prompts, completions, **columns)`; group
+    judges declare `supports_groups`, pairwise ones `supports_pairwise`; the 8-ball's label
+    judges (labels, score; python functions; classifiers) also have `judge_labels`."""
     method = config.method
     if config.provider == "python":
         assert config.function is not None  # the config validator insists
         function = import_function(config.function)
         if method == "reward_function":
-            from judgerl.rewards import RewardFunctionJudge
+            from judgerl.judges.python_reward import RewardFunctionJudge
 
             return RewardFunctionJudge(function, config.function)
         return FunctionJudge(function, labels, name=config.function)
@@ -82,7 +88,7 @@ def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Any:
     raise ValueError(f"judge.method {method!r} has no builder")
 
 
-def _grader_judge(config: JudgeConfig, cache: JudgmentCache | None) -> Any:
+def _grader_judge(config: JudgeConfig, cache: JudgmentCache | None) -> Judge:
     from judgerl.judges.openai_graders import GraderJudge, build_grader
 
     assert config.grader_file is not None  # the config validator insists
