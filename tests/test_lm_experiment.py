@@ -72,10 +72,12 @@ def test_sft_data_as_prompt_response_or_chat(tmp_path):
         json.dumps({"prompt": "hi", "response": "Yes good"}) + "\n"
         + json.dumps({"messages": [{"role": "system", "content": "be kind"}, {"role": "user", "content": "the question"},
                                    {"role": "assistant", "content": "Yes the answer"}]}) + "\n")
-    assert load_sft_pairs(str(data)) == [("hi", "Yes good"), ("the question", "Yes the answer")]
+    assert load_sft_pairs(str(data)) == [("hi", "Yes good"), ([{"role": "system", "content": "be kind"},
+                                                               {"role": "user", "content": "the question"}],
+                                                              "Yes the answer")]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
-    with pytest.raises(ValueError, match="line 1: the last message must be the assistant's reply"):
+    with pytest.raises(ValueError, match="line 1: column \"messages\": the last message must be the assistant's reply"):
         load_sft_pairs(str(bad))
 
 

@@ -37,9 +37,13 @@ class StrictModel(BaseModel):
 
 
 class DataConfig(StrictModel):
-    sft: str = Field("builtin:sft", description="SFT questions with targets: builtin:sft or a JSONL path")
-    rl: str = Field("builtin:rl", description="questions the policy is trained on with RL: builtin:rl or a JSONL path")
-    eval: str = Field("builtin:eval", description="held-out questions for the before/after report: builtin:eval or a JSONL path")
+    sft: str = Field("builtin:sft", description="SFT data: the 8-ball's questions with targets, or for causal_lm "
+                     "prompt/response or chat 'messages' rows; builtin:sft, a JSONL, parquet or CSV file, or a "
+                     "Hugging Face datasets folder")
+    rl: str = Field("builtin:rl", description="prompts the policy is trained on with RL (a 'prompt' column: text or "
+                    "a chat conversation; other columns are kept): builtin:rl, a JSONL, parquet or CSV file, or a "
+                    "Hugging Face datasets folder")
+    eval: str = Field("builtin:eval", description="held-out prompts for the before/after report, in the same forms as rl")
     eval_limit: int | None = Field(None, ge=1, description="use only the first this many held-out prompts (none: all)")
 
 
@@ -337,9 +341,9 @@ def _check_files(config: RunConfig) -> None:
                     f"data.{field_name}: unknown built-in dataset {source!r}; use one of "
                     + ", ".join(BUILTIN_PREFIX + name for name in BUILTIN_DATASETS)
                 )
-        elif not Path(source).expanduser().is_file():
-            what = "is a folder, not a file" if Path(source).expanduser().is_dir() else "does not exist"
-            raise ConfigError(f"data.{field_name}: file {source!r} {what}; give a JSONL path or builtin:{field_name}")
+        elif not Path(source).expanduser().exists():  # a folder: a Hugging Face datasets folder (checked when read)
+            raise ConfigError(f"data.{field_name}: {source!r} does not exist; give a JSONL, parquet or CSV file, a "
+                              f"Hugging Face datasets folder (save_to_disk) or builtin:{field_name}")
     if config.judge.grader_file and not Path(config.judge.grader_file).expanduser().is_file():
         raise ConfigError(f"judge.grader_file: {config.judge.grader_file!r} does not exist")
     if config.policy.kind == "causal_lm" and config.policy.model != "smollm2-135m-instruct" and not (

@@ -15,7 +15,8 @@ from typing import Any
 
 from judgerl import LABELS
 from judgerl.config import ConfigError, RunConfig, read_text_file
-from judgerl.datasets import BUILTIN_PREFIX, load_prompts, load_questions, load_sft_pairs
+from judgerl.datasets import (BUILTIN_PREFIX, TEXT_FORMATS, MissingLibrary, data_format, load_prompt_rows,
+                              load_questions, load_sft_pairs, read_rows)
 
 QUESTION_LINE = '{"question": "..."}'
 SFT_QUESTION_LINE = '{"question": "...", "target": "Yes" | "No" | "Maybe"}'
@@ -23,15 +24,33 @@ PROMPT_LINE = '{"prompt": "..."}'
 SFT_PAIR_LINE = '{"prompt": "...", "response": "..."} or {"messages": [...]}'
 
 
-def _check_data(field: str, source: str, expected: str, load: Any) -> int:
-    """Load data.FIELD as the run will; the number of items, or a ConfigError naming the field."""
+def _check_data(field: str, source: str, expected: str, load: Any) -> list[Any]:
+    """Load data.FIELD as the run will (JSONL, CSV, parquet or a datasets folder); its items, or a
+    ConfigError naming the field, the file, the line or row, and the column."""
+    kind = data_format(source)
     if not source.startswith(BUILTIN_PREFIX):
-        read_text_file(source, f"data.{field}")  # missing, a folder, unreadable, not UTF-8
+        path = Path(source).expanduser()
+        if kind in TEXT_FORMATS:
+            read_text_file(source, f"data.{field}")  # missing, a folder, unreadable, not UTF-8
+        elif not path.exists():
+            raise ConfigError(f"data.{field}: {source!r} does not exist")
     try:
-        items = load(source)
-    except ValueError as exc:  # datasets' messages name the file and the line
-        raise ConfigError(f"data.{field}: {exc}; each line must be {expected}") from None
-    return len(items)
+        return load(source)
+    except MissingLibrary as exc:
+        raise ConfigError(f"data.{field}: {exc}") from None
+    except ValueError as exc:  # datasets' messages name the file, the line or row and the column
+        hint = f"; each line must be {expected}" if kind in ("jsonl", "json") else ""
+        raise ConfigError(f"data.{field}: {exc}{hint}") from None
+
+
+def _check_chat(field: str, source: str, prompts: list[Any], config: RunConfig) -> None:
+    """Chat-conversation prompts need the policy's chat template."""
+    if config.policy.chat_template:
+        return
+    for (where, _), prompt in zip(read_rows(source), prompts):
+        if not isinstance(prompt, str):
+            raise ConfigError(f"data.{field}: {source}, {where}: a chat conversation, but policy.chat_template is "
+                              "false; set it to true (the conversation goes through the tokenizer's chat template)")
 
 
 def check_run_inputs(config: RunConfig, command: str = "train") -> None:
@@ -40,9 +59,13 @@ def check_run_inputs(config: RunConfig, command: str = "train") -> None:
     data = config.data
     if config.policy.kind == "causal_lm" and command != "sft":
         if config.sft.epochs and not config.sft.checkpoint:
-            _check_data("sft", data.sft, SFT_PAIR_LINE, load_sft_pairs)
-        _check_data("rl", data.rl, PROMPT_LINE, load_prompts)
-        _check_data("eval", data.eval, PROMPT_LINE, load_prompts)
+            pairs = _check_data("sft", data.sft, SFT_PAIR_LINE, load_sft_pairs)
+            if not config.policy.chat_template and any(not isinstance(prompt, str) for prompt, _ in pairs):
+                raise ConfigError(f"data.sft: {data.sft}: holds chat conversations, but policy.chat_template is "
+                                  "false; set it to true")
+        for field in ("rl", "eval"):
+            rows = _check_data(field, getattr(data, field), PROMPT_LINE, load_prompt_rows)
+            _check_chat(field, getattr(data, field), [row["prompt"] for row in rows], config)
     else:
         # The 8-ball: SFT questions need a label target; the vocabulary is built from sft + rl.
         if not config.sft.checkpoint:

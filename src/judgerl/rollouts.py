@@ -38,6 +38,8 @@ class Rollout:
     """
 
     prompts: list[str]
+    """The prompts as judges read them: a chat conversation given is rendered whole as text here
+    (`judgerl.datasets.prompt_text`); the policy keeps its own encoding of it in `context`."""
     group: torch.Tensor
     """(N,) long: index into `prompts`."""
     completions: list[str]
@@ -51,6 +53,12 @@ class Rollout:
     temperature: float = 1.0
     context: dict[str, Any] = field(default_factory=dict)
     """Policy-specific inputs needed to score again, indexed per prompt (e.g. "prompt_ids")."""
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(prompt, str) for prompt in self.prompts):
+            from judgerl.datasets import prompt_text
+
+            self.prompts = [prompt_text(prompt) for prompt in self.prompts]
 
     @property
     def size(self) -> int:

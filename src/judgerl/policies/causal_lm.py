@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from judgerl.datasets import Prompt
 from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
@@ -103,14 +104,20 @@ class CausalLMPolicy:
         return self._base(model).get_decoder()(input_ids=ids, attention_mask=mask, position_ids=positions,
                                                 past_key_values=cache, use_cache=use_cache)
 
-    def _encode(self, prompts: Sequence[str]) -> list[torch.Tensor]:
-        """Each prompt's token ids (1-D), as a user turn of the chat template or as raw text."""
+    def _encode(self, prompts: Sequence[Prompt]) -> list[torch.Tensor]:
+        """Each prompt's token ids (1-D): a string as a user turn of the chat template (or as raw
+        text without it); a chat conversation whole through the chat template, system prompt and
+        earlier turns included (`system_prompt` goes first unless the conversation has its own)."""
         if not self.use_chat_template:
+            if any(not isinstance(p, str) for p in prompts):
+                raise ValueError("a chat conversation prompt needs the chat template (policy.chat_template: true)")
             return [torch.tensor(self.tokenizer(p)["input_ids"], dtype=torch.long) for p in prompts]
         encoded = []
         for prompt in prompts:
-            system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-            ids = self.tokenizer.apply_chat_template(system + [{"role": "user", "content": prompt}],
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+            has_system = bool(messages) and messages[0].get("role") == "system"
+            system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt and not has_system else []
+            ids = self.tokenizer.apply_chat_template(system + messages,
                                                      add_generation_prompt=True, tokenize=True, return_dict=True)
             encoded.append(torch.tensor(ids["input_ids"], dtype=torch.long))
         return encoded
@@ -128,7 +135,7 @@ class CausalLMPolicy:
     # -- SequencePolicy -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def sample(self, prompts: Sequence[str], n: int, settings: SamplingSettings,
+    def sample(self, prompts: Sequence[Prompt], n: int, settings: SamplingSettings,
                generator: torch.Generator) -> Rollout:
         if settings.temperature <= 0:
             raise ValueError("sampling needs a temperature > 0 (log-probs are taken at that temperature)")
@@ -164,7 +171,7 @@ class CausalLMPolicy:
         completion_ids = torch.stack(tokens, 1).cpu()  # (N, T)
         completion_mask = torch.stack(sampled, 1).float().cpu()  # (N, T)
         return Rollout(
-            prompts=list(prompts),
+            prompts=list(prompts),  # a conversation becomes the text judges read (Rollout.prompts)
             group=torch.arange(len(prompts)).repeat_interleave(n),
             completions=[self._decode(row, row_mask) for row, row_mask in zip(completion_ids, completion_mask)],
             completion_ids=completion_ids,
@@ -174,7 +181,7 @@ class CausalLMPolicy:
             context={"prompt_ids": prompt_ids},
         )
 
-    def rollout_of(self, prompts: Sequence[str], completions: Sequence[str]) -> Rollout:
+    def rollout_of(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Rollout:
         eos = self.tokenizer.eos_token_id
         encoded = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in completions]
         return rollout_of_token_ids(prompts, completions, encoded, self.pad_id, {"prompt_ids": self._encode(prompts)})
