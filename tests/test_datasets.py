@@ -261,3 +261,29 @@ def test_chat_prompts_with_the_chat_template_off_are_refused_by_row(tmp_path):
     data["policy"]["chat_template"] = False
     config.write_text(yaml.safe_dump(data))
     refused(train(config), tmp_path, "data.rl", "chat.jsonl", "line 1", "policy.chat_template")
+
+
+def test_a_run_trains_on_chat_prompts_from_a_datasets_folder_and_sft_conversations_from_parquet(tmp_path):
+    """The real CLI end to end on a tiny Llama: SFT on multi-turn conversations (parquet), RL and the
+    before/after samples on chat prompts (a datasets folder); the report shows the conversations whole."""
+    pytest.importorskip("transformers")
+    from test_lm_experiment import tiny_model_folder
+
+    model = tiny_model_folder(tmp_path / "model")
+    prompts = write_datasets(tmp_path / "prompts", CHAT * 3, splits=None)
+    sft = write_parquet(tmp_path / "sft.parquet", SFT * 2)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "chat", "output_dir": str(tmp_path / "runs"),
+        "policy": {"kind": "causal_lm", "model": str(model), "lora": True, "lora_r": 4},
+        "judge": {"provider": "python", "function": "fake_judges:says_yes"},
+        "data": {"sft": sft, "rl": prompts, "eval": prompts, "eval_limit": 2},
+        "sft": {"epochs": 1, "batch_size": 2},
+        "rl": {"steps": 2, "batch_size": 2, "samples_per_question": 2, "max_new_tokens": 3},
+    }))
+    result = train(config)
+    assert result.returncode == 0, result.stderr
+    [run] = list((tmp_path / "runs").iterdir())
+    assert "SFT: 4 examples" in result.stderr  # 2 conversations x 2 assistant turns
+    before = json.loads((run / "eval_before.json").read_text())
+    assert [s["prompt"] for s in before["samples"]] == [prompt_text(row["prompt"]) for row in CHAT]
