@@ -287,3 +287,22 @@ def test_a_run_trains_on_chat_prompts_from_a_datasets_folder_and_sft_conversatio
     assert "SFT: 4 examples" in result.stderr  # 2 conversations x 2 assistant turns
     before = json.loads((run / "eval_before.json").read_text())
     assert [s["prompt"] for s in before["samples"]] == [prompt_text(row["prompt"]) for row in CHAT]
+
+
+def test_a_model_folder_without_a_chat_template_is_refused_before_it_loads(tmp_path):
+    pytest.importorskip("transformers")
+    from test_lm_experiment import tiny_model_folder
+
+    model = tiny_model_folder(tmp_path / "model")
+    (model / "chat_template.jinja").unlink()
+    config = lm_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["policy"]["model"] = str(model)
+    config.write_text(yaml.safe_dump(data))
+    refused(train(config), tmp_path, "policy.model", "has no chat template", "policy.chat_template: false")
+    data["policy"]["chat_template"] = False  # plain-text prompts need none
+    config.write_text(yaml.safe_dump(data))
+    from judgerl.config import load_config
+    from judgerl.input_checks import check_run_inputs
+
+    check_run_inputs(load_config(config))

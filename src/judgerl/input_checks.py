@@ -20,7 +20,7 @@ from judgerl.datasets import (BUILTIN_PREFIX, TEXT_FORMATS, MissingLibrary, data
 
 QUESTION_LINE = '{"question": "..."}'
 SFT_QUESTION_LINE = '{"question": "...", "target": "Yes" | "No" | "Maybe"}'
-PROMPT_LINE = '{"prompt": "..."}'
+PROMPT_LINE = '{"prompt": "..."} or {"prompt": [{"role": "user", "content": "..."}, ...]}'
 SFT_PAIR_LINE = '{"prompt": "...", "response": "..."} or {"messages": [...]}'
 
 
@@ -66,6 +66,7 @@ def check_run_inputs(config: RunConfig, command: str = "train") -> None:
         for field in ("rl", "eval"):
             rows = _check_data(field, getattr(data, field), PROMPT_LINE, load_prompt_rows)
             _check_chat(field, getattr(data, field), [row["prompt"] for row in rows], config)
+        check_chat_template(config)
     else:
         # The 8-ball: SFT questions need a label target; the vocabulary is built from sft + rl.
         if not config.sft.checkpoint:
@@ -80,6 +81,27 @@ def check_run_inputs(config: RunConfig, command: str = "train") -> None:
     if command != "sft" and config.judge.cache and config.judge.cache_path:
         check_cache_path(config.judge.cache_path, "judge.cache_path")
     check_output_dir(config.output_dir, "output_dir")
+
+
+def check_chat_template(config: RunConfig) -> None:
+    """policy.chat_template: true needs a tokenizer with a chat template (read from the model
+    folder's files, without loading anything); the built-in SmolLM2 has one."""
+    if not config.policy.chat_template or config.policy.model == "smollm2-135m-instruct":
+        return
+    folder = Path(config.policy.model).expanduser()
+    if any((folder / name).is_file() for name in ("chat_template.jinja", "chat_template.json")):
+        return
+    if (folder / "additional_chat_templates").is_dir():
+        return
+    try:
+        tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        tokenizer_config = {}
+    if isinstance(tokenizer_config, dict) and tokenizer_config.get("chat_template"):
+        return
+    raise ConfigError(f"policy.model: {str(folder)!r} has no chat template (no chat_template.jinja, and none in "
+                      "tokenizer_config.json); set policy.chat_template: false for plain-text prompts, or use an "
+                      "instruct model")
 
 
 def check_grader_file(path: str, what: str) -> dict[str, Any]:
