@@ -44,3 +44,41 @@ def test_async_form():
 def test_rejects_other_inputs():
     with pytest.raises(TypeError):
         as_reward_function(judge())([42], ["x"])
+
+
+def test_dataset_columns_reach_the_judge_and_trls_own_arguments_do_not():
+    seen = []
+
+    def answer(messages):
+        seen.append(messages)
+        return [("5", 0.0)]
+
+    reward = as_reward_function(RubricJudge(ScriptedProvider(answer), "Correct answers score high."))
+    out = reward(["2+2?", "2+2?"], ["4", "5"], reference=["4", "4"], topic=["sums", "sums"],
+                 trainer_state=object(), completion_ids=[[1], [2]], log_extra=print, log_metric=print)
+    assert out == [1.0, 1.0]
+    assert all("<reference>\n4\n</reference>" in messages[1]["content"] for messages in seen)
+
+    from judgerl.judges.python_reward import RewardFunctionJudge
+    received = []
+    wrapped = as_reward_function(RewardFunctionJudge(lambda prompts, completions, **kw: received.append(kw) or [0.5], "f"))
+    assert wrapped(["p"], ["c"], reference=["r"], trainer_state=object(), completion_ids=[[7]], log_metric=print) == [0.5]
+    assert received == [{"reference": ["r"]}]
+
+
+def test_a_conversational_prompt_reaches_the_judge_whole():
+    seen = []
+
+    def answer(messages):
+        seen.append(messages[1]["content"])
+        return [("5", 0.0)]
+
+    reward = as_reward_function(RubricJudge(ScriptedProvider(answer), "Follow the system prompt."))
+    conversation = [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Bonjour !"}, {"role": "user", "content": "And thanks?"}]
+    reward([conversation, [{"role": "user", "content": "Just this"}]],
+           [[{"role": "assistant", "content": "Merci"}], [{"role": "assistant", "content": "ok"}]])
+    assert ("<prompt>\nSystem: Answer in French.\n\nUser: Hi\n\nAssistant: Bonjour !\n\nUser: And thanks?\n</prompt>"
+            in seen[0])
+    assert "<prompt>\nJust this\n</prompt>" in seen[1]  # a lone user turn is judged as the same string prompt
+    assert "<response>\nMerci\n</response>" in seen[0]

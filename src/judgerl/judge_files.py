@@ -4,6 +4,10 @@ Input lines:
     pointwise:             {"prompt": str, "completion": str, ...}
     pairwise, pairwise-from-scores: {"prompt": str, "completion_a": str, "completion_b": str, ...}
     group:                 {"prompt": str, "completions": [str, ...], ...}  (scored together, one call)
+A line's other fields ("...") are dataset columns and reach the judge as such
+(`judge.score(prompts, completions, **columns)`): a "reference" field is the reference answer
+rubric-style judges grade against, an OpenAI grader reads every field as `{{ item.<field> }}`;
+a judge ignores fields it does not use. A field some lines lack is None on those lines.
 Output: one line per input line, in order: the input's fields plus "judgment" (the full
 record). Calls go through the judgment cache, so judging a judged file again makes no model
 call. Returns a summary: counts, unscored, mean reward or verdict counts, calls, cache hits.
@@ -19,10 +23,8 @@ from typing import Any, Iterator, Literal
 from tqdm.auto import tqdm
 
 from judgerl.datasets import jsonl_rows
+from judgerl.judges.base import PARAMETER_NAMES, Judge
 from judgerl.judges.evidence import distrust_all
-from judgerl.judges.group import GroupJudge
-from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
-from judgerl.judges.pointwise import RubricJudge
 
 Mode = Literal["pointwise", "pairwise", "pairwise-from-scores", "group"]
 REQUIRED = {
@@ -31,6 +33,18 @@ REQUIRED = {
     "pairwise-from-scores": ("prompt", "completion_a", "completion_b"),
     "group": ("prompt",),
 }
+
+
+OUTPUT_FIELDS = ("judgment", "judgments")
+"""What `judge_file` adds to a line: not columns when a judged file is judged again."""
+
+
+def columns_of(batch: list[dict[str, Any]], mode: Mode) -> dict[str, list[Any]]:
+    """The batch's dataset columns: every field but the layout's own, one value per line (None
+    where a line lacks the field)."""
+    own = set(REQUIRED[mode]) | {"completions"} | set(OUTPUT_FIELDS) | PARAMETER_NAMES
+    names = dict.fromkeys(name for row in batch for name in row if name not in own)
+    return {name: [row.get(name) for row in batch] for name in names}
 
 
 EXAMPLE = {
@@ -66,7 +80,7 @@ def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
 def judge_file(
     input_path: Path,
     output_path: Path,
-    judge: RubricJudge | PairwiseJudge | PairwiseFromScores | GroupJudge,
+    judge: Judge,
     mode: Mode,
     batch_size: int = 16,
     rows: list[dict[str, Any]] | None = None,
@@ -83,8 +97,9 @@ def judge_file(
     with open(temporary, "w", encoding="utf-8") as out, tqdm(total=len(rows), desc="judging", unit="item", disable=None) as bar:
         for batch in _batches(rows, batch_size):
             prompts = [row["prompt"] for row in batch]
+            columns = columns_of(batch, mode)
             if mode == "pointwise":
-                records = distrust_all(judge.score(prompts, [row["completion"] for row in batch]))  # type: ignore[union-attr]
+                records = distrust_all(judge.score(prompts, [row["completion"] for row in batch], **columns))
                 for row, judgment in zip(batch, records):
                     out.write(json.dumps({**row, "judgment": judgment.to_dict()}, ensure_ascii=False) + "\n")
                     if judgment.scored:
@@ -92,7 +107,8 @@ def judge_file(
                     else:
                         unscored += 1
             elif mode == "group":
-                groups = judge.score_groups(prompts, [row["completions"] for row in batch])  # type: ignore[union-attr]
+                groups = judge.score_groups(  # type: ignore[attr-defined]  # supports_groups (the group mode's judge)
+                    prompts, [row["completions"] for row in batch], **columns)
                 for row, judgments in zip(batch, groups):
                     judgments = distrust_all(judgments)
                     out.write(json.dumps({**row, "judgments": [j.to_dict() for j in judgments]}, ensure_ascii=False) + "\n")
@@ -102,8 +118,8 @@ def judge_file(
                         else:
                             unscored += 1
             else:
-                records = judge.compare(  # type: ignore[union-attr]
-                    prompts, [row["completion_a"] for row in batch], [row["completion_b"] for row in batch]
+                records = judge.compare(  # type: ignore[attr-defined]  # supports_pairwise (the pairwise modes' judges)
+                    prompts, [row["completion_a"] for row in batch], [row["completion_b"] for row in batch], **columns
                 )
                 for row, verdict in zip(batch, records):
                     record = {**verdict.__dict__, "parts": [part.to_dict() for part in verdict.parts]}

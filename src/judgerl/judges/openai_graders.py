@@ -559,10 +559,12 @@ class GraderJudge:
             started = time.perf_counter()
             result = self.grader.grade({"output_text": completion}, item)
             scored = result.score is not None
+            details = dict(result.details)
+            cached = bool(details.pop("cached", False))  # a model grader's answer from the cache: the record says so
             judgments.append(Judgment(
                 kind="score", question=prompt, answer=completion, judge_id=self.judge_id,
                 status="scored" if scored else "unscored", score=result.score, reward=result.score,
-                confidence=1.0 if scored else None, error=result.error, details=dict(result.details),
+                confidence=1.0 if scored else None, error=result.error, details=details, cached=cached,
                 latency_s=time.perf_counter() - started,
             ))
         return distrust_all(judgments)  # a NaN or infinite grade is unscored, never a reward
