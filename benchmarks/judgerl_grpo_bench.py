@@ -76,7 +76,7 @@ def main() -> None:
         now = time.perf_counter()
         step_times.append(now - last[0])
         last[0] = now
-        lengths.append(row["completion/length_mean"])
+        lengths.append(row["completions/mean_length"])
 
     train_policy(policy, make_prompts(), RewardFunctionJudge(yes_reward, "yes"), algorithm, ConfidenceGate(0.5),
                  settings, on_step=on_step)

@@ -19,6 +19,10 @@ from judgerl.training.lm_sft import train_lm_sft  # noqa: E402
 from tiny_hf import causal_lm, tokenizer  # noqa: E402
 
 TESTS = Path(__file__).parent
+# What TRL's GRPOTrainer logs, by the same names (kl only with a KL coefficient: TRL's beta)
+TRL_GRPO_NAMES = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "loss", "grad_norm", "learning_rate",
+                  "num_tokens", "epoch", "completions/mean_length", "completions/min_length", "completions/max_length",
+                  "completions/clipped_ratio", "completions/mean_terminated_length", "clip_ratio/region_mean", "kl")
 PROMPTS = ["the question is good", "the answer is bad", "hi question", "is the answer good",
            "the good question", "bad answer hi"]
 
@@ -54,9 +58,14 @@ def test_a_causal_lm_trains_from_a_config_and_reports_the_same_prompts_before_an
     assert [s["prompt"] for s in before["samples"]] == [s["prompt"] for s in after["samples"]] == PROMPTS[:4]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["stage"] == "rl"] == [0, 1, 2, 3]
-    for metric in ("reward/mean", "reward/std", "policy/entropy", "completion/length_mean", "judge/accept_rate",
-                   "judge/latency_s", "time/tokens_per_s"):
-        assert metric in rows[0], metric
+    rl_rows = [r for r in rows if r["stage"] == "rl"]
+    for metric in TRL_GRPO_NAMES + ("judge/accept_rate", "judge/latency_s", "time/tokens_per_s"):
+        assert metric in rl_rows[0], metric
+    assert "rewards/says_yes/mean" in rl_rows[0] and "reward/mean" not in rl_rows[0]
+    assert 0.0 <= rl_rows[0]["completions/clipped_ratio"] <= 1.0
+    assert rl_rows[0]["completions/max_length"] <= 5 and rl_rows[-1]["num_tokens"] > rl_rows[0]["num_tokens"] > 0
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    assert samples and {"step", "prompt", "completion", "reward"} <= set(samples[0])
     # LoRA checkpoints hold the adapter, not a second copy of the model
     assert (run / "checkpoints/step-4/adapter_model.safetensors").is_file()
     assert not (run / "checkpoints/step-4/model.safetensors").exists()

@@ -57,7 +57,7 @@ def test_each_algorithm_raises_the_judges_reward_and_changes_every_weight(name):
     assert after > before + 0.3 and after > 0.75, (before, after)
     unchanged = [n for n, p in policy.policy.named_parameters() if n != "embed.weight" and torch.equal(p, weights[n])]
     assert unchanged == []
-    for metric in ("reward/mean", "judge/accept_rate", "completion/length_mean", "time/step_s", "policy/entropy"):
+    for metric in ("reward", "judge/accept_rate", "completions/mean_length", "time/step_s", "entropy"):
         assert metric in history[0], metric
 
 
@@ -207,5 +207,5 @@ def test_metrics_also_go_to_tensorboard_when_asked(tmp_path):
                  ConfidenceGate(0.5), LoopSettings(steps=3, prompts_per_step=4), tensorboard_dir=tmp_path / "tb")
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
-    assert [event.step for event in events.Scalars("reward/mean")] == [0, 1, 2]
-    assert "judge/accept_rate" in events.Tags()["scalars"]
+    assert [event.step for event in events.Scalars("train/reward")] == [0, 1, 2]
+    assert "train/judge/accept_rate" in events.Tags()["scalars"]

@@ -180,6 +180,15 @@ class JudgeConfig(StrictModel):
 
 
 class RLConfig(StrictModel):
+    @model_validator(mode="after")
+    def _tensorboard_alias(self) -> "RLConfig":
+        """rl.tensorboard: true is report_to with tensorboard; each tracker once."""
+        wanted = [*self.report_to, *(["tensorboard"] if self.tensorboard else [])]
+        unique = list(dict.fromkeys(wanted))
+        if unique != self.report_to:
+            self.report_to = unique  # re-validates, and runs this check again: then nothing changes
+        return self
+
     algorithm: Literal["judge_alignment", "reinforce", "rloo", "grpo", "ppo", "online_dpo", "rejection_sampling"] = Field(
         "judge_alignment",
         description="judge_alignment: cross-entropy to the judge's confident label (8-ball only); reinforce: policy "
@@ -217,7 +226,11 @@ class RLConfig(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: keep the most likely tokens up to this mass")
     max_new_tokens: int = Field(48, ge=1, description="causal_lm: completions stop at end-of-sequence or this many tokens")
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every this many steps (0: at the end and on interruption)")
-    tensorboard: bool = Field(False, description="also log metrics to TensorBoard (run folder/tensorboard; needs the tensorboard package)")
+    tensorboard: bool = Field(False, description="also log metrics to TensorBoard (run folder/tensorboard; needs the "
+                              "tensorboard package); the same as tensorboard in report_to")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list, description="also send the metrics (TRL's names) to these trackers, each kept offline in "
+        "the run folder: tensorboard, wandb (offline), mlflow (a local file store), trackio (local); each needs its package")
     max_unscored_fraction: float = Field(
         0.5, ge=0.0, le=1.0,
         description="stop with an error when more than this share of a batch comes back unscored (no update from it)",
@@ -369,6 +382,10 @@ def _check_files(config: RunConfig) -> None:
             f"judge.model: {config.judge.model!r} is not a local model folder (needed by provider "
             f"{config.judge.provider}; nothing is downloaded at run time)"
         )
+    if config.rl.report_to:
+        from judgerl.training.trackers import check_installed
+
+        check_installed(config.rl.report_to)
     if config.judge.rubric_text is None:
         from judgerl.judges.rubrics import BUILTIN_RUBRICS
 

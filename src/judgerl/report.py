@@ -33,6 +33,48 @@ def _moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
+def _series(rows: list[dict], key: str) -> list[float]:
+    return [math.nan if row.get(key) is None else float(row[key]) for row in rows]
+
+
+def _training_curves(plt: Any, rl_rows: list[dict], path: Path) -> bool:
+    """One figure, four panels over RL steps: reward (with reward_std), KL to the reference,
+    entropy, completion length (mean, min-max band). A panel whose metric the run did not log
+    says so (e.g. no KL without a KL coefficient)."""
+    steps = [row["step"] for row in rl_rows]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
+    panels = [
+        (axes[0][0], "reward", "reward (accepted judgments)", "#1f5fa0"),
+        (axes[0][1], "kl", "KL to the reference", "#a0301f"),
+        (axes[1][0], "entropy", "entropy (nats per token)", "#2f8f3f"),
+        (axes[1][1], "completions/mean_length", "completion length (tokens)", "#d08020"),
+    ]
+    drawn = 0
+    for ax, key, title, colour in panels:
+        values = _series(rl_rows, key)
+        ax.set_title(title, fontsize=10)
+        if all(math.isnan(v) for v in values):
+            ax.text(0.5, 0.5, f"{key}: not logged by this run", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=9, color="#777")
+            continue
+        drawn += 1
+        ax.plot(steps, values, color=colour, lw=1.2)
+        if len(values) >= 10:
+            ax.plot(steps, _moving_average(values, 10), color="black", lw=1, alpha=0.6, label="10-step average")
+            ax.legend(fontsize=7)
+        if key == "completions/mean_length":
+            low, high = _series(rl_rows, "completions/min_length"), _series(rl_rows, "completions/max_length")
+            if not all(math.isnan(v) for v in low + high):
+                ax.fill_between(steps, low, high, color=colour, alpha=0.15, lw=0)
+    for ax in axes[1]:
+        ax.set_xlabel("RL step")
+    fig.tight_layout()
+    if drawn:
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return bool(drawn)
+
+
 def _plots(run: RunFolder, metrics: list[dict], before: dict | None, after: dict | None) -> list[tuple[str, str]]:
     import matplotlib
 
@@ -46,7 +88,7 @@ def _plots(run: RunFolder, metrics: list[dict], before: dict | None, after: dict
     rl_rows = [row for row in metrics if row.get("stage") == "rl"]
     if rl_rows:
         steps = [row["step"] for row in rl_rows]
-        rewards = [row.get("reward/mean") if row.get("reward/mean") is not None else math.nan for row in rl_rows]
+        rewards = _series(rl_rows, "reward")
         accept = [row.get("judge/accept_rate", math.nan) for row in rl_rows]
         fig, ax = plt.subplots(figsize=(7, 3.6))
         ax.plot(steps, rewards, color="#9ab", lw=1, label="reward (batch mean)")
@@ -65,6 +107,21 @@ def _plots(run: RunFolder, metrics: list[dict], before: dict | None, after: dict
         fig.savefig(plots_dir / "reward_curve.png", dpi=110)
         plt.close(fig)
         made.append(("Reward over RL steps", "plots/reward_curve.png"))
+        if _training_curves(plt, rl_rows, plots_dir / "training_curves.png"):
+            made.append(("Reward, KL, entropy and completion length over RL steps", "plots/training_curves.png"))
+
+    sft_rows = [row for row in metrics if row.get("stage") == "sft" and row.get("loss") is not None]
+    if sft_rows:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        x = [row["epoch"] if "step" not in row else row["step"] for row in sft_rows]
+        ax.plot(x, _series(sft_rows, "loss"), color="#1f5fa0", lw=1.5)
+        ax.set_xlabel("SFT step" if "step" in sft_rows[0] else "SFT epoch")
+        ax.set_ylabel("loss")
+        ax.set_title("Supervised fine-tuning loss")
+        fig.tight_layout()
+        fig.savefig(plots_dir / "sft_loss.png", dpi=110)
+        plt.close(fig)
+        made.append(("SFT loss", "plots/sft_loss.png"))
 
     if before and after and "greedy_share" in before:
         labels = list(before["greedy_share"])
@@ -126,6 +183,23 @@ def _samples_section(before: dict, after: dict | None, shown: int = 12) -> list[
         rows.append(f"| {_cell(old['prompt'], 80)} | {show(old)} | {show(new)} |")
     rows.append("")
     return rows
+
+
+def _training_samples_section(samples: list[dict], shown_steps: int = 8) -> list[str]:
+    """Completions sampled during RL (samples.jsonl), at a few steps spread over the run."""
+    steps = sorted({row["step"] for row in samples if row.get("step") is not None})
+    if not steps:
+        return []
+    if len(steps) > shown_steps:
+        steps = [steps[round(i * (len(steps) - 1) / (shown_steps - 1))] for i in range(shown_steps)]
+    lines = ["## Completions during RL", "",
+             "A few completions of each logged step's first prompt, as sampled for training, with the judge's reward "
+             "(n/a: not accepted).", "", "| step | prompt | completion | reward |", "|---|---|---|---|"]
+    for step in steps:
+        for row in [r for r in samples if r.get("step") == step]:
+            lines.append(f"| {step} | {_cell(row.get('prompt'), 60)} | {_cell(row.get('completion'))} | "
+                         f"{_num(row.get('reward'), 2)} |")
+    return lines + [""]
 
 
 def write_report(run_dir: str | Path) -> str:
@@ -209,6 +283,7 @@ def write_report(run_dir: str | Path) -> str:
                 + " | " + " | ".join(f"{v:.2f}" for v in seed["probabilities"].values()) + " |"
             )
         lines.append("")
+    lines += _training_samples_section(run.read_samples())
     for title, path in plots:
         lines += [f"## {title}", "", f"![{title}]({path})", ""]
     (run.path / "report.md").write_text("\n".join(lines))

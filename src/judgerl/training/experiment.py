@@ -41,6 +41,16 @@ def create_run_folder(config: RunConfig, kind: str | None = None) -> RunFolder:
     return run
 
 
+def attach_trackers(config: RunConfig, run: RunFolder) -> None:
+    """rl.report_to: the trackers that get every metrics row of this run (process 0 only);
+    `run.close_trackers()` closes them."""
+    from judgerl.training.distributed import DataParallel
+    from judgerl.training.trackers import open_trackers
+
+    if config.rl.report_to and DataParallel().is_main:
+        run.trackers = open_trackers(config.rl.report_to, run.path, run.path.name, config.model_dump(mode="json"))
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -72,7 +82,7 @@ def supervised_policy(config: RunConfig, run: RunFolder, generator: torch.Genera
             batch_size=config.sft.batch_size,
             learning_rate=config.sft.learning_rate,
             generator=generator,
-            on_epoch=lambda epoch, loss: run.log_metrics({"stage": "sft", "epoch": epoch, "losses/sft": loss}),
+            on_log=lambda row: run.log_metrics({"stage": "sft", **row}),
         )
         say(f"SFT: {len(sft_questions)} questions, {config.sft.epochs} epochs, final loss {losses[-1]:.3f}"
             if losses else "SFT: 0 epochs")
@@ -117,8 +127,7 @@ def train_label_policy(config, policy, rl_questions, judge, gate, generator, run
         if resume_from is not None:
             sequence_policy.load_value_head(resume_from)
         history = train_policy(sequence_policy, rl_questions, judge, rl_algorithm(config), gate,
-                               loop_settings(config), run=run, resume_from=resume_from,
-                               tensorboard_dir=run.path / "tensorboard" if config.rl.tensorboard else None)
+                               loop_settings(config), run=run, resume_from=resume_from)
     else:
         algorithm = ALGORITHMS[config.rl.algorithm](
             samples_per_question=config.rl.samples_per_question, kl_coef=config.rl.kl_coef, baseline=config.rl.baseline)
@@ -138,10 +147,13 @@ def run_sft(config: RunConfig, say: Say = print) -> RunFolder:
     run = create_run_folder(config, kind="sft")
     generator = seeded_generator(config.seed)
     try:
+        attach_trackers(config, run)
         supervised_policy(config, run, generator, say)
     except KeyboardInterrupt:
         run.set_status("interrupted", message="interrupted during SFT; no checkpoint was written")
         raise
+    finally:
+        run.close_trackers()
     run.set_status("completed", stage="sft")
     return run
 
@@ -153,6 +165,7 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_f
     continues its RL where it stopped: the same weights, optimiser, RNGs and data position."""
     generator = seeded_generator(config.seed)
     try:
+        attach_trackers(config, run)
         if resume_from is not None:
             policy = load_policy(resume_from)
             say(f"resuming RL from {resume_from}")
@@ -212,3 +225,5 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_f
         else:
             run.set_status("failed", message=f"failed at {where}: {type(stop).__name__}: {stop}{saved}")
         raise
+    finally:
+        run.close_trackers()

@@ -21,7 +21,7 @@ from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import judge_completions
 from judgerl.rollouts import SamplingSettings, SequencePolicy
 from judgerl.training.checkpoints import save_checkpoint
-from judgerl.training.experiment import loop_settings, rl_algorithm, seeded_generator
+from judgerl.training.experiment import attach_trackers, loop_settings, rl_algorithm, seeded_generator
 from judgerl.training.lm_sft import train_lm_sft
 from judgerl.training.loop import train_policy
 from judgerl.training.run_folder import RunFolder
@@ -95,6 +95,7 @@ def run_lm_experiment(config: RunConfig, run: RunFolder, say: Say = print, resum
     generator = seeded_generator(config.seed)
     try:
         run.set_status("running", stage="setup")
+        attach_trackers(config, run)
         policy = build_lm_policy(config, resume_from)
         if resume_from is not None:
             say(f"resuming RL from {resume_from}")
@@ -103,8 +104,7 @@ def run_lm_experiment(config: RunConfig, run: RunFolder, say: Say = print, resum
             pairs = load_sft_pairs(config.data.sft)
             run.set_status("running", stage="sft")
             losses = train_lm_sft(policy, pairs, config.sft.epochs, config.sft.batch_size, config.sft.learning_rate,
-                                  generator, on_step=lambda step, loss: run.log_metrics(
-                                      {"stage": "sft", "step": step, "losses/sft": loss}))
+                                  generator, on_log=lambda row: run.log_metrics({"stage": "sft", **row}))
             save_checkpoint(policy, run.checkpoint_dir("sft"), stage="sft")
             say(f"SFT: {len(pairs)} examples, {config.sft.epochs} epochs, final loss {losses[-1]:.3f}")
 
@@ -124,8 +124,7 @@ def run_lm_experiment(config: RunConfig, run: RunFolder, say: Say = print, resum
         start = int(resume_from.name.split("-")[1]) if resume_from is not None else 0
         run.set_status("running", stage="rl", step=start, steps=config.rl.steps)
         history = train_policy(policy, rl_prompts, judge, rl_algorithm(config), gate, loop_settings(config), run=run,
-                               resume_from=resume_from,
-                               tensorboard_dir=run.path / "tensorboard" if config.rl.tensorboard else None)
+                               resume_from=resume_from)
 
         run.set_status("running", stage="eval_after", step=config.rl.steps, steps=config.rl.steps)
         after, judgments = evaluate_samples(policy, eval_prompts, judge, gate, sampling)
@@ -148,6 +147,8 @@ def run_lm_experiment(config: RunConfig, run: RunFolder, say: Say = print, resum
         else:
             run.set_status("failed", message=f"failed at {where}: {type(stop).__name__}: {stop}{saved}")
         raise
+    finally:
+        run.close_trackers()
 
 
 def _restore_reference(policy: Any, config: RunConfig, run: RunFolder) -> None:

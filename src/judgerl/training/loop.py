@@ -25,6 +25,8 @@ from judgerl.rewards import JudgedRollout, judge_rollout
 from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy
 from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.distributed import DataParallel
+from judgerl.training.metrics import (completion_metrics, prompt_tokens, reward_group_metrics, terminated_rows,
+                                      with_trl_names)
 from judgerl.training.rl import TooManyUnscored
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
@@ -48,6 +50,8 @@ class LoopSettings:
     seed: int = 0
     checkpoint_every: int = 0
     """Save a resumable checkpoint every this many steps (0: only at the end and on interruption)."""
+    samples_every: int = 0
+    """Write a few completions to samples.jsonl every this many steps (0: about ten times a run)."""
 
 
 def prompt_batches(prompts: Sequence[str], per_step: int, seed: int, start_step: int = 0):
@@ -149,13 +153,15 @@ def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, pre
     return {name: value / counts.get(name, steps_taken) for name, value in sums.items()}
 
 
-def rollout_metrics(rollout: Rollout, judged: JudgedRollout, gate_threshold: float) -> dict[str, float]:
+def rollout_metrics(rollout: Rollout, judged: JudgedRollout, gate_threshold: float,
+                    policy: Any = None) -> dict[str, float]:
+    """TRL's reward and completions/* metrics of one rollout, and the judge's (judge/*)."""
     lengths = rollout.lengths
     judgments = judged.judgments
     latencies = [j.latency_s for j in judgments if not j.cached and j.latency_s]
     return {
-        "completion/length_mean": float(lengths.mean()),
-        "completion/length_max": float(lengths.max()),
+        **reward_group_metrics(judged.rewards, judged.accepted, rollout.group, next((j.judge_id for j in judgments), None)),
+        **completion_metrics(lengths, terminated_rows(policy, rollout.completion_ids, lengths)),
         "judge/accept_rate": float(judged.accepted.float().mean()) if len(judged.accepted) else 0.0,
         "judge/unscored": float(sum(not j.scored for j in judgments)),
         "judge/latency_s": sum(latencies) / len(latencies) if latencies else 0.0,
@@ -199,6 +205,9 @@ def train_policy(
             algorithm.load_state(restored["algorithm"])
     writer = _tensorboard(tensorboard_dir)
     stream = prompt_batches(prompts, settings.prompts_per_step, settings.seed, start_step=start)
+    per_step = min(settings.prompts_per_step, len(prompts))
+    num_tokens = _tokens_before(run, start)
+    samples_every = settings.samples_every or max(1, settings.steps // 10)
     history: list[dict[str, Any]] = []
     progress = tqdm(range(start, settings.steps), desc="RL", unit="step", leave=True, disable=None)
 
@@ -243,9 +252,10 @@ def train_policy(
             consistent = (step + 1, rng_states())
             finished = time.perf_counter()
             tokens = float(rollout.completion_mask.sum())
+            num_tokens += parallel.sum(tokens + prompt_tokens(rollout.context, rollout.group))
             row = {
                 "stage": "rl", "step": step,
-                **prepared.metrics, **losses, **rollout_metrics(rollout, judged, gate.threshold),
+                **prepared.metrics, **losses, **rollout_metrics(rollout, judged, gate.threshold, policy),
                 "time/step_s": finished - started,
                 "time/sample_s": sampled - started,
                 "time/judge_s": judged_at - sampled,
@@ -253,26 +263,29 @@ def train_policy(
                 "time/tokens_per_s": tokens / max(sampled - started, 1e-9),
                 "time/completions_per_s": parallel.sum(rollout.size) / (finished - started),
                 "learning_rate": scheduler.get_last_lr()[0],
+                "num_tokens": num_tokens,
+                "epoch": (step + 1) * per_step / len(prompts),
                 "updated": bool(losses),
             }
+            row = with_trl_names(row, drop_old=True)
             if parallel.world_size > 1:
                 accepted = judged.rewards[judged.accepted]
                 count = parallel.sum(float(len(accepted)))
-                row["reward/mean"] = parallel.sum(float(accepted.sum())) / count if count else math.nan
+                row["reward"] = parallel.sum(float(accepted.sum())) / count if count else math.nan
                 row["parallel/processes"] = parallel.world_size
             history.append(row)
             if writer is not None:
-                for name, value in row.items():
-                    if isinstance(value, (int, float)) and name != "step":
-                        writer.add_scalar(name, value, step)
+                writer.log(row)
             if run is not None:
                 run.log_metrics(row)
+                if step % samples_every == 0 or step + 1 == settings.steps:
+                    run.log_samples(rollout_samples(rollout, judged), stage="rl", step=step)
                 run.set_status("running", stage="rl", step=step + 1, steps=settings.steps)
                 if settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0:
                     checkpoint(step + 1, consistent[1])
             if on_step is not None:
                 on_step(row)
-            progress.set_postfix(reward=f"{row.get('reward/mean', math.nan):.3f}",
+            progress.set_postfix(reward=f"{row.get('reward', math.nan):.3f}",
                                  accept=f"{row['judge/accept_rate']:.2f}")
         if parallel.world_size > 1:
             drift = parallel.max_weight_difference(policy.trainable_parameters())
@@ -296,10 +309,33 @@ def train_policy(
 
 
 def _tensorboard(folder: Path | None):
+    """A TensorBoard tracker writing into `folder` (kept for callers that pass tensorboard_dir;
+    a run's trackers, rl.report_to, are attached to its run folder)."""
     if folder is None:
         return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        raise RuntimeError("TensorBoard logging needs the tensorboard package: pip install tensorboard") from exc
-    return SummaryWriter(str(folder))
+    from judgerl.training.trackers import TensorBoardTracker, check_installed
+
+    check_installed(["tensorboard"])
+    return TensorBoardTracker.at(Path(folder))
+
+
+def _tokens_before(run: RunFolder | None, start: int) -> float:
+    """num_tokens counts every step's tokens since the run began: a resumed run goes on from the
+    count of its last step before the checkpoint."""
+    if run is None or start == 0:
+        return 0.0
+    before = [row for row in run.read_metrics() if row.get("stage") == "rl" and (row.get("step") or 0) < start]
+    return float(before[-1].get("num_tokens") or 0.0) if before else 0.0
+
+
+def rollout_samples(rollout: Rollout, judged: JudgedRollout, prompts: int = 1, per_prompt: int = 2) -> list[dict[str, Any]]:
+    """A few completions of the rollout's first prompt(s) with their rewards, for samples.jsonl."""
+    out = []
+    for g in range(min(prompts, len(rollout.prompts))):
+        rows = (rollout.group == g).nonzero().flatten().tolist()[:per_prompt]
+        for i in rows:
+            accepted = bool(judged.accepted[i])
+            out.append({"prompt": rollout.prompts[g], "completion": rollout.completions[i],
+                        "reward": float(judged.rewards[i]) if accepted else None,
+                        "length": int(rollout.lengths[i])})
+    return out

@@ -22,6 +22,7 @@ MAY_CHANGE_ON_RESUME: dict[str, str] = {
     "rl.steps": "how long to train (not below the checkpoint's step)",
     "rl.checkpoint_every": "how often to save",
     "rl.tensorboard": "where metrics are also logged",
+    "rl.report_to": "where metrics are also logged",
     "rl.max_unscored_fraction": "when to stop on a failing judge (no update is made from such a batch either way)",
     "judge.max_concurrency": "how the same judge is called",
     "judge.requests_per_minute": "how the same judge is called",

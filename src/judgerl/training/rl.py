@@ -20,6 +20,7 @@ from judgerl.judges.base import Judge
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies import LabelPolicy
 from judgerl.training.checkpoints import save_checkpoint
+from judgerl.training.metrics import completion_metrics, with_trl_names
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
 
@@ -111,6 +112,7 @@ def train_rl(
         if hasattr(algorithm, "load_state"):
             algorithm.load_state(restored["algorithm"].get("algorithm", {}))
     stream = ResumableBatches(questions, batch_size, generator, data_state)
+    samples_every = max(1, steps // 10)
     history: list[dict] = []
     progress = tqdm(range(start, steps), desc="RL", unit="step", leave=True, disable=None)
 
@@ -166,15 +168,24 @@ def train_rl(
                 },
                 "time/step_s": time.perf_counter() - started,
                 "time/judge_and_rollout_s": judged,
+                "learning_rate": learning_rate,
+                "epoch": (step + 1) * stream.batch_size / len(questions),
                 "updated": output.loss is not None,
             }
+            answers = [j for j in output.judgments if j.answer is not None]
+            if answers:  # the 8-ball's answer is one label: one token, never cut off
+                row.update(completion_metrics(torch.ones(len(answers)), torch.ones(len(answers), dtype=torch.bool)))
+            row = with_trl_names(row, drop_old=True)
             history.append(row)
             if run is not None:
                 run.log_metrics(row)
+                if answers and (step % samples_every == 0 or step + 1 == steps):
+                    run.log_samples([{"prompt": j.question, "completion": j.answer, "reward": j.reward, "length": 1}
+                                     for j in answers[:2]], stage="rl", step=step)
                 run.set_status("running", stage="rl", step=step + 1, steps=steps)
                 if checkpoint_every and (step + 1) % checkpoint_every == 0:
                     checkpoint(*consistent)
-            reward = row.get("reward/mean", math.nan)
+            reward = row.get("reward", math.nan)
             progress.set_postfix(reward=f"{reward:.3f}", accept=f"{row['judge/accept_rate']:.2f}")
         if consistent is not None:
             checkpoint(*consistent)

@@ -3,7 +3,9 @@
     {output_dir}/{name}__{algorithm}__{rubric}__{seed}__{YYYYmmdd-HHMMSS}/
         config.yaml        the resolved config
         status.json        running | completed | interrupted | failed, with stage and step
-        metrics.jsonl      one JSON object per SFT epoch and per RL step
+        metrics.jsonl      one JSON object per SFT step and per RL step, under TRL's names
+                           (training/metrics.py); also sent to the attached trackers (rl.report_to)
+        samples.jsonl      a few completions with their rewards every few RL steps
         judgments.jsonl    every judgment used, with its stage and step
         eval_before.json   held-out evaluation after SFT
         eval_after.json    held-out evaluation after RL
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from judgerl.judges.base import Judgment
+from judgerl.training.metrics import with_trl_names
 
 
 def _json_safe(value: Any) -> Any:
@@ -43,6 +46,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.trackers: list[Any] = []
+        """Experiment trackers (training/trackers.py) that get a copy of every metrics row."""
+
+    def close_trackers(self) -> None:
+        trackers, self.trackers = self.trackers, []
+        for tracker in trackers:
+            tracker.close()
 
     @classmethod
     def create(cls, output_dir: str | Path, name_parts: Iterable[str]) -> "RunFolder":
@@ -73,9 +83,38 @@ class RunFolder:
     # -- logs ----------------------------------------------------------------------------------
 
     def log_metrics(self, row: dict[str, Any]) -> None:
-        row = {key: _json_safe(value) for key, value in row.items()}
+        safe = {key: _json_safe(value) for key, value in row.items()}
         with open(self.path / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+            handle.write(json.dumps(safe) + "\n")
+        for tracker in self.trackers:
+            tracker.log(row)
+
+    def log_samples(self, samples: Iterable[dict[str, Any]], **context: Any) -> None:
+        with open(self.path / "samples.jsonl", "a") as handle:
+            for sample in samples:
+                handle.write(json.dumps({**context, **{k: _json_safe(v) for k, v in sample.items()}},
+                                        ensure_ascii=False) + "\n")
+
+    def read_samples(self) -> list[dict[str, Any]]:
+        """samples.jsonl; a resumed run's repeated steps: the later rows of a step win."""
+        path = self.path / "samples.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        blocks: dict[Any, list[dict[str, Any]]] = {}
+        previous = None
+        for row in rows:
+            key = (row.get("stage"), row.get("step"))
+            if key != previous:
+                blocks[key] = []  # a later block of the same step replaces the earlier one
+            blocks[key].append(row)
+            previous = key
+        return [row for block in blocks.values() for row in block]
 
     def log_judgments(self, judgments: Iterable[Judgment], **context: Any) -> None:
         with open(self.path / "judgments.jsonl", "a") as handle:
@@ -89,7 +128,7 @@ class RunFolder:
         rows = []
         for line in path.read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                rows.append(with_trl_names(json.loads(line)))  # a folder from before TRL's names too
             except json.JSONDecodeError:
                 break  # a line cut short by a kill: everything before it stands
         # A resumed run repeats the steps after its checkpoint: the later row of a step wins.
