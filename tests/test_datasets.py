@@ -101,6 +101,11 @@ def test_sft_conversations_load_the_same_from_every_format_one_pair_per_assistan
     assert load_sft_pairs(pairs) == [("hi", "Yes"), ([{"role": "user", "content": "hi"}], "No")]
 
 
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_its_header(tmp_path):
+    (tmp_path / "excel.csv").write_text("prompt,topic\nhi,x\n", encoding="utf-8-sig")
+    assert load_prompt_rows(str(tmp_path / "excel.csv")) == [{"prompt": "hi", "topic": "x"}]
+
+
 def test_the_8_ball_questions_load_from_csv_and_parquet_too(tmp_path):
     rows = [{"id": "q1", "question": "Will it rain?", "target": "Yes"}, {"id": "q2", "question": "Am I late?", "target": "No"}]
     for source in (write_csv(tmp_path / "q.csv", rows), write_parquet(tmp_path / "q.parquet", rows)):

@@ -137,7 +137,7 @@ def _csv_rows(text: str, source: str, delimiter: str) -> list[tuple[str, Any]]:
     try:
         for cells in reader:
             if header is None:
-                header = [cell.strip() for cell in cells]
+                header = [cell.strip().lstrip("\ufeff") for cell in cells]  # a spreadsheet's byte-order mark
                 if not any(header):
                     raise ValueError(f"{source}, line 1: the first line must be the header (column names)")
             elif any(cell.strip() for cell in cells):
