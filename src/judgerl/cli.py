@@ -393,8 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", help="the run folder (runs/...)")
     resume.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="change a setting that may change on resume (rl.steps, rl.checkpoint_every, "
-                        "rl.tensorboard, judge call limits), e.g. --set rl.steps=120 to train longer; the algorithm, "
-                        "model, judge, seed and data are fixed")
+                        "rl.tensorboard, rl.report_to, judge call limits), e.g. --set rl.steps=120 to train longer; "
+                        "the algorithm, model, judge, seed and data are fixed")
     resume.set_defaults(handler=cmd_resume)
 
     train = commands.add_parser("train", help="SFT + RL + report from a config file")
