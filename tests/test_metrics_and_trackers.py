@@ -27,7 +27,8 @@ from judgerl.training.trackers import TRACKERS, open_trackers
 QUESTIONS = ["Should I practice piano daily?", "Can I learn French?", "Should I bet my rent?",
              "Should I gamble my savings?", "Will it rain tomorrow?", "Will my bus be late?"]
 TRL_NAMES = ("reward", "reward_std", "rewards/keyword/mean", "rewards/keyword/std", "frac_reward_zero_std", "kl",
-             "entropy", "clip_ratio/region_mean", "loss", "grad_norm", "learning_rate", "num_tokens", "epoch",
+             "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean", "loss", "grad_norm",
+             "learning_rate", "num_tokens", "epoch",
              "completions/mean_length", "completions/min_length", "completions/max_length",
              "completions/clipped_ratio", "completions/mean_terminated_length")
 
@@ -165,6 +166,16 @@ def test_trl_names_map_old_rows_and_leave_new_ones_alone():
     lengths = completion_metrics(torch.tensor([3.0, 8.0, 8.0]), torch.tensor([True, False, True]))
     assert lengths["completions/clipped_ratio"] == pytest.approx(1 / 3)
     assert lengths["completions/mean_terminated_length"] == 5.5 and lengths["completions/min_length"] == 3
+
+
+def test_clip_ratios_count_only_tokens_whose_clip_binds():
+    from judgerl.algorithms.maths import clip_ratio_metrics
+
+    ratio = torch.tensor([[0.5, 0.5, 1.5, 1.5, 1.0, 9.0]])
+    advantages = torch.tensor([[-1.0, 1.0, 1.0, -1.0, 1.0, 1.0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0]])  # the last token is padding
+    clips = clip_ratio_metrics(ratio, advantages, 0.2, 0.2, mask)
+    assert clips == pytest.approx({"clip_ratio/low_mean": 0.2, "clip_ratio/high_mean": 0.2, "clip_ratio/region_mean": 0.4})
 
 
 @pytest.mark.parametrize("name", ["wandb", "mlflow", "trackio"])

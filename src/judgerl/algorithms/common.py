@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from judgerl.algorithms import JudgedRollout
-from judgerl.algorithms.maths import clipped_surrogate, kl_k3, masked_mean, per_row_total, row_weights
+from judgerl.algorithms.maths import (clip_ratio_metrics, clipped_surrogate, kl_k3, masked_mean, per_row_total,
+                                     row_weights)
 from judgerl.rollouts import Rollout, SequencePolicy
 
 
@@ -58,8 +59,7 @@ def advantage_loss(
         metrics["policy/kl"] = float(masked_mean(kl.detach(), token_mask.bool()))
     metrics["policy/entropy"] = float(masked_mean(-rollout.old_logprobs, mask.bool()))
     ratio = torch.exp(scores.logprobs.detach() - rollout.old_logprobs)
-    clipped = (ratio < 1 - clip_low) | (ratio > 1 + clip_high)
-    metrics["policy/clip_fraction"] = float(masked_mean(clipped.float(), token_mask.bool()))
+    metrics.update(clip_ratio_metrics(ratio, advantages, clip_low, clip_high, token_mask))
     total = (per_row_total(per_token, mask, level) * accepted).sum()
     return total, metrics
 

@@ -89,6 +89,20 @@ def clipped_surrogate(
     return -torch.minimum(ratio * advantages, clipped * advantages)
 
 
+def clip_ratio_metrics(ratio: torch.Tensor, advantages: torch.Tensor, clip_low: float, clip_high: float,
+                       mask: torch.Tensor) -> dict[str, float]:
+    """TRL's clip_ratio/low_mean, high_mean and region_mean: the share of (masked) tokens whose
+    clip binds, i.e. removes the gradient: ratio below 1 - clip_low with a negative advantage,
+    above 1 + clip_high with a positive one. ratio, mask: (N, T); advantages: (N, 1) or (N, T)."""
+    advantages = advantages.expand_as(ratio)
+    low = (ratio < 1 - clip_low) & (advantages < 0)
+    high = (ratio > 1 + clip_high) & (advantages > 0)
+    mask = mask.bool()
+    return {"clip_ratio/low_mean": float(masked_mean(low.float(), mask)),
+            "clip_ratio/high_mean": float(masked_mean(high.float(), mask)),
+            "clip_ratio/region_mean": float(masked_mean((low | high).float(), mask))}
+
+
 def per_row_total(per_token: torch.Tensor, mask: torch.Tensor, level: str) -> torch.Tensor:
     """Each row's contribution before dividing by the batch's normaliser. (N, T) -> (N,).
 

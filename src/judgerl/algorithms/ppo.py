@@ -18,7 +18,8 @@ import torch
 from judgerl.algorithms import JudgedRollout, Prepared
 from judgerl.algorithms.common import reward_metrics
 from judgerl.algorithms.maths import (
-    clipped_surrogate, clipped_value_loss, generalized_advantages, masked_mean, per_row_total, row_weights,
+    clip_ratio_metrics, clipped_surrogate, clipped_value_loss, generalized_advantages, masked_mean, per_row_total,
+    row_weights,
 )
 from judgerl.rollouts import Rollout, SequencePolicy
 
@@ -89,6 +90,6 @@ class PPO:
         metrics = {
             "losses/value": float(masked_mean(value_loss.detach(), bool_mask)),
             "policy/entropy": float(masked_mean(scores.entropy.detach(), rollout.completion_mask.bool())),
-            "policy/clip_fraction": float(masked_mean(((ratio - 1).abs() > self.clip).float(), bool_mask)),
+            **clip_ratio_metrics(ratio, per_row["advantages"], self.clip, self.clip, bool_mask),
         }
         return total, metrics

@@ -4,7 +4,8 @@ A row of metrics.jsonl (one per RL step, one per SFT step) uses the keys TRL's G
 SFTTrainer write to their log history, so a curve can be compared with a TRL run by name:
 
     reward, reward_std, rewards/<judge>/mean, rewards/<judge>/std, frac_reward_zero_std,
-    kl, entropy, clip_ratio/region_mean, loss, grad_norm, learning_rate, num_tokens, epoch,
+    kl, entropy, clip_ratio/low_mean, clip_ratio/high_mean, clip_ratio/region_mean (grpo, ppo: the
+    share of tokens whose clip binds), loss, grad_norm, learning_rate, num_tokens, epoch,
     completions/mean_length, completions/min_length, completions/max_length, completions/clipped_ratio,
     completions/mean_terminated_length, completions/min_terminated_length, completions/max_terminated_length
 
@@ -29,7 +30,7 @@ OLD_TO_TRL: dict[str, str] = {
     "policy/kl": "kl",
     "policy/kl_to_reference": "kl",
     "policy/entropy": "entropy",
-    "policy/clip_fraction": "clip_ratio/region_mean",
+    "policy/clip_fraction": "clip_ratio/region_mean",  # then: ratio outside the clip, whatever the advantage's sign
     "policy/grad_norm": "grad_norm",
     "losses/total": "loss",
     "losses/cross_entropy": "loss",  # judge_alignment: its whole loss
