@@ -203,6 +203,9 @@ class Recorder:
         self.calls = []
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # a module's own attributes (__file__, __spec__, ...): absent
+            raise AttributeError(name)
+
         def call(*args, **kwargs):
             self.calls.append((name, args, kwargs))
             return self
@@ -257,3 +260,30 @@ def test_each_tracker_gets_every_row_offline_in_the_run_folder_and_no_secret(tmp
     for given in configs:
         text = json.dumps(given)
         assert "MY_KEY" not in text and "pw@" not in text
+
+
+def test_judgerl_train_sends_sft_and_rl_rows_to_the_configured_trackers(tmp_path, fake_trackers, capsys):
+    """The whole wiring: `judgerl train` with report_to opens the trackers in the run folder, gives
+    them every SFT and RL row (each stage on its own x axis) and closes them."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from judgerl.cli import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "output_dir": str(tmp_path / "runs"), "judge": {"provider": "python", "function": "fake_judges:optimist"},
+        "sft": {"epochs": 1}, "rl": {"steps": 4, "batch_size": 4, "report_to": ["wandb", "tensorboard"]}}))
+    assert main(["train", str(config)]) == 0, capsys.readouterr().err
+    [run] = list((tmp_path / "runs").iterdir())
+    metrics = RunFolder(run).read_metrics()
+    wandb = fake_trackers["wandb"].calls
+    logged = [c[1][0] for c in wandb if c[0] == "log"]
+    sft = [row for row in logged if "sft/step" in row]
+    rl = [row for row in logged if "train/step" in row]
+    assert len(sft) == sum(row["stage"] == "sft" for row in metrics) > 0 and "sft/loss" in sft[0]
+    assert [row["train/step"] for row in rl] == [0, 1, 2, 3] and "train/reward" in rl[0]
+    assert next(c for c in wandb if c[0] == "init")[2]["dir"] == str(run) and wandb[-1][0] == "finish"
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"sft/loss", "train/reward", "train/kl", "train/judge/accept_rate"} <= set(events.Tags()["scalars"])
