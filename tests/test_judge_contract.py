@@ -361,3 +361,43 @@ def test_a_contract_judge_written_by_a_third_party_runs_through_rewards():
     judgments = judge_completions(Length(), ["q"], [0, 0], ["abc", "abcdefghijkl"], {"topic": ["t"]})
     assert [j.reward for j in judgments] == [0.3, 1.0]
     assert dataclasses.is_dataclass(judgments[0])
+
+
+def test_a_prompt_rows_columns_reach_the_judge_through_the_training_loop_and_the_held_out_samples():
+    """data.rl rows ({"prompt", "reference"}) -> Rollout.columns -> judge.score(**columns), per completion."""
+    from judgerl.algorithms import RL_ALGORITHMS
+    from judgerl.judges.gate import ConfidenceGate
+    from judgerl.policies.label_sequence import LabelSequencePolicy
+    from judgerl.policies.tiny_transformer import TinyTransformerPolicy
+    from judgerl.rollouts import SamplingSettings
+    from judgerl.training.lm_experiment import evaluate_samples
+    from judgerl.training.loop import LoopSettings, train_policy
+
+    wanted = {"Should I practice piano?": "Yes", "Should I bet my rent?": "No", "Will it rain?": "Maybe",
+              "Can I learn French?": "Yes"}
+    rows = [{"prompt": question, "reference": label, "source": "test"} for question, label in wanted.items()]
+    calls: list = []
+
+    def matches_reference(prompts, completions, reference, source, **_):
+        calls.append((list(prompts), list(reference), list(source)))
+        return [float(c == r) for c, r in zip(completions, reference)]
+
+    judge = RewardFunctionJudge(matches_reference, "matches-reference")
+    torch.manual_seed(0)
+    policy = LabelSequencePolicy(TinyTransformerPolicy.build(list(wanted), LABELS))
+    train_policy(policy, rows, judge, RL_ALGORITHMS["grpo"](), ConfidenceGate(0.5),
+                 LoopSettings(steps=3, prompts_per_step=2, learning_rate=1e-2))
+    assert len(calls) == 3
+    for prompts, references, sources in calls:
+        assert len(prompts) == 2 * RL_ALGORITHMS["grpo"]().samples_per_prompt
+        assert references == [wanted[p] for p in prompts] and set(sources) == {"test"}  # aligned per completion
+    calls.clear()
+    result, judgments = evaluate_samples(policy, rows, judge, ConfidenceGate(0.5), SamplingSettings())
+    assert calls[0][1] == [wanted[p] for p in calls[0][0]] and len(judgments) == len(rows)
+    assert [s["reward"] for s in result["samples"]] == [float(j.answer == wanted[j.question]) for j in judgments]
+
+
+def test_a_column_named_like_the_contracts_own_arguments_is_left_out():
+    seen: list = []
+    judge_completions(_reward_function(seen), ["q"], [0], ["a"], {"completions": [["x", "y"]], "reference": ["a"]})
+    assert seen == [{"reference": ["a"]}]

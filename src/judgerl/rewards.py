@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from judgerl.judges.base import Judge, Judgment, check_columns, columns_at
+from judgerl.judges.base import PARAMETER_NAMES, Judge, Judgment, check_columns, columns_at
 from judgerl.judges.evidence import distrust_all
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rollouts import Rollout
@@ -43,8 +43,9 @@ class JudgedRollout:
 
 def judge_rollout(judge: Judge, rollout: Rollout, gate: ConfidenceGate, pairwise: bool = False,
                   columns: Mapping[str, Sequence[Any]] | None = None) -> JudgedRollout:
-    """`columns`: per-prompt dataset columns (one value per `rollout.prompts` entry)."""
-    columns = dict(columns or {})
+    """`columns`: per-prompt dataset columns (one value per `rollout.prompts` entry); by default
+    the rollout's own (`Rollout.columns`)."""
+    columns = judge_columns(rollout.columns if columns is None else columns)
     if pairwise and judge.supports_pairwise:
         return _pairwise(judge, rollout, columns)
     judgments = pointwise_judgments(judge, rollout, columns)
@@ -58,14 +59,21 @@ def judge_rollout(judge: Judge, rollout: Rollout, gate: ConfidenceGate, pairwise
 
 
 def pointwise_judgments(judge: Judge, rollout: Rollout, columns: Mapping[str, Sequence[Any]] | None = None) -> list[Judgment]:
+    columns = rollout.columns if columns is None else columns
     return distrust_all(judge_completions(judge, rollout.prompts, rollout.group.tolist(), rollout.completions, columns))
+
+
+def judge_columns(columns: Mapping[str, Sequence[Any]] | None) -> dict[str, Sequence[Any]]:
+    """The columns a judge is given: all, but those named like the contract's own arguments
+    (a dataset's "completions" column cannot be passed next to the completions)."""
+    return {name: values for name, values in (columns or {}).items() if name not in PARAMETER_NAMES}
 
 
 def judge_completions(judge: Judge, prompts: Sequence[str], group: Sequence[int], completions: Sequence[str],
                       columns: Mapping[str, Sequence[Any]] | None = None) -> list[Judgment]:
     """One judgment per completion; completion i answers prompts[group[i]]. `columns` hold one
     value per prompt."""
-    columns = dict(columns or {})
+    columns = judge_columns(columns)
     check_columns(columns, len(prompts))
     if judge.supports_groups:
         rows_of = {g: [i for i, h in enumerate(group) if h == g] for g in dict.fromkeys(group)}

@@ -53,6 +53,9 @@ class Rollout:
     temperature: float = 1.0
     context: dict[str, Any] = field(default_factory=dict)
     """Policy-specific inputs needed to score again, indexed per prompt (e.g. "prompt_ids")."""
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    """The prompts' other dataset columns, one value per prompt (indexed like `prompts`): what a
+    judge reads besides the text, e.g. "reference" (`judge.score(prompts, completions, **columns)`)."""
 
     def __post_init__(self) -> None:
         if not all(isinstance(prompt, str) for prompt in self.prompts):
@@ -143,6 +146,17 @@ class SequencePolicy(Protocol):
     def save(self, folder: Path) -> None:
         """Weights as safetensors plus a JSON description; nothing pickled."""
         ...
+
+
+def prompts_and_columns(batch: Sequence[Any]) -> tuple[list[Any], dict[str, list[Any]]]:
+    """A batch of prompts (strings, chat conversations) or prompt rows ({"prompt": ..., other
+    columns}, as `judgerl.datasets.load_prompt_rows` reads them), split into what the policy
+    samples from and the other columns, one value per prompt (None where a row lacks one)."""
+    if not any(isinstance(item, dict) for item in batch):
+        return list(batch), {}
+    rows = [item if isinstance(item, dict) else {"prompt": item} for item in batch]
+    names = dict.fromkeys(name for row in rows for name in row if name != "prompt")
+    return [row["prompt"] for row in rows], {name: [row.get(name) for row in rows] for name in names}
 
 
 def rollout_of_token_ids(prompts: Sequence[str], completions: Sequence[str], encoded: Sequence[Sequence[int]],

@@ -16,10 +16,10 @@ import torch
 
 from judgerl.build import build_judge
 from judgerl.config import RunConfig
-from judgerl.datasets import load_prompts, load_sft_pairs
+from judgerl.datasets import load_prompt_rows, load_sft_pairs
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import judge_completions
-from judgerl.rollouts import SamplingSettings, SequencePolicy
+from judgerl.rollouts import SamplingSettings, SequencePolicy, prompts_and_columns
 from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.experiment import attach_trackers, loop_settings, rl_algorithm, seeded_generator
 from judgerl.training.lm_sft import train_lm_sft
@@ -74,11 +74,13 @@ def lm_engine(config: RunConfig, folder: Path) -> str:
     return engine
 
 
-def evaluate_samples(policy: SequencePolicy, prompts: list[str], judge: Any, gate: ConfidenceGate,
+def evaluate_samples(policy: SequencePolicy, prompts: list[Any], judge: Any, gate: ConfidenceGate,
                      sampling: SamplingSettings) -> dict[str, Any]:
-    """One completion per held-out prompt, judged; the mean over accepted judgments."""
+    """One completion per held-out prompt (or prompt row, whose other columns the judge gets),
+    judged; the mean over accepted judgments."""
+    prompts, columns = prompts_and_columns(prompts)
     rollout = policy.sample(prompts, 1, sampling, torch.Generator().manual_seed(EVAL_SEED))
-    judgments = judge_completions(judge, rollout.prompts, rollout.group.tolist(), rollout.completions)
+    judgments = judge_completions(judge, rollout.prompts, rollout.group.tolist(), rollout.completions, columns)
     samples = [{"prompt": j.question, "completion": c, "reward": j.reward if gate.accepts(j) else None,
                 "status": j.status if j.scored else f"unscored: {j.error}"}
                for j, c in zip(judgments, rollout.completions)]
@@ -110,8 +112,9 @@ def run_lm_experiment(config: RunConfig, run: RunFolder, say: Say = print, resum
 
         judge = build_judge(config.judge)
         gate = ConfidenceGate(config.judge.confidence_threshold)
-        rl_prompts = load_prompts(config.data.rl)
-        eval_prompts = load_prompts(config.data.eval)[: config.data.eval_limit or None]
+        # prompt rows: the prompt, and the other columns the judge reads (e.g. a reference)
+        rl_prompts = load_prompt_rows(config.data.rl)
+        eval_prompts = load_prompt_rows(config.data.eval)[: config.data.eval_limit or None]
         sampling = loop_settings(config).sampling
 
         if resume_from is None:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from judgerl.algorithms import Prepared, RLAlgorithm
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import JudgedRollout, judge_rollout
-from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy
+from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy, prompts_and_columns
 from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.distributed import DataParallel
 from judgerl.training.metrics import (completion_metrics, prompt_tokens, reward_group_metrics, terminated_rows,
@@ -171,7 +171,7 @@ def rollout_metrics(rollout: Rollout, judged: JudgedRollout, gate_threshold: flo
 
 def train_policy(
     policy: SequencePolicy,
-    prompts: Sequence[str],
+    prompts: Sequence[Any],
     judge: Any,
     algorithm: RLAlgorithm,
     gate: ConfidenceGate,
@@ -182,6 +182,10 @@ def train_policy(
     tensorboard_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train `policy` in place for `settings.steps` updates; returns one metrics row per step.
+
+    `prompts`: strings, chat conversations, or prompt rows ({"prompt": ..., other columns}, as
+    `judgerl.datasets.load_prompt_rows` reads them): a row's other columns go with its
+    completions to the judge (`judge.score(prompts, completions, **columns)`, e.g. a reference).
 
     With a run folder: metrics.jsonl and judgments.jsonl grow step by step, status.json says how
     far it got, checkpoints/step-N hold resumable checkpoints. `resume_from` (a step-N folder)
@@ -231,7 +235,9 @@ def train_policy(
             consistent = (step, rng_states())
             batch = parallel.shard(next(stream))
             started = time.perf_counter()
-            rollout = policy.sample(batch, algorithm.samples_per_prompt, settings.sampling, generator)
+            batch_prompts, batch_columns = prompts_and_columns(batch)
+            rollout = policy.sample(batch_prompts, algorithm.samples_per_prompt, settings.sampling, generator)
+            rollout.columns = batch_columns  # per prompt; the judge gets them per completion
             sampled = time.perf_counter()
             judged = judge_rollout(judge, rollout, gate, pairwise=algorithm.judging == "pairwise")
             judged_at = time.perf_counter()
