@@ -246,7 +246,8 @@ def test_each_tracker_gets_every_row_offline_in_the_run_folder_and_no_secret(tmp
     assert wandb[-1][0] == "finish"
 
     uri = next(c[1][0] for c in mlflow if c[0] == "set_tracking_uri")
-    assert uri.startswith("file://") and uri.endswith(str((tmp_path / "run" / "mlruns").resolve()))
+    store = str((tmp_path / "run").resolve())
+    assert uri in (f"sqlite:///{store}/mlflow.db", f"file://{store}/mlruns")  # a store in the run folder
     metrics = [c for c in mlflow if c[0] == "log_metrics"]
     assert [c[2]["step"] for c in metrics] == [0, 1, 2] and "train/completions/mean_length" in metrics[0][1][0]
     params = next(c[1][0] for c in mlflow if c[0] == "log_params")
@@ -287,3 +288,16 @@ def test_judgerl_train_sends_sft_and_rl_rows_to_the_configured_trackers(tmp_path
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     assert {"sft/loss", "train/reward", "train/kl", "train/judge/accept_rate"} <= set(events.Tags()["scalars"])
+
+
+def test_mlflow_keeps_its_store_in_the_run_folder_with_or_without_sqlalchemy(tmp_path, monkeypatch):
+    from judgerl.training.trackers import MLflowTracker
+
+    monkeypatch.setitem(sys.modules, "sqlalchemy", types.ModuleType("sqlalchemy"))
+    assert MLflowTracker.store_uri(tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # mlflow-skinny: the file store, allowed for this run
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    assert MLflowTracker.store_uri(tmp_path) == (tmp_path / "mlruns").as_uri()
+    import os
+
+    assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true" and (tmp_path / "mlruns").is_dir()

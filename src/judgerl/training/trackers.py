@@ -3,7 +3,8 @@ Biases, MLflow or Trackio, each kept inside the run folder and offline.
 
     tensorboard  run folder/tensorboard            (pip install tensorboard)
     wandb        run folder/wandb, WANDB_MODE=offline (`wandb sync` uploads it, if you choose to)
-    mlflow       run folder/mlruns, a local file store (`mlflow ui --backend-store-uri ...`)
+    mlflow       run folder/mlflow.db, a local SQLite store (`mlflow ui --backend-store-uri sqlite:///...`;
+                 run folder/mlruns, the file store, where SQLAlchemy is missing)
     trackio      run folder/trackio, local only (TRACKIO_DIR; Space/server settings are ignored)
 
 metrics.jsonl stays the record (the report is built from it); trackers get a copy of each row,
@@ -169,12 +170,23 @@ class MLflowTracker:
         import mlflow
 
         self.mlflow = mlflow
-        store = Path(run_dir).resolve() / "mlruns"
-        store.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(store.as_uri())  # a local file store, whatever MLFLOW_TRACKING_URI says
+        mlflow.set_tracking_uri(self.store_uri(Path(run_dir).resolve()))  # whatever MLFLOW_TRACKING_URI says
+        if mlflow.get_experiment_by_name("judgerl") is None:
+            mlflow.create_experiment("judgerl", artifact_location=(Path(run_dir).resolve() / "mlartifacts").as_uri())
         mlflow.set_experiment("judgerl")
         self.run = mlflow.start_run(run_name=run_name)
         mlflow.log_params(flatten(config))
+
+    @staticmethod
+    def store_uri(run_dir: Path) -> str:
+        """A store in the run folder: run folder/mlflow.db (SQLite, MLflow's local store since 3.x,
+        where the ./mlruns file store is deprecated and refused from 3.13 on); without SQLAlchemy
+        (mlflow-skinny) run folder/mlruns, the file store, allowed for this process."""
+        if installed("sqlalchemy"):
+            return f"sqlite:///{run_dir / 'mlflow.db'}"
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        (run_dir / "mlruns").mkdir(parents=True, exist_ok=True)
+        return (run_dir / "mlruns").as_uri()
 
     def log(self, row: dict[str, Any]) -> None:
         _, step, values = scalars(row)
