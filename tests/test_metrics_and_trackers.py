@@ -222,8 +222,9 @@ def fake_trackers(monkeypatch):
         module.__getattr__ = recorder.__getattr__
         monkeypatch.setitem(sys.modules, name, module)
         recorders[name] = recorder
-    for variable in ("WANDB_MODE", "TRACKIO_DIR", "TRACKIO_SPACE_ID"):
-        monkeypatch.delenv(variable, raising=False)
+    for variable in ("WANDB_MODE", "TRACKIO_DIR", "TRACKIO_SPACE_ID"):  # set, then removed: restored after the test
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
     monkeypatch.setenv("TRACKIO_SPACE_ID", "someone/space")
     return recorders
 
@@ -296,7 +297,8 @@ def test_mlflow_keeps_its_store_in_the_run_folder_with_or_without_sqlalchemy(tmp
     monkeypatch.setitem(sys.modules, "sqlalchemy", types.ModuleType("sqlalchemy"))
     assert MLflowTracker.store_uri(tmp_path) == f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # mlflow-skinny: the file store, allowed for this run
-    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "")  # restored after the test
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
     assert MLflowTracker.store_uri(tmp_path) == (tmp_path / "mlruns").as_uri()
     import os
 
