@@ -146,11 +146,13 @@ def test_a_run_folder_with_the_old_metric_names_still_reports(tmp_path):
     (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     summary = write_report(folder)
     assert "judge accept rate during RL: 90%" in summary
+    assert "judge reward during RL: 0.390 -> 0.590 (first/last 10 steps)" in summary
     read = RunFolder(folder).read_metrics()
     assert read[4]["reward"] == 0.3 and read[5]["kl"] == 0.01 and read[4]["completions/mean_length"] == 10
     assert read[0]["loss"] == 1.0 and read[4]["loss"] == 0.5 and read[4]["grad_norm"] == 1.0
     report = (folder / "report.md").read_text()
     assert "plots/training_curves.png" in report and "plots/sft_loss.png" in report
+    assert "KL 0.045 -> 0.145 (first/last 10 steps)" in report
     _nontrivial_png(folder / "plots" / "training_curves.png")
 
 

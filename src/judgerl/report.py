@@ -202,6 +202,16 @@ def _training_samples_section(samples: list[dict], shown_steps: int = 8) -> list
     return lines + [""]
 
 
+def _trend(rows: list[dict], key: str) -> str | None:
+    """"a -> b (first/last k steps)": the mean of `key` over the first and the last k logged steps."""
+    values = [v for v in _series(rows, key) if not math.isnan(v)]
+    if not values:
+        return None
+    k = max(1, min(10, len(values) // 2))
+    first, last = sum(values[:k]) / k, sum(values[-k:]) / k
+    return f"{_num(first)} -> {_num(last)} (first/last {k} steps)"
+
+
 def write_report(run_dir: str | Path) -> str:
     """Write report.md (+ plots) into the run folder; return a terminal summary."""
     run = RunFolder(Path(run_dir))
@@ -235,6 +245,11 @@ def write_report(run_dir: str | Path) -> str:
             f"(rejected judgments are masked out of the update, not rewarded low); "
             f"steps with nothing accepted (no update): {skipped}"
         )
+        trends = [f"{label} {trend}" for label, key in (("reward", "reward"), ("KL", "kl"), ("entropy", "entropy"),
+                                                        ("completion length", "completions/mean_length"))
+                  if (trend := _trend(rl_rows, key)) is not None]
+        if trends:
+            lines.append("- over RL (mean of the first steps -> of the last): " + "; ".join(trends))
     counters = status.get("judge_counters")
     if counters:
         lines.append(
@@ -311,5 +326,7 @@ def write_report(run_dir: str | Path) -> str:
     if rl_rows:
         accept = [row["judge/accept_rate"] for row in rl_rows if row.get("judge/accept_rate") is not None]
         summary.append(f"judge accept rate during RL: {_pct(sum(accept) / len(accept))}")
+        if (trend := _trend(rl_rows, "reward")) is not None:
+            summary.append(f"judge reward during RL: {trend}")
     summary.append(f"report: {run.path / 'report.md'}")
     return "\n".join(summary)
