@@ -92,6 +92,9 @@ def test_accelerate_launch_with_two_cpu_processes_trains_and_keeps_them_in_step(
     assert status["parallel"] == {"processes": 2, "max_weight_difference": 0.0}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"rl"' in line]
     assert len(rows) == 8 and all(row["parallel/processes"] == 2 for row in rows)
+    # TRL's names; num_tokens and the reward count both processes' completions
+    assert all(row["reward"] == row["rewards/optimist/mean"] for row in rows)
+    assert rows[1]["num_tokens"] == 2 * rows[0]["num_tokens"] > 0 and (run / "samples.jsonl").is_file()
     before = json.loads((run / "eval_before.json").read_text())
     after = json.loads((run / "eval_after.json").read_text())
     assert after["agreement"] > before["agreement"]

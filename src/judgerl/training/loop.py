@@ -278,6 +278,8 @@ def train_policy(
                 accepted = judged.rewards[judged.accepted]
                 count = parallel.sum(float(len(accepted)))
                 row["reward"] = parallel.sum(float(accepted.sum())) / count if count else math.nan
+                for key in [k for k in row if k.startswith("rewards/") and k.endswith("/mean")]:
+                    row[key] = row["reward"]  # one judge: its mean is the reward, over every process's batch
                 row["parallel/processes"] = parallel.world_size
             history.append(row)
             if writer is not None:
