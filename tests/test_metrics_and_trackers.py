@@ -305,3 +305,32 @@ def test_mlflow_keeps_its_store_in_the_run_folder_with_or_without_sqlalchemy(tmp
     import os
 
     assert os.environ["MLFLOW_ALLOW_FILE_STORE"] == "true" and (tmp_path / "mlruns").is_dir()
+
+
+def test_a_resumed_run_goes_on_counting_num_tokens_and_epochs(tmp_path):
+    from judgerl.training.trainer_state import latest_checkpoint
+
+    def train(name, stop_at=None, resume=None):
+        torch.manual_seed(0)
+        policy = LabelSequencePolicy(TinyTransformerPolicy.build(QUESTIONS, LABELS))
+        if resume is not None:
+            policy.policy.load_state_dict(TinyTransformerPolicy.load(resume).state_dict())
+        run = RunFolder.create(tmp_path, [name]) if resume is None else RunFolder(resume.parent.parent)
+
+        def on_step(row):
+            if stop_at is not None and row["step"] + 1 == stop_at:
+                raise KeyboardInterrupt
+
+        try:
+            train_policy(policy, QUESTIONS, judge(), RL_ALGORITHMS["rloo"](), ConfidenceGate(0.5),
+                         LoopSettings(steps=5, prompts_per_step=3, learning_rate=1e-2), run=run,
+                         resume_from=resume, on_step=on_step)
+        except KeyboardInterrupt:
+            pass
+        return run
+
+    straight = train("straight")
+    broken = train("broken", stop_at=3)
+    resumed = train("broken", resume=latest_checkpoint(broken.path / "checkpoints"))
+    counts = [[(row["step"], row["num_tokens"], row["epoch"]) for row in run.read_metrics()] for run in (straight, resumed)]
+    assert counts[0] == counts[1] and len(counts[0]) == 5
