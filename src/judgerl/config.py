@@ -230,7 +230,7 @@ class RLConfig(StrictModel):
                               "tensorboard package); the same as tensorboard in report_to")
     report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
         default_factory=list, description="also send the metrics (TRL's names) to these trackers, each kept offline in "
-        "the run folder: tensorboard, wandb (offline), mlflow (a local file store), trackio (local); each needs its package")
+        "the run folder: tensorboard, wandb (offline), mlflow (a local store), trackio (local); each needs its package")
     max_unscored_fraction: float = Field(
         0.5, ge=0.0, le=1.0,
         description="stop with an error when more than this share of a batch comes back unscored (no update from it)",
