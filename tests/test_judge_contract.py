@@ -14,6 +14,7 @@ functions, a fake classifier):
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import typing
@@ -231,6 +232,9 @@ def test_one_judgment_per_completion_in_order(case):
     assert [j.answer for j in judgments] == case.completions
     assert [j.question for j in judgments] == case.prompts
     assert any(j.scored for j in judgments), [j.error for j in judgments]
+    # the contract's signature, so that columns can never collide with the judge's own arguments
+    parameters = list(inspect.signature(judge.score).parameters.values())
+    assert [p.name for p in parameters[:2]] == ["prompts", "completions"] and parameters[-1].kind == parameters[-1].VAR_KEYWORD
     # capabilities are declared as class attributes, and a declared capability is there
     assert type(judge).supports_pairwise in (True, False) and type(judge).supports_groups in (True, False)
     assert not judge.supports_pairwise or callable(judge.compare)

@@ -68,6 +68,7 @@ class ClassifierJudge:
             ))
         return distrust_all(judgments)  # a model that gives NaN logits gives unscored judgments
 
-    def score(self, questions: Sequence[str], answers: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
-        """The judge contract: each answer priced at P(answer); dataset columns are not used."""
-        return answers_from_label_judgments(self.judge_labels, questions, answers)
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: each answer (completion) to a question (prompt) priced at
+        P(answer); dataset columns are not used."""
+        return answers_from_label_judgments(self.judge_labels, prompts, completions)

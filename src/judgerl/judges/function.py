@@ -63,6 +63,7 @@ class FunctionJudge:
     def judge_labels(self, questions: Sequence[str]) -> list[Judgment]:
         return [self._label_judgment(question) for question in questions]
 
-    def score(self, questions: Sequence[str], answers: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
-        """The judge contract: each answer priced at P(answer); dataset columns are not used."""
-        return answers_from_label_judgments(self.judge_labels, questions, answers)
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: each answer (completion) to a question (prompt) priced at
+        P(answer); dataset columns are not used."""
+        return answers_from_label_judgments(self.judge_labels, prompts, completions)

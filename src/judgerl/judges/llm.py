@@ -153,9 +153,10 @@ class LLMJudge:
             judgments.append(judgment)
         return judgments
 
-    def score(self, questions: Sequence[str], answers: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
-        """The judge contract: how much does the person want to hear each answer? Dataset
-        columns are accepted and not used (the 8-ball's judge sees the question alone)."""
+    def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """The judge contract: how much does the person asking each question (prompt) want to
+        hear each answer (completion)? Dataset columns are accepted and not used."""
+        questions, answers = prompts, completions
         if self.method == "labels":
             return answers_from_label_judgments(self.judge_labels, questions, answers)
         if len(questions) != len(answers):

@@ -46,6 +46,10 @@ REFERENCE_NOTE = (
     "\nA reference answer, known to be correct, is given between <reference> and </reference>: "
     "the better response is the one that agrees with it better."
 )
+USER_WITH_REFERENCE = (
+    "<prompt>\n{prompt}\n</prompt>\n\n<reference>\n{reference}\n</reference>\n\n<response_a>\n{a}\n</response_a>\n\n"
+    "<response_b>\n{b}\n</response_b>\n\nBetter response (A or B):"
+)
 
 
 @dataclass
@@ -92,12 +96,12 @@ class PairwiseJudge:
         return self.caller.counters
 
     def messages(self, prompt: str, a: str, b: str, reference: str | None = None) -> list[dict[str, str]]:
-        system = SYSTEM.format(rubric=self.rubric)
-        user = USER.format(prompt=defuse_markers(prompt), a=defuse_markers(a), b=defuse_markers(b))
-        if reference is not None:
-            system += REFERENCE_NOTE
-            user = user.replace("\n</prompt>\n\n", f"\n</prompt>\n\n<reference>\n{defuse_markers(reference)}\n</reference>\n\n", 1)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        material = {"prompt": defuse_markers(prompt), "a": defuse_markers(a), "b": defuse_markers(b)}
+        if reference is None:
+            return [{"role": "system", "content": SYSTEM.format(rubric=self.rubric)},
+                    {"role": "user", "content": USER.format(**material)}]
+        return [{"role": "system", "content": SYSTEM.format(rubric=self.rubric) + REFERENCE_NOTE},
+                {"role": "user", "content": USER_WITH_REFERENCE.format(reference=defuse_markers(reference), **material)}]
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """The judge contract: each completion priced by its share of wins against the others of its prompt."""
