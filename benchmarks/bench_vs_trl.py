@@ -9,7 +9,12 @@ TRL runs in its fastest configuration here: fp32 for the tiny model, its default
 and gradient checkpointing) for the small one, as the README measured. Set up its side once:
 
     bash benchmarks/setup_trl_venv.sh
-    .venv/bin/python benchmarks/bench_vs_trl.py --repeats 3 [--sizes tiny small] [--wait-quiet 120]
+    .venv/bin/python benchmarks/bench_vs_trl.py --repeats 3 [--sizes tiny small smollm2] [--wait-quiet 120]
+
+judgerl's side runs `judgerl train CONFIG` (judgerl_train_bench.py: the user's path, with whatever
+engine policy.engine auto picks); `--ours lean_gpt2` runs the older direct LeanGPT2Policy bench
+(judgerl_grpo_bench.py) instead. `smollm2` is SmolLM2-135M-Instruct (Llama architecture; the
+converted folder of judgerl.policies.smollm2), on the same workload; TRL runs its defaults on it.
 
 The small model's step time is also set against its floor: the dense floating-point work of one
 step at this machine's measured matmul speed (matmul_gflops.py).
@@ -89,8 +94,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--trl-python", default=str(REPO / ".venv-trl" / "bin" / "python"))
-    parser.add_argument("--ours-dtype", nargs="+", default=["tiny=float32", "small=bfloat16"],
+    parser.add_argument("--ours-dtype", nargs="+", default=["tiny=float32", "small=bfloat16", "smollm2=bfloat16"],
                         help="judgerl's compute dtype per model size")
+    parser.add_argument("--ours", choices=["train", "lean_gpt2"], default="train",
+                        help="judgerl's side: `judgerl train CONFIG` (train) or the direct LeanGPT2Policy loop")
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this many seconds for a quiet machine before each run")
     parser.add_argument("--trl-default-malloc", action="store_true",
                         help="run TRL with glibc's default allocator settings (judgerl's policy tunes them; by default "
@@ -99,11 +106,16 @@ def main() -> None:
     if not Path(args.trl_python).is_file():
         raise SystemExit(f"no TRL environment at {args.trl_python}: run `bash benchmarks/setup_trl_venv.sh` first")
     ensure_models(args.models)
+    folders = {size: args.models / size for size in args.sizes}
+    if "smollm2" in args.sizes:
+        from judgerl.policies.smollm2 import smollm2_folder
+
+        folders["smollm2"] = smollm2_folder()
     ours_dtype = dict(item.split("=") for item in args.ours_dtype)
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for size in args.sizes:
-            model = str(args.models / size)
+            model = str(folders[size])
             for repeat in range(args.repeats):
                 sides = ["trl", "judgerl"] if repeat % 2 == 0 else ["judgerl", "trl"]
                 for side in sides:
@@ -113,9 +125,10 @@ def main() -> None:
                         command = [args.trl_python, str(SHARED / "trl_grpo_bench.py"), "--model", model,
                                    "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
                                    "--output-dir", str(Path(scratch) / "trl_out"), "--json-out", str(out),
-                                   "--no-phase-timers", *(["--trl-defaults"] if size == "small" else [])]
+                                   "--no-phase-timers", *(["--trl-defaults"] if size != "tiny" else [])]
                     else:
-                        command = [sys.executable, str(HERE / "judgerl_grpo_bench.py"), "--model", model,
+                        script = "judgerl_train_bench.py" if args.ours == "train" else "judgerl_grpo_bench.py"
+                        command = [sys.executable, str(HERE / script), "--model", model,
                                    "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
                                    "--compute-dtype", ours_dtype.get(size, "float32"), "--json-out", str(out)]
                     result = run(command, out, {} if (side == "trl" and args.trl_default_malloc) else SAME_MALLOC)
