@@ -138,8 +138,11 @@ def test_an_interrupted_run_leaves_a_readable_folder_that_says_so(tmp_path):
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted" and "RL step" in status["message"]
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]  # every line parses
-    step = status["step"]
-    assert (run / f"checkpoints/rl-step-{step}/model.safetensors").is_file()
+    from judgerl.training.trainer_state import latest_checkpoint
+
+    saved = latest_checkpoint(run / "checkpoints")  # resumable, whole: named by the status
+    assert saved is not None and (saved / "model.safetensors").is_file()
+    assert f"checkpoints/{saved.name} (`judgerl resume" in status["message"]
     assert "Status: interrupted" in (run / "report.md").read_text()
     assert "interrupted" in stderr and str(run) in stderr
     assert len([r for r in rows if r["stage"] == "rl"]) >= 3

@@ -6,14 +6,15 @@ import torch
 pytest.importorskip("transformers")  # installed by scripts/setup.sh ('judgerl[hf]')
 
 from judgerl import LABELS  # noqa: E402
-from judgerl.algorithms import ALGORITHMS  # noqa: E402
+from judgerl.algorithms import RL_ALGORITHMS  # noqa: E402
 from judgerl.errors import JudgeError  # noqa: E402
 from judgerl.judges.classifier import ClassifierJudge  # noqa: E402
 from judgerl.judges.gate import ConfidenceGate  # noqa: E402
 from judgerl.judges.pointwise import RubricJudge  # noqa: E402
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy  # noqa: E402
 from judgerl.providers.transformers_local import TransformersProvider  # noqa: E402
-from judgerl.training.rl import train_rl  # noqa: E402
+from judgerl.policies.label_sequence import LabelSequencePolicy  # noqa: E402
+from judgerl.training.loop import LoopSettings, train_policy  # noqa: E402
 from tiny_hf import causal_lm, classifier, tokenizer  # noqa: E402
 
 
@@ -65,8 +66,8 @@ def test_classifier_judge_softmax_is_the_label_distribution_and_rl_learns_its_pr
     policy = TinyTransformerPolicy.build(questions, LABELS)
     preferred = [j.preferred_label for j in judgments]
     agreement = lambda: sum(LABELS[i] == p for i, p in zip(policy.label_logits(questions).argmax(-1).tolist(), preferred))
-    train_rl(policy, questions, judge, ALGORITHMS["judge_alignment"](), ConfidenceGate(0.0), steps=30, batch_size=6,
-             learning_rate=1e-2, max_grad_norm=1.0, max_unscored_fraction=0.5, generator=torch.Generator().manual_seed(0))
+    train_policy(LabelSequencePolicy(policy), questions, judge, RL_ALGORITHMS["judge_alignment"](), ConfidenceGate(0.0),
+                 LoopSettings(steps=30, prompts_per_step=6, learning_rate=1e-2))
     assert agreement() == len(questions)
 
 

@@ -1,4 +1,4 @@
-"""Metrics under TRL's names from both RL loops and SFT, old run folders still reported, the
+"""Metrics under TRL's names from the RL loop (judge_alignment too) and SFT, old run folders still reported, the
 report's training curves and samples, and the trackers of rl.report_to (the real TensorBoard;
 wandb, MLflow and Trackio refused when missing, and fakes that record what they are given)."""
 
@@ -11,7 +11,7 @@ import torch
 
 from fake_judges import keyword
 from judgerl import LABELS
-from judgerl.algorithms import ALGORITHMS, RL_ALGORITHMS
+from judgerl.algorithms import RL_ALGORITHMS
 from judgerl.config import ConfigError, config_from_dict
 from judgerl.judges.function import FunctionJudge
 from judgerl.judges.gate import ConfidenceGate
@@ -20,7 +20,6 @@ from judgerl.policies.tiny_transformer import TinyTransformerPolicy
 from judgerl.report import write_report
 from judgerl.training.loop import LoopSettings, train_policy
 from judgerl.training.metrics import OLD_TO_TRL, completion_metrics, reward_group_metrics, with_trl_names
-from judgerl.training.rl import train_rl
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trackers import TRACKERS, open_trackers
 
@@ -67,12 +66,12 @@ def test_the_sequence_loop_logs_trl_names_and_samples(tmp_path):
     assert all(s["prompt"] in QUESTIONS and s["completion"] in LABELS for s in samples)
 
 
-def test_the_label_loop_logs_the_same_names_where_they_mean_the_same(tmp_path):
-    run = RunFolder.create(tmp_path, ["legacy"])
+def test_judge_alignment_logs_the_same_names_where_they_mean_the_same(tmp_path):
+    run = RunFolder.create(tmp_path, ["judge_alignment"])
     torch.manual_seed(0)
-    history = train_rl(TinyTransformerPolicy.build(QUESTIONS, LABELS), QUESTIONS, judge(), ALGORITHMS["judge_alignment"](),
-                       ConfidenceGate(0.5), steps=3, batch_size=3, learning_rate=1e-2, max_grad_norm=1.0,
-                       max_unscored_fraction=0.5, generator=torch.Generator().manual_seed(0), run=run)
+    history = train_policy(LabelSequencePolicy(TinyTransformerPolicy.build(QUESTIONS, LABELS)), QUESTIONS, judge(),
+                           RL_ALGORITHMS["judge_alignment"](), ConfidenceGate(0.5),
+                           LoopSettings(steps=3, prompts_per_step=3, learning_rate=1e-2), run=run)
     for name in ("reward", "kl", "entropy", "loss", "grad_norm", "learning_rate", "epoch", "completions/mean_length",
                  "completions/clipped_ratio", "judge/accept_rate", "judge/unscored"):
         assert name in history[0], name

@@ -202,7 +202,7 @@ def test_status_json_never_recommends_an_unverified_checkpoint(tmp_path, monkeyp
     import fake_judges
     from judgerl.config import config_from_dict
     from judgerl.training.experiment import create_run_folder, run_experiment
-    from judgerl.training.rl import TooManyUnscored
+    from judgerl.training.loop import TooManyUnscored
 
     config = config_from_dict({**SECTIONS, "output_dir": str(tmp_path / "runs"),
                                "rl": {**SECTIONS["rl"], "algorithm": algorithm, "steps": 4}})
@@ -249,20 +249,6 @@ def test_changed_or_added_files_are_caught_by_the_manifest(killed_run):
     description["files"]["../../../etc/hostname"] = {"bytes": 1, "sha256": "0"}
     manifest.write_text(json.dumps(description))
     assert "which is outside the checkpoint" in resumable_checkpoint(killed_run / "checkpoints")[1][-1]
-
-
-def test_the_legacy_loops_data_stream_is_the_old_one_draw_for_draw_and_resumes_mid_pass():
-    from judgerl.training.rl import ResumableBatches, batches
-
-    questions = [f"q{i}" for i in range(10)]
-    old = batches(questions, 4, torch.Generator().manual_seed(3))
-    new = ResumableBatches(questions, 4, torch.Generator().manual_seed(3))
-    first = [next(new) for _ in range(3)]
-    assert first == [next(old) for _ in range(3)]
-    generator = torch.Generator().manual_seed(0)
-    generator.set_state(new.generator.get_state())
-    again = ResumableBatches(questions, 4, generator, json.loads(json.dumps(new.state())))
-    assert [next(again) for _ in range(5)] == [next(old) for _ in range(5)]
 
 
 def test_a_damaged_sft_checkpoint_is_a_one_line_config_error_not_a_traceback(finished_run, tmp_path):

@@ -18,8 +18,7 @@ from judgerl.judges.python_reward import RewardFunctionJudge
 from judgerl.policies.label_sequence import LabelSequencePolicy
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy
 from judgerl.rollouts import SamplingSettings
-from judgerl.training.loop import LoopSettings, micro_batches, prompt_batches, train_policy
-from judgerl.training.rl import TooManyUnscored
+from judgerl.training.loop import LoopSettings, TooManyUnscored, micro_batches, prompt_batches, train_policy
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import latest_checkpoint
 

@@ -78,7 +78,7 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
     from judgerl.config import ConfigError
     from judgerl.report import write_report
     from judgerl.training.experiment import create_run_folder, run_experiment
-    from judgerl.training.rl import TooManyUnscored
+    from judgerl.training.loop import TooManyUnscored
 
     from judgerl.training.distributed import DataParallel
 

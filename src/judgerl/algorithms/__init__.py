@@ -1,52 +1,21 @@
 """RL algorithms: one per module, the shared maths in `maths`.
 
-Two kinds, each in its own registry, as a third party's would register:
-
-- `ALGORITHMS`: label algorithms for the magic 8-ball that need the judge's whole label
-  distribution (`judge_alignment`). They roll out, judge and build the loss themselves.
-- `RL_ALGORITHMS`: sequence algorithms for any `SequencePolicy` (the 8-ball's label policy too):
-  reinforce, rloo, grpo, ppo, online_dpo, rejection_sampling. The training loop
-  (`training/loop.py`) samples and judges; the algorithm turns the judged rollout into per-row
-  quantities (`prepare`) and those into a loss (`loss`), micro-batch by micro-batch.
+Every algorithm is an `RLAlgorithm` for any `SequencePolicy` (the 8-ball's label policy too),
+registered in `RL_ALGORITHMS` as a third party's would be: judge_alignment, reinforce, rloo,
+grpo, ppo, online_dpo, rejection_sampling. The training loop (`training/loop.py`) samples and
+judges; the algorithm turns the judged rollout into per-row quantities (`prepare`) and those
+into a loss (`loss`), micro-batch by micro-batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol, Sequence
+from typing import Callable, Literal, Protocol
 
 import torch
 
-from judgerl.judges.base import Judge, Judgment
-from judgerl.judges.gate import ConfidenceGate
-from judgerl.policies import LabelPolicy
 from judgerl.rewards import JudgedRollout
 from judgerl.rollouts import Rollout, SequencePolicy
-
-
-@dataclass
-class StepOutput:
-    loss: torch.Tensor | None
-    """Scalar to minimise; None when the gate accepted nothing (then no update is made)."""
-    metrics: dict[str, float]
-    """Prefixed names: "reward/mean", "judge/accept_rate", "losses/policy", ..."""
-    judgments: list[Judgment] = field(default_factory=list)
-
-
-class Algorithm(Protocol):
-    name: str
-    judge_method: str | None
-    """The way of judging this algorithm needs ("labels"), or None when any will do."""
-
-    def step(
-        self,
-        policy: LabelPolicy,
-        reference: LabelPolicy,
-        questions: Sequence[str],
-        judge: Judge,
-        gate: ConfidenceGate,
-        generator: torch.Generator,
-    ) -> StepOutput: ...
 
 
 @dataclass
@@ -86,12 +55,7 @@ class RLAlgorithm(Protocol):
         ...
 
 
-ALGORITHMS: dict[str, Callable[..., Algorithm]] = {}
 RL_ALGORITHMS: dict[str, Callable[..., RLAlgorithm]] = {}
-
-
-def register_algorithm(name: str, factory: Callable[..., Algorithm]) -> None:
-    ALGORITHMS[name] = factory
 
 
 def register_rl_algorithm(name: str, factory: Callable[..., RLAlgorithm]) -> None:
@@ -107,8 +71,7 @@ def _register_builtins() -> None:
     from judgerl.algorithms.rejection_sampling import RejectionSampling
     from judgerl.algorithms.rloo import RLOO
 
-    register_algorithm("judge_alignment", JudgeAlignment)
-    for algorithm in (Reinforce, RLOO, GRPO, PPO, OnlineDPO, RejectionSampling):
+    for algorithm in (JudgeAlignment, Reinforce, RLOO, GRPO, PPO, OnlineDPO, RejectionSampling):
         register_rl_algorithm(algorithm.name, algorithm)
 
 

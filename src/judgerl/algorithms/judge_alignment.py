@@ -1,67 +1,69 @@
 """The seed's algorithm: move the policy towards the judge's confident answer.
 
-For each question the judge gives P(label); where it is confident (max P >= threshold) its
-preferred label becomes a target, and the loss is the cross-entropy to it:
+For each question the policy answers once; the judge gives P(label) (label judgments carry
+`label_probs` and `preferred_label`), and where it is confident (max P >= threshold) its
+preferred label becomes a target. The loss is the cross-entropy to it:
 
     loss = (1 / |A|) * sum_{i in A} -log pi(y_i | q_i),   y_i = argmax_a P_judge(a | q_i)
 
 over the accepted set A. Unconfident or unscored questions are masked out, never pushed
 towards any label. (This is distillation of the judge's gated hard labels, the simplest
 form of RL from AI feedback; `reinforce` is the policy-gradient form.)
+
+An `RLAlgorithm` on the one loop: the sampled answer only earns the reward that is reported;
+the target is the judge's label, whatever was sampled. It needs a label policy (a completion
+is one label token, `policy.labels`), as the 8-ball's `LabelSequencePolicy` is.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
 
 import torch
-import torch.nn.functional as F
 
-from judgerl.algorithms import StepOutput
-from judgerl.algorithms.maths import categorical_kl, entropy, masked_mean
-from judgerl.judges.base import Judge
-from judgerl.judges.gate import ConfidenceGate, accept_rate
-from judgerl.policies import LabelPolicy
+from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.common import reward_metrics
+from judgerl.algorithms.maths import kl_k3, masked_mean
+from judgerl.rollouts import Rollout, SequencePolicy
 
 
 class JudgeAlignment:
     name = "judge_alignment"
-    judge_method = "labels"
+    judging = "pointwise"
+    samples_per_prompt = 1
+    """One answer per question: it only measures the reward the policy earns now."""
+    epochs = 1
+    minibatches = 1
+    uses_values = False
 
     def __init__(self, **_unused: object):
         pass
 
-    def step(
-        self,
-        policy: LabelPolicy,
-        reference: LabelPolicy,
-        questions: Sequence[str],
-        judge: Judge,
-        gate: ConfidenceGate,
-        generator: torch.Generator,
-    ) -> StepOutput:
-        labels = policy.labels
-        logits = policy.label_logits(questions)  # (B, L)
-        # Sample one answer per question only to report the reward the policy earns now.
-        sampled = torch.multinomial(logits.detach().softmax(-1), 1, generator=generator)[:, 0]  # (B,)
-        judgments = judge.score(questions, [labels[i] for i in sampled.tolist()])
-        accepted = torch.tensor(gate.mask(judgments))  # (B,)
-        targets = torch.tensor(
-            [labels.index(j.preferred_label) if j.scored else 0 for j in judgments]  # type: ignore[arg-type]
-        )  # (B,); unscored rows get a dummy target that the mask removes
-        cross_entropy = F.cross_entropy(logits, targets, reduction="none")  # (B,)
-        loss = masked_mean(cross_entropy, accepted) if accepted.any() else None
-
-        rewards = [j.reward for j in judgments if j.scored]
+    def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
+        labels = list(policy.labels)  # type: ignore[attr-defined]
+        preferred = [j.preferred_label if j.scored else None for j in judged.judgments]
+        known = torch.tensor([label in labels for label in preferred], dtype=torch.bool)  # (N,)
+        accepted = judged.accepted & known  # (N,)
+        # (N, 1) the target label's token; unaccepted rows get a dummy target that the mask removes
+        targets = torch.tensor([[labels.index(label) if label in labels else 0] for label in preferred],
+                               dtype=torch.long)
         with torch.no_grad():
-            kl = categorical_kl(logits, reference.label_logits(questions)).mean()
-        metrics = {
-            "reward/mean": sum(rewards) / len(rewards) if rewards else float("nan"),
-            "judge/accept_rate": accept_rate(accepted.tolist()),
-            "judge/unscored": float(sum(not j.scored for j in judgments)),
-            "policy/kl_to_reference": float(kl),
-            "policy/entropy": float(entropy(logits.detach()).mean()),
-        }
-        if loss is not None:
-            metrics["losses/cross_entropy"] = loss.item()
-        return StepOutput(loss=loss, metrics=metrics, judgments=judgments)
+            reference = policy.score(rollout, reference=True).logprobs  # (N, 1)
+        return Prepared(per_row={"targets": targets, "accepted": accepted, "reference_logprobs": reference},
+                        weights=accepted.float(), metrics=reward_metrics(judged))
+
+    def loss(self, policy: SequencePolicy, rollout: Rollout, per_row: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+        accepted = per_row["accepted"]  # (n,)
+        # -log pi(y_i | q_i) of the judge's label at temperature 1 (the policy's own distribution)
+        target = dataclasses.replace(rollout, completion_ids=per_row["targets"],
+                                     completion_mask=torch.ones_like(per_row["targets"], dtype=torch.float32),
+                                     temperature=1.0)
+        cross_entropy = -policy.score(target).logprobs.sum(-1)  # (n,)
+        total = (cross_entropy * accepted.float()).sum()
+        with torch.no_grad():  # metrics of the sampled answers: k3 KL to the reference, entropy estimate
+            kl = kl_k3(policy.score(rollout).logprobs, per_row["reference_logprobs"])  # (n, 1)
+        mask = rollout.completion_mask.bool()
+        metrics = {"policy/kl_to_reference": float(masked_mean(kl, mask)),
+                   "policy/entropy": float(masked_mean(-rollout.old_logprobs, mask))}
+        return total, metrics

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from judgerl import LABELS
-from judgerl.algorithms import ALGORITHMS, RL_ALGORITHMS
+from judgerl.algorithms import RL_ALGORITHMS
 from judgerl.build import build_judge
 from judgerl.config import RunConfig, to_yaml
 from judgerl.datasets import load_questions
@@ -24,7 +24,6 @@ from judgerl.training.evaluate import evaluate_policy, judge_label_table
 from judgerl.policies.label_sequence import LabelSequencePolicy
 from judgerl.rollouts import SamplingSettings
 from judgerl.training.loop import LoopSettings, train_policy
-from judgerl.training.rl import train_rl
 from judgerl.training.trainer_state import latest_checkpoint
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.sft import train_sft
@@ -117,28 +116,16 @@ def loop_settings(config: RunConfig) -> LoopSettings:
     )
 
 
-def train_label_policy(config, policy, rl_questions, judge, gate, generator, run, resume_from=None) -> list[dict]:
-    """RL of the 8-ball: judge_alignment on its own loop, every other algorithm on the sequence loop."""
-    if config.rl.algorithm in RL_ALGORITHMS:
-        reference = None
-        if resume_from is not None:  # the KL reference is the SFT policy, not the resumed weights
-            reference = load_policy(config.sft.checkpoint or run.checkpoint_dir("sft"))
-        sequence_policy = LabelSequencePolicy(policy, reference)
-        if resume_from is not None:
-            sequence_policy.load_value_head(resume_from)
-        history = train_policy(sequence_policy, rl_questions, judge, rl_algorithm(config), gate,
-                               loop_settings(config), run=run, resume_from=resume_from)
-    else:
-        algorithm = ALGORITHMS[config.rl.algorithm](
-            samples_per_question=config.rl.samples_per_question, kl_coef=config.rl.kl_coef, baseline=config.rl.baseline)
-        reference = None
-        if resume_from is not None:  # the KL reference is the SFT policy, not the resumed weights
-            reference = load_policy(config.sft.checkpoint or run.checkpoint_dir("sft"))
-        history = train_rl(
-            policy, rl_questions, judge, algorithm, gate, steps=config.rl.steps, batch_size=config.rl.batch_size,
-            learning_rate=config.rl.learning_rate, max_grad_norm=config.rl.max_grad_norm,
-            max_unscored_fraction=config.rl.max_unscored_fraction, generator=generator, run=run,
-            reference=reference, resume_from=resume_from, checkpoint_every=config.rl.checkpoint_every)
+def train_label_policy(config, policy, rl_questions, judge, gate, run, resume_from=None) -> list[dict]:
+    """RL of the 8-ball on the one loop: the label policy as a one-token SequencePolicy."""
+    reference = None
+    if resume_from is not None:  # the KL reference is the SFT policy, not the resumed weights
+        reference = load_policy(config.sft.checkpoint or run.checkpoint_dir("sft"))
+    sequence_policy = LabelSequencePolicy(policy, reference)
+    if resume_from is not None:
+        sequence_policy.load_value_head(resume_from)
+    history = train_policy(sequence_policy, rl_questions, judge, rl_algorithm(config), gate,
+                           loop_settings(config), run=run, resume_from=resume_from)
     save_checkpoint(policy, run.checkpoint_dir("rl-final"), stage="rl", step=config.rl.steps)
     return history
 
@@ -193,7 +180,7 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_f
 
         start = int(resume_from.name.split("-")[1]) if resume_from is not None else 0
         run.set_status("running", stage="rl", step=start, steps=config.rl.steps)
-        history = train_label_policy(config, policy, rl_questions, judge, gate, generator, run, resume_from)
+        history = train_label_policy(config, policy, rl_questions, judge, gate, run, resume_from)
 
         after = evaluate_policy(policy, eval_questions, table, gate)
         run.write_json("eval_after.json", after)
@@ -211,10 +198,6 @@ def run_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_f
         stage, done = status.get("stage"), status.get("step", 0)
         where = f"RL step {done} of {config.rl.steps}" if stage == "rl" else str(stage)
         saved = ""
-        if stage == "rl" and config.rl.algorithm not in RL_ALGORITHMS:
-            name = f"rl-step-{done}"
-            save_checkpoint(policy, run.checkpoint_dir(name), stage="rl", step=done)
-            saved = f"; the policy at that point is in checkpoints/{name}"
         if stage == "rl":  # only ever a checkpoint that verifies
             latest = latest_checkpoint(run.path / "checkpoints")
             if latest is not None:

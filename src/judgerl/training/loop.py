@@ -27,9 +27,12 @@ from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.distributed import DataParallel
 from judgerl.training.metrics import (completion_metrics, prompt_tokens, reward_group_metrics, terminated_rows,
                                       with_trl_names)
-from judgerl.training.rl import TooManyUnscored
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
+
+
+class TooManyUnscored(RuntimeError):
+    """More of a batch came back unscored than the config allows; no update was made from it."""
 
 
 @dataclass
