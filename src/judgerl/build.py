@@ -8,28 +8,57 @@ way of judging, as the one judge contract (`judgerl.judges.base.Judge`).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from judgerl.config import JudgeConfig
+from judgerl.config import JudgeConfig, own_settings
+from judgerl.judges import JUDGES, register_judge
 from judgerl.judges.base import Judge
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.function import FunctionJudge, import_function
-from judgerl.judges.rubrics import resolve_rubric
+from judgerl.judges.rubrics import Rubric, resolve_rubric
 from judgerl.paths import default_judgment_cache
-from judgerl.providers import make_provider
-from judgerl.providers.http import RetryPolicy
+from judgerl.providers import PROVIDERS, LogprobProvider, make_provider
+
+
+@dataclass
+class JudgeParts:
+    """What a way of judging is built from, besides its own settings (see `judgerl.judges.JUDGES`)."""
+
+    config: JudgeConfig
+    """The judge section: the settings every way of judging shares (rubric, scale, top_logprobs, ...)."""
+    labels: tuple[str, ...] = ()
+    """The 8-ball's answers, for label judges; () for free text."""
+    cache: JudgmentCache | None = None
+    _provider: LogprobProvider | None = field(default=None, repr=False)
+
+    @property
+    def provider(self) -> LogprobProvider:
+        """The configured provider, built on first use (a grader without model graders needs none)."""
+        if self._provider is None:
+            self._provider = make_provider(self.config.provider, **provider_settings(self.config))
+        return self._provider
+
+    @property
+    def rubric(self) -> Rubric:
+        return resolve_rubric(self.config.rubric, self.config.rubric_text)
+
+    @property
+    def scale(self) -> tuple[int, int]:
+        low, high = (int(part) for part in self.config.scale.split("-"))
+        return low, high
 
 
 def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Judge:
     """The configured judge. Every judge has `score(prompts, completions, **columns)`; group
     judges declare `supports_groups`, pairwise ones `supports_pairwise`; the 8-ball's label
-    judges (labels, score; python functions; classifiers) also have `judge_labels`."""
-    method = config.method
+    judges (labels, score; python functions; classifiers) also have `judge_labels`. A way of
+    judging is looked up in `JUDGES` by judge.method and given its own settings (judge.<method>)."""
     if config.provider == "python":
         assert config.function is not None  # the config validator insists
         function = import_function(config.function)
-        if method == "reward_function":
+        if config.method == "reward_function":
             from judgerl.judges.python_reward import RewardFunctionJudge
 
             return RewardFunctionJudge(function, config.function)
@@ -41,62 +70,105 @@ def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Judge:
     cache = None
     if config.cache:
         cache = JudgmentCache(Path(config.cache_path) if config.cache_path else default_judgment_cache())
-    if method == "grader":
-        return _grader_judge(config, cache)
-    provider = make_provider(config.provider, **provider_settings(config))
-    rubric = resolve_rubric(config.rubric, config.rubric_text)
-    if method in ("labels", "score"):
+    entry = JUDGES.entry(config.method)
+    return entry.factory(JudgeParts(config, tuple(labels), cache), **own_settings(config, config.method, JUDGES).model_dump())
+
+
+# -- the built-in ways of judging, registered as a plugin's are ----------------------------
+
+
+def _label_judge(method: str) -> Callable[..., Judge]:
+    def build(parts: JudgeParts) -> Judge:
         from judgerl.judges.llm import LLMJudge
 
-        return LLMJudge(provider, rubric, labels, method=method, cache=cache, top_k=config.top_logprobs,
-                        budget=config.budget, min_valid_mass=config.min_valid_mass)
-    low, high = (int(part) for part in config.scale.split("-"))
-    if method == "rubric" or method == "pairwise_from_scores":
-        from judgerl.judges.pointwise import RubricJudge
+        config = parts.config
+        return LLMJudge(parts.provider, parts.rubric, parts.labels, method=method, cache=parts.cache,
+                        top_k=config.top_logprobs, budget=config.budget, min_valid_mass=config.min_valid_mass)
 
-        judge = RubricJudge(provider, rubric.text, scale=(low, high), cache=cache, name=rubric.name,
-                            version=rubric.version, top_k=config.top_logprobs, read=config.read,
-                            guard_injections=config.guard_injections, budget=config.budget,
-                            min_valid_mass=config.min_valid_mass)
-        if method == "rubric":
-            return judge
-        from judgerl.judges.pairwise import PairwiseFromScores
-
-        return PairwiseFromScores(judge)
-    if method == "critique":
-        from judgerl.judges.critique import CritiqueJudge
-
-        return CritiqueJudge(provider, rubric.text, scale=(low, high), cache=cache, name=f"critique-{rubric.name}",
-                             version=rubric.version, guard_injections=config.guard_injections)
-    if method == "group":
-        from judgerl.judges.group import GroupJudge
-
-        return GroupJudge(provider, rubric.text, cache=cache, name=f"group-{rubric.name}", version=rubric.version,
-                          guard_injections=config.guard_injections)
-    if method == "pairwise":
-        from judgerl.judges.pairwise import PairwiseJudge
-
-        return PairwiseJudge(provider, rubric.text, cache=cache, name=f"pairwise-{rubric.name}",
-                             version=rubric.version, top_k=config.top_logprobs, guard_injections=config.guard_injections,
-                             min_valid_mass=config.min_valid_mass)
-    if method == "constitution":
-        from judgerl.judges.constitution import ConstitutionJudge, Principle
-
-        weights = config.principle_weights or [1.0] * len(config.principles)
-        return ConstitutionJudge(provider, [Principle(text, weight) for text, weight in zip(config.principles, weights)],
-                                 cache=cache, scale=(low, high), min_valid_mass=config.min_valid_mass)
-    raise ValueError(f"judge.method {method!r} has no builder")
+    return build
 
 
-def _grader_judge(config: JudgeConfig, cache: JudgmentCache | None) -> Judge:
+def _rubric_judge(parts: JudgeParts) -> Judge:
+    from judgerl.judges.pointwise import RubricJudge
+
+    config, rubric = parts.config, parts.rubric
+    return RubricJudge(parts.provider, rubric.text, scale=parts.scale, cache=parts.cache, name=rubric.name,
+                       version=rubric.version, top_k=config.top_logprobs, read=config.read,
+                       guard_injections=config.guard_injections, budget=config.budget,
+                       min_valid_mass=config.min_valid_mass)
+
+
+def _pairwise_from_scores_judge(parts: JudgeParts) -> Judge:
+    from judgerl.judges.pairwise import PairwiseFromScores
+
+    return PairwiseFromScores(_rubric_judge(parts))
+
+
+def _critique_judge(parts: JudgeParts) -> Judge:
+    from judgerl.judges.critique import CritiqueJudge
+
+    rubric = parts.rubric
+    return CritiqueJudge(parts.provider, rubric.text, scale=parts.scale, cache=parts.cache,
+                         name=f"critique-{rubric.name}", version=rubric.version,
+                         guard_injections=parts.config.guard_injections)
+
+
+def _group_judge(parts: JudgeParts) -> Judge:
+    from judgerl.judges.group import GroupJudge
+
+    rubric = parts.rubric
+    return GroupJudge(parts.provider, rubric.text, cache=parts.cache, name=f"group-{rubric.name}",
+                      version=rubric.version, guard_injections=parts.config.guard_injections)
+
+
+def _pairwise_judge(parts: JudgeParts) -> Judge:
+    from judgerl.judges.pairwise import PairwiseJudge
+
+    config, rubric = parts.config, parts.rubric
+    return PairwiseJudge(parts.provider, rubric.text, cache=parts.cache, name=f"pairwise-{rubric.name}",
+                         version=rubric.version, top_k=config.top_logprobs, guard_injections=config.guard_injections,
+                         min_valid_mass=config.min_valid_mass)
+
+
+def _constitution_judge(parts: JudgeParts) -> Judge:
+    from judgerl.judges.constitution import ConstitutionJudge, Principle
+
+    config = parts.config
+    weights = config.principle_weights or [1.0] * len(config.principles)
+    return ConstitutionJudge(parts.provider, [Principle(text, weight) for text, weight in zip(config.principles, weights)],
+                             cache=parts.cache, scale=parts.scale, min_valid_mass=config.min_valid_mass)
+
+
+def _grader_judge(parts: JudgeParts) -> Judge:
     from judgerl.judges.openai_graders import GraderJudge, build_grader
 
+    config = parts.config
     assert config.grader_file is not None  # the config validator insists
     spec = json.loads(Path(config.grader_file).expanduser().read_text())
     # Model graders (score_model, label_model) run on the configured provider.
     needs_model = _grader_types(spec) & {"score_model", "label_model"}
-    provider = make_provider(config.provider, **provider_settings(config)) if needs_model else None
-    return GraderJudge(build_grader(spec, provider, cache, trust_grader_code=config.trust_grader_code))
+    provider = parts.provider if needs_model else None
+    return GraderJudge(build_grader(spec, provider, parts.cache, trust_grader_code=config.trust_grader_code))
+
+
+def _reward_function_judge(parts: JudgeParts) -> Judge:
+    raise ValueError("judge.method reward_function is built from judge.provider: python and judge.function")
+
+
+def _register_builtin_judges() -> None:
+    register_judge("labels", _label_judge("labels"), help="P(label) per 8-ball question")
+    register_judge("score", _label_judge("score"), help="1-5 score per 8-ball answer")
+    register_judge("rubric", _rubric_judge, help="a score per completion on judge.scale")
+    register_judge("critique", _critique_judge, help="critique first, then the score")
+    register_judge("group", _group_judge, help="all completions of a prompt scored in one call (RULER-style)")
+    register_judge("pairwise", _pairwise_judge, help="A vs B in both orders (online_dpo)")
+    register_judge("pairwise_from_scores", _pairwise_from_scores_judge, help="each of the pair scored alone")
+    register_judge("constitution", _constitution_judge, help="each of judge.principles scored, weighted")
+    register_judge("grader", _grader_judge, help="an OpenAI RFT grader JSON (judge.grader_file)")
+    register_judge("reward_function", _reward_function_judge, help="your Python function (judge.function)")
+
+
+_register_builtin_judges()
 
 
 def _grader_types(spec: Any) -> set[str]:
@@ -110,23 +182,6 @@ def _grader_types(spec: Any) -> set[str]:
 
 
 def provider_settings(config: JudgeConfig) -> dict[str, Any]:
-    """The keyword arguments of the configured provider's constructor."""
-    if config.provider == "transformers":
-        return {"model": config.model}
-    if config.provider == "llamacpp":
-        return {"model": config.model, **({"threads": config.threads} if config.threads else {})}
-    if config.provider in ("openai", "anthropic"):
-        defaults = {"openai": ("http://127.0.0.1:8080/v1", "OPENAI_API_KEY"),
-                    "anthropic": ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY")}[config.provider]
-        return {
-            "model": config.model,
-            "base_url": config.base_url or defaults[0],
-            "api_key_env": config.api_key_env or defaults[1],
-            "api_key_file": config.api_key_file,
-            "max_concurrency": config.max_concurrency,
-            "requests_per_minute": config.requests_per_minute,
-            "tokens_per_minute": config.tokens_per_minute,
-            "retry": RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
-            "prices": (config.price_input_per_million, config.price_output_per_million),
-        }
-    raise ValueError(f"no provider settings for {config.provider!r}")
+    """The keyword arguments of the configured provider's factory: its own settings, from
+    judge.<provider> and the judge section's fields of the same names."""
+    return own_settings(config, config.provider, PROVIDERS).model_dump()

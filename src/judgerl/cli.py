@@ -252,7 +252,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from judgerl.config import ConfigError, JudgeConfig, apply_overrides, read_text_file
+    from judgerl.config import ConfigError, apply_overrides, judge_config_model, read_text_file
     from judgerl.input_checks import check_cache_path, check_grader_file, check_output_file
     from judgerl.judge_files import EXAMPLE, judge_file, read_rows
 
@@ -269,7 +269,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
                      grader_file=args.grader)
     if args.trust_grader_code:
         overrides["trust_grader_code"] = True
-    judge_config = _judge_config(JudgeConfig, apply_overrides({}, overrides))
+    judge_config = _judge_config(judge_config_model(), apply_overrides({}, overrides))  # with plugins' sections
     if judge_config.provider == "python":
         print("error: judgerl judge needs a model provider (llamacpp, openai, anthropic, transformers), not python",
               file=sys.stderr)
@@ -383,8 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the magic 8-ball experiment end to end with defaults")
     demo.add_argument("--rubric", help="optimist (default), cautious, realist")
-    demo.add_argument("--algorithm", choices=["judge_alignment", "reinforce", "rloo", "grpo", "ppo", "online_dpo",
-                                              "rejection_sampling"])
+    demo.add_argument("--algorithm", help="a registered algorithm: judge_alignment (default), reinforce, rloo, grpo, "
+                      "ppo, online_dpo, rejection_sampling, or a plugin's (--set plugins=[module])")
     demo.add_argument("--output-dir", help="where run folders go (default: runs)")
     demo.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     demo.set_defaults(handler=cmd_demo)

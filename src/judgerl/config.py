@@ -36,6 +36,25 @@ class StrictModel(BaseModel):
         return value
 
 
+JUDGE_ONLY_PROVIDERS = ("python", "classifier")
+"""judge.provider names that are judges themselves (a Python function, a local classifier), not
+model providers in the `judgerl.providers.PROVIDERS` registry."""
+
+
+def _registered(name: str, registry: Any) -> str:
+    """`name` if `registry` holds it, else a one-line refusal with a did-you-mean."""
+    if name not in registry:
+        raise ValueError(registry.unknown(name) + " (or a plugin's: see `plugins`)")
+    return name
+
+
+def _judge_registry() -> Any:
+    import judgerl.build  # noqa: F401  (registers the built-in ways of judging)
+    from judgerl.judges import JUDGES
+
+    return JUDGES
+
+
 class DataConfig(StrictModel):
     sft: str = Field("builtin:sft", description="SFT data: the 8-ball's questions with targets, or for causal_lm "
                      "prompt/response or chat 'messages' rows; builtin:sft, a JSONL, parquet or CSV file, or a "
@@ -97,9 +116,10 @@ class SFTConfig(StrictModel):
 
 
 class JudgeConfig(StrictModel):
-    provider: Literal["llamacpp", "openai", "anthropic", "transformers", "classifier", "python"] = Field(
+    provider: str = Field(
         "llamacpp",
-        description="llamacpp: a local GGUF model in-process; openai: any OpenAI-compatible server "
+        description="a registered provider (a plugin's too; its own settings go in judge.<provider>: {...}). "
+        "llamacpp: a local GGUF model in-process; openai: any OpenAI-compatible server "
         "(vLLM, SGLang, llama.cpp, Ollama, OpenAI); anthropic: the Messages API (verdicts parsed from text); "
         "transformers: a local Hugging Face causal LM folder; classifier: a local sequence-classification "
         "folder whose classes are the labels; python: your own function (see `function`)",
@@ -135,10 +155,10 @@ class JudgeConfig(StrictModel):
     )
     rubric: str = Field("optimist", description="built-in rubric (optimist, cautious, realist) or a name for rubric_text")
     rubric_text: str | None = Field(None, description="your own rubric: who is asking and what they want to hear")
-    method: Literal["labels", "score", "rubric", "critique", "group", "pairwise", "pairwise_from_scores",
-                    "constitution", "grader", "reward_function"] = Field(
+    method: str = Field(
         "labels",
-        description="labels: P(label) per 8-ball question; score: 1-5 score per 8-ball answer; rubric: a score "
+        description="a registered way of judging (a plugin's too; its own settings go in judge.<method>: {...}). "
+        "labels: P(label) per 8-ball question; score: 1-5 score per 8-ball answer; rubric: a score "
         "per completion on `scale`; critique: critique first, then the score; group: all completions of a prompt "
         "scored in one call (RULER-style); pairwise: A vs B in both orders (online_dpo); pairwise_from_scores: "
         "each of the pair scored alone (online_dpo); constitution: each of `principles` scored, weighted; "
@@ -168,6 +188,22 @@ class JudgeConfig(StrictModel):
     cache: bool = Field(True, description="reuse judgments from the SQLite judgment cache")
     cache_path: str | None = Field(None, description="judgment cache file (default: ~/.cache/judgerl/judgments.sqlite)")
 
+    @field_validator("provider")
+    @classmethod
+    def _registered_provider(cls, name: str) -> str:
+        from judgerl.providers import PROVIDERS
+
+        if name not in PROVIDERS and name not in JUDGE_ONLY_PROVIDERS:
+            close = difflib.get_close_matches(name, [*PROVIDERS, *JUDGE_ONLY_PROVIDERS], n=1)
+            raise ValueError(f"unknown provider {name!r}; {f'did you mean {close[0]!r}? ' if close else ''}known: "
+                             f"{', '.join(sorted([*PROVIDERS, *JUDGE_ONLY_PROVIDERS]))} (or a plugin's: see `plugins`)")
+        return name
+
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, name: str) -> str:
+        return _registered(name, _judge_registry())
+
     @field_validator("scale")
     @classmethod
     def _scale_low_high(cls, scale: str) -> str:
@@ -189,9 +225,10 @@ class RLConfig(StrictModel):
             self.report_to = unique  # re-validates, and runs this check again: then nothing changes
         return self
 
-    algorithm: Literal["judge_alignment", "reinforce", "rloo", "grpo", "ppo", "online_dpo", "rejection_sampling"] = Field(
+    algorithm: str = Field(
         "judge_alignment",
-        description="judge_alignment: cross-entropy to the judge's confident label (8-ball only); reinforce: policy "
+        description="a registered algorithm (a plugin's too; its own settings go in rl.<algorithm>: {...}, e.g. "
+        "rl.ppo.clip; the flat fields below still fill the settings of the same name). judge_alignment: cross-entropy to the judge's confident label (8-ball only); reinforce: policy "
         "gradient with a baseline; rloo: leave-one-out baseline; grpo: group-normalised advantages, clipped ratio; "
         "ppo: value head, GAE, clipped losses; online_dpo: DPO on pairs the judge ranks; rejection_sampling: "
         "supervised step on the judge's best of n",
@@ -209,7 +246,7 @@ class RLConfig(StrictModel):
     baseline: Literal["batch_mean", "moving_average"] = Field(
         "batch_mean", description="reinforce: reward baseline subtracted before the update"
     )
-    clip_low: float = Field(0.2, gt=0, description="grpo/ppo: ratio clip below 1 (1 - clip_low)")
+    clip_low: float = Field(0.2, gt=0, description="grpo: ratio clip below 1 (1 - clip_low); PPO's clip is rl.ppo.clip")
     clip_high: float = Field(0.2, gt=0, description="grpo: ratio clip above 1 (1 + clip_high; DAPO raises it)")
     scale_std: bool = Field(True, description="grpo: divide advantages by the group's std (false: Dr. GRPO)")
     loss_level: Literal["token", "sequence"] = Field(
@@ -236,8 +273,19 @@ class RLConfig(StrictModel):
         description="stop with an error when more than this share of a batch comes back unscored (no update from it)",
     )
 
+    @field_validator("algorithm")
+    @classmethod
+    def _registered_algorithm(cls, name: str) -> str:
+        from judgerl.algorithms import RL_ALGORITHMS
+
+        return _registered(name, RL_ALGORITHMS)
+
 
 class RunConfig(StrictModel):
+    plugins: list[str] = Field(default_factory=list, description="Python modules imported before the config is "
+                               "checked, so that the providers, ways of judging and algorithms they register can "
+                               "be named here (installed packages may also register through the entry point group "
+                               "judgerl.plugins)")
     name: str = Field("magic8ball", description="first part of the run folder's name")
     seed: int = Field(0, ge=0, lt=2**63, description="seeds torch and the data order")
     output_dir: str = Field("runs", description="run folders are created inside this folder")
@@ -286,6 +334,15 @@ class RunConfig(StrictModel):
             raise ValueError("judge.principle_weights needs one weight per principle")
         if self.judge.method == "grader" and not self.judge.grader_file:
             raise ValueError("judge.method grader needs judge.grader_file: a JSON file with an OpenAI grader")
+        for section, chosen in (("rl", [self.rl.algorithm]), ("judge", [self.judge.provider, self.judge.method])):
+            for name in component_sections(getattr(self, section)):
+                if name not in chosen:
+                    raise ValueError(f"{section}.{name} holds the settings of {name}, which this config does not use "
+                                     f"({section} uses {' and '.join(chosen)}); remove it or choose {name}")
+        if self.rl.algorithm == "ppo" and self.rl.clip_low != RLConfig.model_fields["clip_low"].default:
+            raise ValueError(f"rl.clip_low is GRPO's lower clip; PPO's clip is its own setting now: write "
+                             f"`rl: {{ppo: {{clip: {self.rl.clip_low}}}}}` (--set rl.ppo.clip={self.rl.clip_low}) "
+                             "instead of rl.clip_low")
         if self.sft.epochs is None:
             self.sft.epochs = 8 if self.policy.kind == "tiny_transformer" else 0
         low, high = (int(part) for part in self.judge.scale.split("-"))
@@ -294,17 +351,146 @@ class RunConfig(StrictModel):
         return self
 
 
+# -- component sections -------------------------------------------------------------------
+# A registered component (algorithm, provider, way of judging) declares a pydantic model of its
+# own settings; its section in the config is named after it, `rl.ppo: {clip: 0.2}`, validated by
+# that model. config_model() is RunConfig with a section for every registered component that
+# has settings (rebuilt when plugins register more), so that pydantic itself refuses a misspelt
+# setting and names it. The flat fields (rl.kl_coef, judge.model, ...) stay as they were: each
+# fills the setting of the same name of the chosen component (its own section wins).
+
+FLAT_RENAMED = {"rl": {"samples_per_question": "samples_per_prompt", "dpo_beta": "beta"}}
+"""Flat fields whose setting has another name in the components' own settings."""
+
+
+def _component_registries(section: str) -> list[Any]:
+    if section == "rl":
+        from judgerl.algorithms import RL_ALGORITHMS
+
+        return [RL_ALGORITHMS]
+    from judgerl.providers import PROVIDERS
+
+    return [PROVIDERS, _judge_registry()]
+
+
+def _base_section(section: BaseModel) -> type[BaseModel]:
+    return next(base for base in type(section).__mro__ if base in (RLConfig, JudgeConfig))
+
+
+def component_sections(section: BaseModel) -> list[str]:
+    """The component settings sections given in a config section (e.g. ["ppo"] in rl)."""
+    base = _base_section(section)
+    return [name for name in type(section).model_fields if name not in base.model_fields
+            and getattr(section, name) is not None]
+
+
+def own_settings(section: BaseModel, name: str, registry: Any) -> BaseModel:
+    """The validated settings of the component `name` chosen in `section` (rl or judge): the flat
+    fields of the same name, then its own section over them."""
+    from judgerl.registry import NoSettings
+
+    entry = registry.entry(name)
+    if entry.settings is NoSettings:
+        return NoSettings()
+    base = _base_section(section)
+    renamed = FLAT_RENAMED.get("rl" if base is RLConfig else "judge", {})
+    wanted = entry.settings.model_fields
+    flat = {renamed.get(field, field): getattr(section, field) for field in base.model_fields
+            if renamed.get(field, field) in wanted and getattr(section, field) is not None}
+    own = getattr(section, name, None) if name in component_sections(section) else None
+    return entry.settings.model_validate({**flat, **(own.model_dump(exclude_unset=True) if own is not None else {})})
+
+
+def algorithm_settings(config: "RunConfig") -> BaseModel:
+    """The chosen algorithm's own validated settings (what its factory is called with, nothing else)."""
+    from judgerl.algorithms import RL_ALGORITHMS
+
+    return own_settings(config.rl, config.rl.algorithm, RL_ALGORITHMS)
+
+
+def _with_sections(base: type[StrictModel], section: str) -> type[StrictModel]:
+    from pydantic import create_model
+
+    from judgerl.registry import NoSettings
+
+    fields: dict[str, Any] = {}
+    for registry in _component_registries(section):
+        for entry in registry.entries():
+            if (entry.settings is NoSettings or entry.name in base.model_fields or entry.name in fields
+                    or hasattr(BaseModel, entry.name)):
+                continue
+            help_text = f"{registry.what} {entry.name}'s own settings (read only when it is chosen)"
+            fields[entry.name] = (entry.settings | None, Field(None, description=help_text + (
+                f": {entry.help}" if entry.help else "")))
+    return create_model(base.__name__, __base__=base, __module__=__name__, **fields) if fields else base
+
+
+_models: dict[Any, type[BaseModel]] = {}
+
+
+def _section_model(base: type[StrictModel], section: str) -> type[StrictModel]:
+    key = (section, *((registry.what, entry.name, entry.settings) for registry in _component_registries(section)
+                      for entry in registry.entries()))
+    if key not in _models:
+        _models[key] = _with_sections(base, section)
+    return _models[key]  # type: ignore[return-value]
+
+
+def config_model() -> type["RunConfig"]:
+    """RunConfig with a settings section for every registered component that has settings."""
+    from pydantic import create_model
+
+    rl, judge = _section_model(RLConfig, "rl"), judge_config_model()
+    if (rl, judge) not in _models:
+        _models[rl, judge] = create_model(
+            "RunConfig", __base__=RunConfig, __module__=__name__,
+            rl=(rl, Field(default_factory=rl, description=RunConfig.model_fields["rl"].description)),
+            judge=(judge, Field(default_factory=judge, description=RunConfig.model_fields["judge"].description)))
+    return _models[rl, judge]  # type: ignore[return-value]
+
+
+def judge_config_model() -> type[JudgeConfig]:
+    """JudgeConfig with a settings section for every registered provider and way of judging
+    (without importing the algorithms, and so torch)."""
+    return _section_model(JudgeConfig, "judge")  # type: ignore[return-value]
+
+
+def _check_own_settings(config: "RunConfig") -> None:
+    """The chosen components' settings, merged from the flat fields and their sections, validated."""
+    from judgerl.algorithms import RL_ALGORITHMS
+    from judgerl.providers import PROVIDERS
+
+    chosen = [("rl", config.rl, config.rl.algorithm, RL_ALGORITHMS), ("judge", config.judge, config.judge.method,
+                                                                      _judge_registry())]
+    if config.judge.provider in PROVIDERS:
+        chosen.append(("judge", config.judge, config.judge.provider, PROVIDERS))
+    for where, section, name, registry in chosen:
+        try:
+            own_settings(section, name, registry)
+        except ValidationError as exc:
+            raise _invalid(f"{where}.{name}", [_explain(error, registry.entry(name).settings)
+                                               for error in exc.errors()]) from None
+
+
 # -- loading ------------------------------------------------------------------------------
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (a section, or a component's settings: `Settings | None`)."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _fields_of(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
     """The field names valid at `location` (a path of field names into `model`, RunConfig by default)."""
     for name in location:
         field = model.model_fields.get(str(name))
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        section = _model_in(field.annotation) if field is not None else None
+        if section is None:
             return []
-        model = annotation
+        model = section
     return list(model.model_fields)
 
 
@@ -318,8 +504,8 @@ def _suggest(name: str, model: type[BaseModel], location: tuple[Any, ...]) -> st
         return ""
     inside = []
     for section, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        annotation = _model_in(field.annotation)
+        if annotation is not None:
             inside += [f"{section}.{match}" for match in difflib.get_close_matches(name, list(annotation.model_fields), n=1)]
     return f"did you mean {' or '.join(repr(match) for match in inside)}? " if inside else ""
 
@@ -327,7 +513,7 @@ def _suggest(name: str, model: type[BaseModel], location: tuple[Any, ...]) -> st
 def _explain(error: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     """One pydantic error as `field.path: what is wrong (got value)`; `model` is the root of the
     location (RunConfig unless given, e.g. JudgeConfig for `judgerl judge --set`)."""
-    model = model or RunConfig
+    model = model or config_model()
     location = tuple(error["loc"])
     dotted = ".".join(str(part) for part in location)
     if error["type"] == "extra_forbidden":
@@ -404,11 +590,20 @@ def _invalid(source: str, problems: list[str]) -> ConfigError:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    from judgerl.registry import PluginError, load_plugins
+
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    try:  # first: what they register can be named in the rest of the config
+        load_plugins([name for name in plugins if isinstance(name, str)] if isinstance(plugins, list) else [])
+    except PluginError as exc:
+        raise _invalid(source, [str(exc)]) from None
+    model = config_model()
     try:
-        config = RunConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as exc:
-        raise _invalid(source, [_explain(error) for error in exc.errors()]) from None
+        raise _invalid(source, [_explain(error, model) for error in exc.errors()]) from None
     try:
+        _check_own_settings(config)
         _check_files(config)
     except ConfigError as exc:
         raise _invalid(source, [str(exc)]) from None
@@ -472,7 +667,22 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 
 def to_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config: the chosen components' sections hold the settings they were given."""
+    from judgerl.algorithms import RL_ALGORITHMS
+    from judgerl.providers import PROVIDERS
+    from judgerl.registry import NoSettings
+
+    data = config.model_dump(mode="json")
+    chosen = [("rl", config.rl.algorithm, RL_ALGORITHMS), ("judge", config.judge.method, _judge_registry()),
+              ("judge", config.judge.provider, PROVIDERS)]
+    for section, name, registry in chosen:
+        fields = type(getattr(config, section)).model_fields
+        if name in registry and name in fields and name not in _base_section(getattr(config, section)).model_fields:
+            data[section][name] = own_settings(getattr(config, section), name, registry).model_dump(mode="json")
+    for section in ("rl", "judge"):  # the settings sections of components not chosen are empty: left out
+        base = _base_section(getattr(config, section)).model_fields
+        data[section] = {name: value for name, value in data[section].items() if name in base or value is not None}
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 KIND_DEPENDENT = {
@@ -499,9 +709,17 @@ def commented_defaults() -> str:
             elif isinstance(value, BaseModel):
                 lines.append(f"{indent}{name}:")
                 emit(type(value), value, indent + "  ", f"{path}{name}.")
+            elif value is None and _model_in(field.annotation) is not None:  # a component's own settings
+                settings = _model_in(field.annotation)
+                lines.append(f"{indent}# {name}:")
+                for setting, spec in settings.model_fields.items():
+                    default = getattr(settings(), setting)
+                    dumped = yaml.safe_dump({setting: default}, default_flow_style=True).strip()
+                    lines.append(f"{indent}#   {dumped[1:-1] if dumped.startswith('{') else dumped}  # {spec.description}")
             else:
                 dumped = yaml.safe_dump({name: value}, default_flow_style=True).strip()
                 lines.append(f"{indent}{dumped[1:-1] if dumped.startswith('{') else dumped}")
 
-    emit(RunConfig, RunConfig(), "")
+    model = config_model()
+    emit(model, model(), "")
     return "\n".join(lines) + "\n"

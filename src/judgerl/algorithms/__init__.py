@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Protocol
 
 import torch
+from pydantic import BaseModel
+
+from judgerl.registry import Registry
 
 from judgerl.rewards import JudgedRollout
 from judgerl.rollouts import Rollout, SequencePolicy
@@ -55,11 +58,16 @@ class RLAlgorithm(Protocol):
         ...
 
 
-RL_ALGORITHMS: dict[str, Callable[..., RLAlgorithm]] = {}
+RL_ALGORITHMS: Registry[Callable[..., RLAlgorithm]] = Registry("algorithm")
+"""name -> the algorithm's class (or factory), called with its own validated settings as keywords."""
 
 
-def register_rl_algorithm(name: str, factory: Callable[..., RLAlgorithm]) -> None:
-    RL_ALGORITHMS[name] = factory
+def register_rl_algorithm(name: str, factory: Callable[..., RLAlgorithm], settings: type[BaseModel] | None = None,
+                          help: str = "") -> None:
+    """`settings`: the model of the algorithm's own settings (`rl.<name>: {...}` in a config);
+    by default the factory's `Settings` attribute, as the built-in algorithms declare theirs."""
+    RL_ALGORITHMS.register(name, factory, settings=settings or getattr(factory, "Settings", None),
+                           help=help or (factory.__doc__ or "").strip().split("\n")[0])
 
 
 def _register_builtins() -> None:

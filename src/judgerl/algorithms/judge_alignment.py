@@ -36,9 +36,6 @@ class JudgeAlignment:
     minibatches = 1
     uses_values = False
 
-    def __init__(self, **_unused: object):
-        pass
-
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
         labels = list(policy.labels)  # type: ignore[attr-defined]
         preferred = [j.preferred_label if j.scored else None for j in judged.judgments]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from pydantic import BaseModel, Field
 
 from judgerl.algorithms import JudgedRollout, Prepared
 from judgerl.algorithms.common import reward_metrics
@@ -30,7 +31,12 @@ class OnlineDPO:
     minibatches = 1
     uses_values = False
 
-    def __init__(self, beta: float = 0.1, **_unused: object):
+    class Settings(BaseModel):
+        """Online DPO's own settings (`rl.online_dpo: {...}`)."""
+
+        beta: float = Field(0.1, gt=0, description="DPO's beta (strength of the implicit KL)")
+
+    def __init__(self, beta: float = 0.1):
         self.beta = beta
 
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:

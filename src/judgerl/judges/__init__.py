@@ -11,6 +11,20 @@
 - `gate`: the confidence gate. Building a judge from a config is the app layer's (`judgerl.build`).
 """
 
-from judgerl.judges.base import Judge, JudgeError, Judgment
+from typing import Any, Callable
 
-__all__ = ["Judge", "Judgment", "JudgeError"]
+from judgerl.judges.base import Judge, JudgeError, Judgment
+from judgerl.registry import Registry
+
+JUDGES: Registry[Callable[..., Judge]] = Registry("judge method")
+"""Ways of judging (judge.method), built-in and a plugin's alike: name -> factory(parts, **settings).
+`parts` (`judgerl.build.JudgeParts`) carries what every judge may use: `provider` (the configured
+model provider, built when first read), `rubric`, `scale` (low, high), `labels`, `cache` and
+`config` (the judge section's shared settings); `settings` are the method's own (judge.<method>)."""
+
+
+def register_judge(name: str, factory: Callable[..., Judge], settings: Any = None, help: str = "") -> None:
+    JUDGES.register(name, factory, settings=settings, help=help)
+
+
+__all__ = ["JUDGES", "Judge", "Judgment", "JudgeError", "register_judge"]

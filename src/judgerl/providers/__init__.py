@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+from pydantic import BaseModel, Field
+
+from judgerl.registry import Registry
+
 
 class ProviderResponse(dict):
     """{"top_logprobs": [[token, logprob], ...] (of the first generated token; [] when the API gives
@@ -37,18 +41,70 @@ class LogprobProvider(Protocol):
     # fails for good comes back as its ProviderError in its place).
 
 
-PROVIDERS: dict[str, Callable[..., LogprobProvider]] = {}
+PROVIDERS: Registry[Callable[..., LogprobProvider]] = Registry("provider")
+"""name -> factory(**settings): the built-in providers and a plugin's, registered the same way."""
 
 
-def register_provider(name: str, factory: Callable[..., LogprobProvider]) -> None:
-    PROVIDERS[name] = factory
+def register_provider(name: str, factory: Callable[..., LogprobProvider], settings: Any = None, help: str = "") -> None:
+    """`settings`: a pydantic model of the provider's own settings (judge.<name>: {...} in a config;
+    the judge section's flat fields of the same name, e.g. model, fill them)."""
+    PROVIDERS.register(name, factory, settings=settings, help=help)
 
 
 def make_provider(name: str, **settings: Any) -> LogprobProvider:
     if name not in PROVIDERS:
-        known = ", ".join(sorted(PROVIDERS))
-        raise ValueError(f"unknown judge provider {name!r}; known providers: {known}")
+        raise ValueError(PROVIDERS.unknown(name))
     return PROVIDERS[name](**settings)
+
+
+class LlamaCppSettings(BaseModel):
+    """llamacpp's own settings (judge.llamacpp: {...}; judge.model and judge.threads fill them)."""
+
+    model: str = Field("qwen2.5-coder-1.5b-instruct", description="a known model (qwen2.5-coder-1.5b-instruct, "
+                       "qwen2.5-coder-0.5b-instruct) or a .gguf path")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: up to 2)")
+
+
+class TransformersSettings(BaseModel):
+    """transformers' own settings (judge.transformers: {...}; judge.model fills them)."""
+
+    model: str = Field("", description="a local Hugging Face causal LM folder")
+
+
+class HTTPSettings(BaseModel):
+    """The HTTP providers' own settings (judge.openai / judge.anthropic: {...}; the judge section's
+    fields of the same names fill them)."""
+
+    model: str = Field("", description="the model name the server serves")
+    base_url: str | None = Field(None, description="the server's base URL up to /v1 (default: 127.0.0.1:8080 for "
+                                 "openai, Anthropic's for anthropic)")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key (default "
+                                    "OPENAI_API_KEY / ANTHROPIC_API_KEY)")
+    api_key_file: str | None = Field(None, description="a file holding only the API key, instead of api_key_env")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    requests_per_minute: int | None = Field(None, ge=1, description="request rate limit (none if empty)")
+    tokens_per_minute: int | None = Field(None, ge=1, description="token rate limit, estimated from request size")
+    max_retries: int = Field(4, ge=0, description="retries of a failed call (429, 5xx, timeouts, dropped connections)")
+    timeout_s: float = Field(60.0, gt=0, description="seconds per attempt before it counts as failed")
+    price_input_per_million: float = Field(0.0, ge=0, description="price of a million prompt tokens")
+    price_output_per_million: float = Field(0.0, ge=0, description="price of a million completion tokens")
+
+
+def _http_settings(settings: dict[str, Any], base_url: str, api_key_env: str) -> dict[str, Any]:
+    """HTTPSettings as the HTTP providers' constructor takes them (a RetryPolicy, a prices pair);
+    keywords already in that form (retry=..., prices=...) pass through."""
+    from judgerl.providers.http import RetryPolicy
+
+    settings = dict(settings)
+    if settings.get("base_url") is None:
+        settings["base_url"] = base_url
+    if settings.get("api_key_env") is None:
+        settings["api_key_env"] = api_key_env
+    if "max_retries" in settings or "timeout_s" in settings:
+        settings["retry"] = RetryPolicy(max_retries=settings.pop("max_retries", 4), timeout_s=settings.pop("timeout_s", 60.0))
+    if "price_input_per_million" in settings or "price_output_per_million" in settings:
+        settings["prices"] = (settings.pop("price_input_per_million", 0.0), settings.pop("price_output_per_million", 0.0))
+    return settings
 
 
 def _register_builtins() -> None:
@@ -56,27 +112,29 @@ def _register_builtins() -> None:
     def llamacpp(**settings: Any) -> LogprobProvider:
         from judgerl.providers.llamacpp import LlamaCppProvider
 
-        return LlamaCppProvider(**settings)
+        return LlamaCppProvider(**{k: v for k, v in settings.items() if not (k == "threads" and v is None)})
 
     def openai(**settings: Any) -> LogprobProvider:
         from judgerl.providers.openai_compatible import OpenAICompatibleProvider
 
-        return OpenAICompatibleProvider(**settings)
+        return OpenAICompatibleProvider(**_http_settings(settings, "http://127.0.0.1:8080/v1", "OPENAI_API_KEY"))
 
     def anthropic(**settings: Any) -> LogprobProvider:
         from judgerl.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(**settings)
+        return AnthropicProvider(**_http_settings(settings, "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"))
 
     def transformers(**settings: Any) -> LogprobProvider:
         from judgerl.providers.transformers_local import TransformersProvider
 
         return TransformersProvider(**settings)
 
-    register_provider("transformers", transformers)
-    register_provider("llamacpp", llamacpp)
-    register_provider("openai", openai)
-    register_provider("anthropic", anthropic)
+    register_provider("transformers", transformers, settings=TransformersSettings,
+                      help="a local Hugging Face causal LM folder")
+    register_provider("llamacpp", llamacpp, settings=LlamaCppSettings, help="a local GGUF model in-process")
+    register_provider("openai", openai, settings=HTTPSettings,
+                      help="any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI)")
+    register_provider("anthropic", anthropic, settings=HTTPSettings, help="the Messages API")
 
 
 _register_builtins()

@@ -15,7 +15,7 @@ import torch
 from judgerl import LABELS
 from judgerl.algorithms import RL_ALGORITHMS
 from judgerl.build import build_judge
-from judgerl.config import RunConfig, to_yaml
+from judgerl.config import RunConfig, algorithm_settings, to_yaml
 from judgerl.datasets import load_questions
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
@@ -90,14 +90,10 @@ def supervised_policy(config: RunConfig, run: RunFolder, generator: torch.Genera
 
 
 def rl_algorithm(config: RunConfig):
-    """The configured sequence algorithm with the config's settings (each takes what it needs)."""
+    """The configured algorithm, built from its own validated settings only (`rl.<algorithm>`, filled
+    from the flat rl fields of the same name)."""
     rl = config.rl
-    settings = dict(samples_per_prompt=rl.samples_per_question, kl_coef=rl.kl_coef, baseline=rl.baseline,
-                    clip_low=rl.clip_low, clip_high=rl.clip_high, scale_std=rl.scale_std, loss_level=rl.loss_level,
-                    vf_coef=rl.vf_coef, gamma=rl.gamma, lam=rl.lam, beta=rl.dpo_beta, min_reward=rl.min_reward,
-                    clip=rl.clip_low)
-    settings.update({k: v for k, v in (("epochs", rl.epochs), ("minibatches", rl.minibatches)) if v is not None})
-    algorithm = RL_ALGORITHMS[rl.algorithm](**settings)
+    algorithm = RL_ALGORITHMS.build(rl.algorithm, algorithm_settings(config))
     if rl.epochs is not None:
         algorithm.epochs = rl.epochs
     if rl.minibatches is not None:

@@ -1,0 +1,230 @@
+"""Extension = register + config. A third party's provider, way of judging and algorithm, in a
+module outside the package, registered through the public registries and run from a YAML file
+with `judgerl train` (a real subprocess, the 8-ball, two steps); unknown names and settings are
+refused in one line with a did-you-mean (exit 2, no run folder); today's flat configs still load."""
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from judgerl.algorithms import RL_ALGORITHMS
+from judgerl.config import ConfigError, algorithm_settings, config_from_dict, to_yaml
+from judgerl.registry import Registry, UnknownName
+
+TESTS = Path(__file__).parent
+
+PLUGIN = '''
+"""A plugin: a provider, a way of judging and an algorithm, registered as judgerl's own are."""
+
+from pydantic import BaseModel, Field
+
+from judgerl.algorithms import register_rl_algorithm
+from judgerl.algorithms.reinforce import Reinforce
+from judgerl.judges import register_judge
+from judgerl.judges.base import Judgment
+from judgerl.providers import register_provider
+
+
+class EchoSettings(BaseModel):
+    model: str = Field("echo-1", description="the model's name")
+    favourite: str = Field("Yes", description="the answer this provider likes")
+
+
+class EchoProvider:
+    """Says 1 when the text holds its favourite word, else 0."""
+
+    def __init__(self, model, favourite):
+        self.name, self.favourite = f"echo/{model}", favourite
+
+    def identity(self):
+        return {"provider": "echo", "model": self.name}
+
+    def next_token_logprobs(self, messages, top_k):
+        liked = self.favourite in messages[-1]["content"]
+        return {"top_logprobs": [["1" if liked else "0", 0.0]], "text": "1" if liked else "0",
+                "prompt_tokens": None, "completion_tokens": None, "latency_s": 0.0}
+
+
+class LikesSettings(BaseModel):
+    bonus: float = Field(1.0, ge=0, le=1, description="reward of a completion the provider likes")
+
+
+class LikesJudge:
+    supports_pairwise = False
+    supports_groups = False
+
+    def __init__(self, provider, bonus):
+        self.provider, self.bonus = provider, bonus
+
+    def score(self, prompts, completions, **columns):
+        judgments = []
+        for prompt, completion in zip(prompts, completions):
+            said = self.provider.next_token_logprobs([{"role": "user", "content": completion}], 1)["text"]
+            reward = self.bonus if said == "1" else 0.0
+            judgments.append(Judgment(kind="score", question=prompt, answer=completion, status="scored",
+                                      judge_id=f"likes/{self.provider.name}", score=reward, reward=reward,
+                                      confidence=1.0))
+        return judgments
+
+
+class ScaledSettings(BaseModel):
+    scale: float = Field(1.0, gt=0, description="the loss is multiplied by this")
+    samples_per_prompt: int = Field(4, ge=1, description="completions sampled per prompt")
+
+
+class ScaledReinforce(Reinforce):
+    """REINFORCE with its loss scaled."""
+
+    name = "scaled_reinforce"
+
+    def __init__(self, scale, samples_per_prompt):
+        super().__init__(samples_per_prompt=samples_per_prompt)
+        self.scale = scale
+
+    def loss(self, policy, rollout, per_row):
+        total, metrics = super().loss(policy, rollout, per_row)
+        return total * self.scale, {**metrics, "plugin/scale": self.scale}
+
+
+register_provider("echo", EchoProvider, settings=EchoSettings, help="says 1 for its favourite word")
+register_judge("likes", lambda parts, bonus: LikesJudge(parts.provider, bonus), settings=LikesSettings,
+               help="bonus when the provider likes the completion")
+register_rl_algorithm("scaled_reinforce", ScaledReinforce, settings=ScaledSettings)
+'''
+
+
+def judgerl(*args, plugin_dir):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), str(TESTS)])}
+    return subprocess.run([sys.executable, "-m", "judgerl.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture
+def plugin(tmp_path):
+    """The plugin module on PYTHONPATH, and a config that uses its three components."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "judgerl_test_plugin.py").write_text(PLUGIN)
+    config = {
+        "plugins": ["judgerl_test_plugin"], "output_dir": str(tmp_path / "runs"), "sft": {"epochs": 1},
+        "judge": {"provider": "echo", "method": "likes", "model": "echo-7", "cache": False,
+                  "echo": {"favourite": "Yes"}, "likes": {"bonus": 0.8}},
+        "rl": {"algorithm": "scaled_reinforce", "steps": 2, "batch_size": 4, "scaled_reinforce": {"scale": 0.5}},
+    }
+    return folder, config, tmp_path
+
+
+def write(tmp_path, config, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_plugins_provider_judge_and_algorithm_run_from_a_yaml_file(plugin):
+    folder, config, tmp_path = plugin
+    result = judgerl("train", write(tmp_path, config), plugin_dir=folder)
+    assert result.returncode == 0, result.stderr
+    [run] = list((tmp_path / "runs").iterdir())
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rl_rows = [row for row in rows if row.get("stage") == "rl"]
+    assert len(rl_rows) == 2 and all(row["plugin/scale"] == 0.5 for row in rl_rows)  # its own setting reached it
+    judgments = (run / "judgments.jsonl").read_text()
+    assert "likes/echo/echo-7" in judgments  # judge.model (a flat field) filled the provider's `model`
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["rl"]["scaled_reinforce"] == {"scale": 0.5, "samples_per_prompt": 4}
+    assert resolved["judge"]["echo"] == {"model": "echo-7", "favourite": "Yes"}
+    assert resolved["judge"]["likes"] == {"bonus": 0.8}
+
+
+def test_an_installed_package_registers_through_the_entry_point_group(plugin):
+    """No `plugins:` in the config: a distribution on the path advertises the module in judgerl.plugins."""
+    folder, config, tmp_path = plugin
+    dist = folder / "judgerl_test_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: judgerl-test-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[judgerl.plugins]\ntest = judgerl_test_plugin\n")
+    del config["plugins"]
+    config["rl"]["steps"] = 1
+    result = judgerl("train", write(tmp_path, config), plugin_dir=folder)
+    assert result.returncode == 0, result.stderr
+
+
+REFUSED = [
+    ("unknown-algorithm", {"rl.algorithm": "scaled_reinforc"},
+     ["rl.algorithm", "unknown algorithm 'scaled_reinforc'", "did you mean 'scaled_reinforce'"]),
+    ("unknown-judge-method", {"judge.method": "like"}, ["judge.method", "did you mean 'likes'"]),
+    ("unknown-provider", {"judge.provider": "ecko"}, ["judge.provider", "did you mean 'echo'"]),
+    ("algorithm-setting-misspelt", {"rl.scaled_reinforce": {"scael": 0.5}},
+     ["rl.scaled_reinforce.scael", "unknown field", "did you mean 'scale'"]),
+    ("provider-setting-misspelt", {"judge.echo": {"favorite": "No"}},
+     ["judge.echo.favorite", "did you mean 'favourite'"]),
+    ("judge-setting-out-of-range", {"judge.likes": {"bonus": 2}}, ["judge.likes.bonus", "less than or equal to 1"]),
+    ("section-of-another-component", {"rl.ppo": {"clip": 0.3}}, ["rl.ppo", "rl uses scaled_reinforce"]),
+    ("plugin-missing", {"plugins": ["judgerl_no_such_plugin"]}, ["plugins", "cannot import 'judgerl_no_such_plugin'"]),
+]
+
+
+@pytest.mark.parametrize("changes, expected", [pytest.param(c, e, id=name) for name, c, e in REFUSED])
+def test_an_unknown_name_or_setting_is_one_line_with_did_you_mean(plugin, changes, expected):
+    folder, config, tmp_path = plugin
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        target = config
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    result = judgerl("train", write(tmp_path, config), plugin_dir=folder)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "error" in line]
+    for text in expected:
+        assert text in line, result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+# -- in process: the registry, today's flat settings, PPO's own clip
+
+
+def test_a_registry_names_the_closest_known_name():
+    registry = Registry("widget")
+    registry.register("sprocket", dict)
+    with pytest.raises(UnknownName, match=r"unknown widget 'sprockt'; did you mean 'sprocket'\? known: sprocket"):
+        registry.entry("sprockt")
+    assert "sprocket" in registry and list(registry) == ["sprocket"]
+
+
+def test_every_builtin_algorithm_is_called_with_exactly_its_own_settings():
+    for entry in RL_ALGORITHMS.entries():
+        parameters = [name for name in inspect.signature(entry.factory).parameters if name != "self"]
+        assert parameters == list(entry.settings.model_fields), entry.name
+        for field in entry.settings.model_fields.values():
+            assert field.description, entry.name
+
+
+def test_todays_flat_settings_still_reach_the_algorithm_that_has_them():
+    settings = algorithm_settings(config_from_dict({"rl": {"algorithm": "online_dpo", "dpo_beta": 0.3}}))
+    assert settings.model_dump() == {"beta": 0.3}
+    settings = algorithm_settings(config_from_dict({"rl": {"algorithm": "grpo", "samples_per_question": 6,
+                                                           "kl_coef": 0.01, "clip_high": 0.28}}))
+    assert (settings.samples_per_prompt, settings.kl_coef, settings.clip_high) == (6, 0.01, 0.28)
+    # its own section wins over a flat field
+    config = config_from_dict({"rl": {"algorithm": "grpo", "kl_coef": 0.01, "grpo": {"kl_coef": 0.02}}})
+    assert algorithm_settings(config).kl_coef == 0.02
+    # the resolved config holds what the algorithm got, and loads back to the same
+    again = config_from_dict(yaml.safe_load(to_yaml(config)))
+    assert algorithm_settings(again) == algorithm_settings(config)
+
+
+def test_ppo_has_its_own_clip_and_an_old_clip_low_names_the_new_spelling():
+    config = config_from_dict({"rl": {"algorithm": "ppo", "ppo": {"clip": 0.3}, "clip_low": 0.2}})
+    assert RL_ALGORITHMS.build("ppo", algorithm_settings(config)).clip == 0.3
+    with pytest.raises(ConfigError, match=r"rl: \{ppo: \{clip: 0.1\}\}"):
+        config_from_dict({"rl": {"algorithm": "ppo", "clip_low": 0.1}})
