@@ -157,6 +157,21 @@ def test_an_installed_package_registers_through_the_entry_point_group(plugin):
     assert result.returncode == 0, result.stderr
 
 
+def test_judgerl_judge_uses_a_plugins_provider_with_its_own_settings(plugin):
+    folder, _, tmp_path = plugin
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"prompt": "Will it rain?", "completion": "No"}) + "\n")
+    result = judgerl("judge", items, "--rubric", "They want to hear No.", "--scale", "0-1", "--set", "cache=false",
+                     "--set", "plugins=[judgerl_test_plugin]", "--set", "provider=echo", "--set", "model=echo-2",
+                     "--set", "echo.favourite=rain", plugin_dir=folder)
+    assert result.returncode == 0, result.stderr
+    [judged] = [json.loads(line) for line in (tmp_path / "items.judged.jsonl").read_text().splitlines()]
+    assert "echo/echo-2" in json.dumps(judged)
+    result = judgerl("judge", items, "--rubric", "x", "--set", "plugins=[judgerl_test_plugin]",
+                     "--set", "provider=echo", "--set", "echo.favorit=rain", plugin_dir=folder)
+    assert result.returncode == 2 and "did you mean 'favourite'" in result.stderr, result.stderr
+
+
 REFUSED = [
     ("unknown-algorithm", {"rl.algorithm": "scaled_reinforc"},
      ["rl.algorithm", "unknown algorithm 'scaled_reinforc'", "did you mean 'scaled_reinforce'"]),

@@ -258,6 +258,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
     method, layout = JUDGE_FILE_MODES[args.mode]
     overrides = {key.removeprefix("judge."): value for key, value in _parse_overrides(args.set).items()}
+    _load_plugins(overrides.pop("plugins", None))  # --set plugins=[module]: a plugin's provider can judge too
     if args.rubric_file is not None or args.rubric is not None:
         text = read_text_file(args.rubric_file, "--rubric-file") if args.rubric_file is not None else args.rubric
         if not text.strip():
@@ -311,6 +312,19 @@ def cmd_judge(args: argparse.Namespace) -> int:
     summary = judge_file(input_path, output, judge, layout, batch_size=args.batch_size, rows=rows)
     print(json.dumps({"output": str(output), **summary}))
     return 0
+
+
+def _load_plugins(modules: Any) -> None:
+    """The plugin modules named (and those advertised in the judgerl.plugins entry point group)."""
+    from judgerl.config import ConfigError
+    from judgerl.registry import PluginError, load_plugins
+
+    if modules is not None and not (isinstance(modules, list) and all(isinstance(m, str) for m in modules)):
+        raise ConfigError(f"--set plugins: a list of module names, e.g. --set plugins=[my_plugin], got {modules!r}")
+    try:
+        load_plugins(modules or [])
+    except PluginError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _judge_config(model, data):
