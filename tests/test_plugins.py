@@ -243,3 +243,10 @@ def test_ppo_has_its_own_clip_and_an_old_clip_low_names_the_new_spelling():
     assert RL_ALGORITHMS.build("ppo", algorithm_settings(config)).clip == 0.3
     with pytest.raises(ConfigError, match=r"rl: \{ppo: \{clip: 0.1\}\}"):
         config_from_dict({"rl": {"algorithm": "ppo", "clip_low": 0.1}})
+
+
+def test_a_providers_own_model_setting_is_checked_where_it_is_written():
+    with pytest.raises(ConfigError, match=r"judge\.llamacpp\.model: '/nonexistent/judge\.gguf' is neither"):
+        config_from_dict({"judge": {"llamacpp": {"model": "/nonexistent/judge.gguf"}}})
+    with pytest.raises(ConfigError, match=r"judge\.openai holds the settings of openai.*judge uses llamacpp and labels"):
+        config_from_dict({"judge": {"openai": {"timeout_s": 5}}})

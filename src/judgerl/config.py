@@ -557,15 +557,20 @@ def _check_files(config: RunConfig) -> None:
             f"sft.checkpoint: {config.sft.checkpoint!r} is not a policy checkpoint folder "
             f"(it has no {' or '.join(missing)}); give a folder written by `judgerl sft`, or leave it empty to train one"
         )
-    if config.judge.provider == "llamacpp" and config.judge.model not in KNOWN_GGUF_MODELS:
-        if not Path(config.judge.model).expanduser().is_file():
+    judge_model, judge_model_field = config.judge.model, "judge.model"
+    if config.judge.provider in component_sections(config.judge):  # judge.<provider>.model wins over judge.model
+        own = getattr(config.judge, config.judge.provider)
+        if "model" in own.model_fields_set:
+            judge_model, judge_model_field = own.model, f"judge.{config.judge.provider}.model"
+    if config.judge.provider == "llamacpp" and judge_model not in KNOWN_GGUF_MODELS:
+        if not Path(judge_model).expanduser().is_file():
             raise ConfigError(
-                f"judge.model: {config.judge.model!r} is neither a known model "
+                f"{judge_model_field}: {judge_model!r} is neither a known model "
                 f"({', '.join(KNOWN_GGUF_MODELS)}) nor an existing .gguf file"
             )
-    if config.judge.provider in ("transformers", "classifier") and not Path(config.judge.model).expanduser().is_dir():
+    if config.judge.provider in ("transformers", "classifier") and not Path(judge_model).expanduser().is_dir():
         raise ConfigError(
-            f"judge.model: {config.judge.model!r} is not a local model folder (needed by provider "
+            f"{judge_model_field}: {judge_model!r} is not a local model folder (needed by provider "
             f"{config.judge.provider}; nothing is downloaded at run time)"
         )
     if config.rl.report_to:
