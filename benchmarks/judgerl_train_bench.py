@@ -13,7 +13,9 @@ default auto: the lean engine for GPT-2 / Llama / Qwen2, else transformers).
 
 Timed: the RL stage (`train_policy`, the library call `judgerl train` makes; wrapped here only to
 read the clock), as trl_grpo_bench.py times `trainer.train()`. The run's eval before / after
-(one prompt) and setup are outside it. Prints a summary and one "RESULT_JSON {...}" line with
+(one prompt) and setup are outside it, and so is the checkpoint `judgerl train` writes at the end
+of RL (timed apart: `checkpoint_s`; TRL's side saves nothing, save_strategy "no");
+`completions_per_s_with_checkpoint` counts it. Prints a summary and one "RESULT_JSON {...}" line with
 the fields trl_grpo_bench.py reports.
 """
 
@@ -83,6 +85,7 @@ def main() -> None:
     import torch
 
     import judgerl.training.lm_experiment as lm_experiment
+    import judgerl.training.loop as loop
     from judgerl.cli import main as judgerl_main
 
     torch.set_num_threads(args.threads)
@@ -100,6 +103,17 @@ def main() -> None:
             timing["end"] = time.perf_counter()
 
     lm_experiment.train_policy = timed_train_policy
+    save_checkpoint = loop.save_checkpoint
+    timing["checkpoint_s"] = 0.0
+
+    def timed_save_checkpoint(*a, **kw):  # the same call; its time is kept apart
+        started = time.perf_counter()
+        try:
+            return save_checkpoint(*a, **kw)
+        finally:
+            timing["checkpoint_s"] += time.perf_counter() - started
+
+    loop.save_checkpoint = timed_save_checkpoint
     with tempfile.TemporaryDirectory(prefix="judgerl-bench-") as scratch:
         config = write_config(Path(scratch), str(Path(args.model).resolve()), args.steps, args.seed, args.engine,
                               args.compute_dtype)
@@ -111,13 +125,15 @@ def main() -> None:
     rl = [r for r in rows if r.get("stage") == "rl"]
     step_times = [r["time/step_s"] for r in rl if "time/step_s" in r]
     lengths = [r.get("completion/length_mean", r.get("completions/mean_length", float("nan"))) for r in rl]
-    wall = timing["end"] - timing["start"]
+    wall_with_checkpoint = timing["end"] - timing["start"]
+    wall = wall_with_checkpoint - timing["checkpoint_s"]
     k = min(5, len(REWARD_LOG))
     result = {
         "side": "judgerl", "model": args.model, "params": int(timing["params"]), "threads": torch.get_num_threads(),
         "mode": f"judgerl train, {policy_kind[0]}, {args.compute_dtype}", "steps": len(rl), "train_wall_s": wall,
         "step_s_median": statistics.median(step_times) if step_times else wall / max(1, len(rl)),
         "completions_per_s": 32 * len(rl) / wall,
+        "checkpoint_s": timing["checkpoint_s"], "completions_per_s_with_checkpoint": 32 * len(rl) / wall_with_checkpoint,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "mean_completion_len": statistics.mean(lengths) if lengths else float("nan"),
         "reward_first_step": REWARD_LOG[0], "reward_last_step": REWARD_LOG[-1],
