@@ -138,10 +138,10 @@ def test_a_plugins_provider_judge_and_algorithm_run_from_a_yaml_file(plugin):
     assert len(rl_rows) == 2 and all(row["plugin/scale"] == 0.5 for row in rl_rows)  # its own setting reached it
     judgments = (run / "judgments.jsonl").read_text()
     assert "likes/echo/echo-7" in judgments  # judge.model (a flat field) filled the provider's `model`
-    resolved = yaml.safe_load((run / "config.yaml").read_text())
-    assert resolved["rl"]["scaled_reinforce"] == {"scale": 0.5, "samples_per_prompt": 4}
-    assert resolved["judge"]["echo"] == {"model": "echo-7", "favourite": "Yes"}
-    assert resolved["judge"]["likes"] == {"bonus": 0.8}
+    written = yaml.safe_load((run / "config.yaml").read_text())  # the sections as given: resume reads them back
+    assert written["plugins"] == ["judgerl_test_plugin"] and written["judge"]["model"] == "echo-7"
+    assert written["rl"]["scaled_reinforce"] == {"scale": 0.5} and written["judge"]["likes"] == {"bonus": 0.8}
+    assert written["judge"]["echo"] == {"favourite": "Yes"} and "ppo" not in written["rl"]
 
 
 def test_an_installed_package_registers_through_the_entry_point_group(plugin):
@@ -233,9 +233,18 @@ def test_todays_flat_settings_still_reach_the_algorithm_that_has_them():
     # its own section wins over a flat field
     config = config_from_dict({"rl": {"algorithm": "grpo", "kl_coef": 0.01, "grpo": {"kl_coef": 0.02}}})
     assert algorithm_settings(config).kl_coef == 0.02
-    # the resolved config holds what the algorithm got, and loads back to the same
+    # the config written into a run folder loads back to the same settings
     again = config_from_dict(yaml.safe_load(to_yaml(config)))
     assert algorithm_settings(again) == algorithm_settings(config)
+    # and a flat field changed later (judge.timeout_s may change on resume) still reaches the component
+    from judgerl.build import provider_settings
+
+    written = yaml.safe_load(to_yaml(config_from_dict({"judge": {"provider": "openai", "model": "m", "method": "rubric",
+                                                                 "openai": {"max_concurrency": 2}},
+                                                       "rl": {"algorithm": "grpo"}})))
+    written["judge"]["timeout_s"] = 7.0
+    settings = provider_settings(config_from_dict(written).judge)
+    assert (settings["timeout_s"], settings["max_concurrency"]) == (7.0, 2)
 
 
 def test_ppo_has_its_own_clip_and_an_old_clip_low_names_the_new_spelling():
@@ -250,3 +259,10 @@ def test_a_providers_own_model_setting_is_checked_where_it_is_written():
         config_from_dict({"judge": {"llamacpp": {"model": "/nonexistent/judge.gguf"}}})
     with pytest.raises(ConfigError, match=r"judge\.openai holds the settings of openai.*judge uses llamacpp and labels"):
         config_from_dict({"judge": {"openai": {"timeout_s": 5}}})
+
+
+def test_an_own_setting_out_of_range_is_named_where_it_was_written():
+    with pytest.raises(ConfigError, match=r"rl\.samples_per_question: Input should be greater than or equal to 2"):
+        config_from_dict({"rl": {"algorithm": "grpo", "samples_per_question": 1}})
+    with pytest.raises(ConfigError, match=r"rl\.grpo\.samples_per_prompt: Input should be greater than or equal to 2"):
+        config_from_dict({"rl": {"algorithm": "grpo", "grpo": {"samples_per_prompt": 1}}})

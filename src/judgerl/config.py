@@ -468,8 +468,16 @@ def _check_own_settings(config: "RunConfig") -> None:
         try:
             own_settings(section, name, registry)
         except ValidationError as exc:
-            raise _invalid(f"{where}.{name}", [_explain(error, registry.entry(name).settings)
-                                               for error in exc.errors()]) from None
+            # Name the field where the value was written: the component's section, or the flat field.
+            given = getattr(section, name).model_fields_set if name in component_sections(section) else set()
+            flat_name = {new: old for old, new in FLAT_RENAMED.get(where, {}).items()}
+            problems = []
+            for error in exc.errors():
+                setting = str(error["loc"][0]) if error["loc"] else ""
+                field = f"{name}.{setting}" if setting in given else flat_name.get(setting, setting)
+                problems.append(f"{where}.{field}: {_explain(error, registry.entry(name).settings).partition(': ')[2]}"
+                                if setting else _explain(error, registry.entry(name).settings))
+            raise ConfigError(problems[0] if len(problems) == 1 else "\n".join(problems)) from None
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -672,21 +680,16 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 
 
 def to_yaml(config: RunConfig) -> str:
-    """The resolved config: the chosen components' sections hold the settings they were given."""
-    from judgerl.algorithms import RL_ALGORITHMS
-    from judgerl.providers import PROVIDERS
-    from judgerl.registry import NoSettings
-
+    """The config as YAML. A component's section holds the settings written into it, not the ones
+    the flat fields filled (so that a flat field changed later, e.g. judge.timeout_s on resume,
+    still reaches the component); `own_settings` resolves them the same way on every load."""
     data = config.model_dump(mode="json")
-    chosen = [("rl", config.rl.algorithm, RL_ALGORITHMS), ("judge", config.judge.method, _judge_registry()),
-              ("judge", config.judge.provider, PROVIDERS)]
-    for section, name, registry in chosen:
-        fields = type(getattr(config, section)).model_fields
-        if name in registry and name in fields and name not in _base_section(getattr(config, section)).model_fields:
-            data[section][name] = own_settings(getattr(config, section), name, registry).model_dump(mode="json")
-    for section in ("rl", "judge"):  # the settings sections of components not chosen are empty: left out
+    for section in ("rl", "judge"):
+        given = component_sections(getattr(config, section))
         base = _base_section(getattr(config, section)).model_fields
-        data[section] = {name: value for name, value in data[section].items() if name in base or value is not None}
+        data[section] = {name: (getattr(getattr(config, section), name).model_dump(mode="json", exclude_unset=True)
+                                if name in given else value)
+                         for name, value in data[section].items() if name in base or name in given}
     return yaml.safe_dump(data, sort_keys=False)
 
 
