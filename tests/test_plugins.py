@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,84 +19,8 @@ from judgerl.registry import Registry, UnknownName
 
 TESTS = Path(__file__).parent
 
-PLUGIN = '''
-"""A plugin: a provider, a way of judging and an algorithm, registered as judgerl's own are."""
-
-from pydantic import BaseModel, Field
-
-from judgerl.algorithms import register_rl_algorithm
-from judgerl.algorithms.reinforce import Reinforce
-from judgerl.judges import register_judge
-from judgerl.judges.base import Judgment
-from judgerl.providers import register_provider
-
-
-class EchoSettings(BaseModel):
-    model: str = Field("echo-1", description="the model's name")
-    favourite: str = Field("Yes", description="the answer this provider likes")
-
-
-class EchoProvider:
-    """Says 1 when the text holds its favourite word, else 0."""
-
-    def __init__(self, model, favourite):
-        self.name, self.favourite = f"echo/{model}", favourite
-
-    def identity(self):
-        return {"provider": "echo", "model": self.name}
-
-    def next_token_logprobs(self, messages, top_k):
-        liked = self.favourite in messages[-1]["content"]
-        return {"top_logprobs": [["1" if liked else "0", 0.0]], "text": "1" if liked else "0",
-                "prompt_tokens": None, "completion_tokens": None, "latency_s": 0.0}
-
-
-class LikesSettings(BaseModel):
-    bonus: float = Field(1.0, ge=0, le=1, description="reward of a completion the provider likes")
-
-
-class LikesJudge:
-    supports_pairwise = False
-    supports_groups = False
-
-    def __init__(self, provider, bonus):
-        self.provider, self.bonus = provider, bonus
-
-    def score(self, prompts, completions, **columns):
-        judgments = []
-        for prompt, completion in zip(prompts, completions):
-            said = self.provider.next_token_logprobs([{"role": "user", "content": completion}], 1)["text"]
-            reward = self.bonus if said == "1" else 0.0
-            judgments.append(Judgment(kind="score", question=prompt, answer=completion, status="scored",
-                                      judge_id=f"likes/{self.provider.name}", score=reward, reward=reward,
-                                      confidence=1.0))
-        return judgments
-
-
-class ScaledSettings(BaseModel):
-    scale: float = Field(1.0, gt=0, description="the loss is multiplied by this")
-    samples_per_prompt: int = Field(4, ge=1, description="completions sampled per prompt")
-
-
-class ScaledReinforce(Reinforce):
-    """REINFORCE with its loss scaled."""
-
-    name = "scaled_reinforce"
-
-    def __init__(self, scale, samples_per_prompt):
-        super().__init__(samples_per_prompt=samples_per_prompt)
-        self.scale = scale
-
-    def loss(self, policy, rollout, per_row):
-        total, metrics = super().loss(policy, rollout, per_row)
-        return total * self.scale, {**metrics, "plugin/scale": self.scale}
-
-
-register_provider("echo", EchoProvider, settings=EchoSettings, help="says 1 for its favourite word")
-register_judge("likes", lambda parts, bonus: LikesJudge(parts.provider, bonus), settings=LikesSettings,
-               help="bonus when the provider likes the completion")
-register_rl_algorithm("scaled_reinforce", ScaledReinforce, settings=ScaledSettings)
-'''
+PLUGIN = Path(__file__).parent.parent / "examples/plugin/judgerl_example_plugin.py"
+"""The example plugin; each test copies it outside the package, onto its own PYTHONPATH."""
 
 
 def judgerl(*args, plugin_dir):
@@ -111,9 +34,9 @@ def plugin(tmp_path):
     """The plugin module on PYTHONPATH, and a config that uses its three components."""
     folder = tmp_path / "site"
     folder.mkdir()
-    (folder / "judgerl_test_plugin.py").write_text(PLUGIN)
+    (folder / "judgerl_example_plugin.py").write_text(PLUGIN.read_text())
     config = {
-        "plugins": ["judgerl_test_plugin"], "output_dir": str(tmp_path / "runs"), "sft": {"epochs": 1},
+        "plugins": ["judgerl_example_plugin"], "output_dir": str(tmp_path / "runs"), "sft": {"epochs": 1},
         "judge": {"provider": "echo", "method": "likes", "model": "echo-7", "cache": False,
                   "echo": {"favourite": "Yes"}, "likes": {"bonus": 0.8}},
         "rl": {"algorithm": "scaled_reinforce", "steps": 2, "batch_size": 4, "scaled_reinforce": {"scale": 0.5}},
@@ -139,18 +62,24 @@ def test_a_plugins_provider_judge_and_algorithm_run_from_a_yaml_file(plugin):
     judgments = (run / "judgments.jsonl").read_text()
     assert "likes/echo/echo-7" in judgments  # judge.model (a flat field) filled the provider's `model`
     written = yaml.safe_load((run / "config.yaml").read_text())  # the sections as given: resume reads them back
-    assert written["plugins"] == ["judgerl_test_plugin"] and written["judge"]["model"] == "echo-7"
+    assert written["plugins"] == ["judgerl_example_plugin"] and written["judge"]["model"] == "echo-7"
     assert written["rl"]["scaled_reinforce"] == {"scale": 0.5} and written["judge"]["likes"] == {"bonus": 0.8}
     assert written["judge"]["echo"] == {"favourite": "Yes"} and "ppo" not in written["rl"]
+
+
+def test_the_example_config_runs_with_the_example_plugin(tmp_path):
+    result = judgerl("train", PLUGIN.parent / "plugin.yaml", "--set", "rl.steps=1", "--set", "sft.epochs=1",
+                     "--set", f"output_dir={tmp_path / 'runs'}", plugin_dir=PLUGIN.parent)
+    assert result.returncode == 0, result.stderr
 
 
 def test_an_installed_package_registers_through_the_entry_point_group(plugin):
     """No `plugins:` in the config: a distribution on the path advertises the module in judgerl.plugins."""
     folder, config, tmp_path = plugin
-    dist = folder / "judgerl_test_plugin-0.1.dist-info"
+    dist = folder / "judgerl_example_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: judgerl-test-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[judgerl.plugins]\ntest = judgerl_test_plugin\n")
+    (dist / "entry_points.txt").write_text("[judgerl.plugins]\ntest = judgerl_example_plugin\n")
     del config["plugins"]
     config["rl"]["steps"] = 1
     result = judgerl("train", write(tmp_path, config), plugin_dir=folder)
@@ -162,12 +91,12 @@ def test_judgerl_judge_uses_a_plugins_provider_with_its_own_settings(plugin):
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"prompt": "Will it rain?", "completion": "No"}) + "\n")
     result = judgerl("judge", items, "--rubric", "They want to hear No.", "--scale", "0-1", "--set", "cache=false",
-                     "--set", "plugins=[judgerl_test_plugin]", "--set", "provider=echo", "--set", "model=echo-2",
+                     "--set", "plugins=[judgerl_example_plugin]", "--set", "provider=echo", "--set", "model=echo-2",
                      "--set", "echo.favourite=rain", plugin_dir=folder)
     assert result.returncode == 0, result.stderr
     [judged] = [json.loads(line) for line in (tmp_path / "items.judged.jsonl").read_text().splitlines()]
     assert "echo/echo-2" in json.dumps(judged)
-    result = judgerl("judge", items, "--rubric", "x", "--set", "plugins=[judgerl_test_plugin]",
+    result = judgerl("judge", items, "--rubric", "x", "--set", "plugins=[judgerl_example_plugin]",
                      "--set", "provider=echo", "--set", "echo.favorit=rain", plugin_dir=folder)
     assert result.returncode == 2 and "did you mean 'favourite'" in result.stderr, result.stderr
 
