@@ -15,7 +15,7 @@ import yaml
 
 from judgerl.algorithms import RL_ALGORITHMS
 from judgerl.config import ConfigError, algorithm_settings, config_from_dict, to_yaml
-from judgerl.registry import Registry, UnknownName
+from judgerl.registry import NoSettings, Registry, UnknownName
 
 TESTS = Path(__file__).parent
 
@@ -137,6 +137,15 @@ def test_an_unknown_name_or_setting_is_one_line_with_did_you_mean(plugin, change
 # -- in process: the registry, today's flat settings, PPO's own clip
 
 
+def test_checking_a_config_does_not_import_torch():
+    """A misspelt field is refused in a fraction of a second: the registries are read without torch."""
+    code = ("import sys; from judgerl.config import config_from_dict, commented_defaults\n"
+            "config_from_dict({'rl': {'algorithm': 'ppo', 'ppo': {'clip': 0.3}}}); commented_defaults()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_registry_names_the_closest_known_name():
     registry = Registry("widget")
     registry.register("sprocket", dict)
@@ -146,9 +155,14 @@ def test_a_registry_names_the_closest_known_name():
 
 
 def test_every_builtin_algorithm_is_called_with_exactly_its_own_settings():
+    from judgerl.algorithms import BUILTIN, algorithm_class
+
+    assert set(BUILTIN) <= set(RL_ALGORITHMS)
     for entry in RL_ALGORITHMS.entries():
-        parameters = [name for name in inspect.signature(entry.factory).parameters if name != "self"]
+        algorithm = algorithm_class(entry.name)
+        parameters = list(inspect.signature(algorithm).parameters)
         assert parameters == list(entry.settings.model_fields), entry.name
+        assert issubclass(entry.settings, getattr(algorithm, "Settings", NoSettings)), entry.name
         for field in entry.settings.model_fields.values():
             assert field.description, entry.name
 

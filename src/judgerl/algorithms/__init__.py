@@ -9,16 +9,29 @@ into a loss (`loss`), micro-batch by micro-batch.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
-import torch
 from pydantic import BaseModel
 
 from judgerl.registry import Registry
 
-from judgerl.rewards import JudgedRollout
-from judgerl.rollouts import Rollout, SequencePolicy
+if TYPE_CHECKING:  # importing the registry (the config does) must not import torch
+    import torch
+
+    from judgerl.rewards import JudgedRollout
+    from judgerl.rollouts import Rollout, SequencePolicy
+
+
+def __getattr__(name: str) -> Any:
+    """`from judgerl.algorithms import JudgedRollout`, as the algorithms write it, imported when asked for."""
+    if name == "JudgedRollout":
+        from judgerl.rewards import JudgedRollout
+
+        return JudgedRollout
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -70,17 +83,30 @@ def register_rl_algorithm(name: str, factory: Callable[..., RLAlgorithm], settin
                            help=help or (factory.__doc__ or "").strip().split("\n")[0])
 
 
-def _register_builtins() -> None:
-    from judgerl.algorithms.grpo import GRPO
-    from judgerl.algorithms.judge_alignment import JudgeAlignment
-    from judgerl.algorithms.online_dpo import OnlineDPO
-    from judgerl.algorithms.ppo import PPO
-    from judgerl.algorithms.reinforce import Reinforce
-    from judgerl.algorithms.rejection_sampling import RejectionSampling
-    from judgerl.algorithms.rloo import RLOO
+def algorithm_class(name: str) -> Any:
+    """A built-in algorithm's class (imported on first use: it imports torch)."""
+    module, _, attribute = BUILTIN[name].partition(":")
+    return getattr(importlib.import_module(f"judgerl.algorithms.{module}"), attribute)
 
-    for algorithm in (JudgeAlignment, Reinforce, RLOO, GRPO, PPO, OnlineDPO, RejectionSampling):
-        register_rl_algorithm(algorithm.name, algorithm)
+
+BUILTIN = {"judge_alignment": "judge_alignment:JudgeAlignment", "reinforce": "reinforce:Reinforce", "rloo": "rloo:RLOO",
+           "grpo": "grpo:GRPO", "ppo": "ppo:PPO", "online_dpo": "online_dpo:OnlineDPO",
+           "rejection_sampling": "rejection_sampling:RejectionSampling"}
+
+
+def _register_builtins() -> None:
+    from judgerl.algorithms import settings
+
+    own = {"reinforce": settings.ReinforceSettings, "rloo": settings.RLOOSettings, "grpo": settings.GRPOSettings,
+           "ppo": settings.PPOSettings, "online_dpo": settings.OnlineDPOSettings,
+           "rejection_sampling": settings.RejectionSamplingSettings}
+    for name in BUILTIN:
+        register_rl_algorithm(name, partial(_build_builtin, name), settings=own.get(name),
+                              help=f"judgerl.algorithms.{BUILTIN[name]}")
+
+
+def _build_builtin(name: str, /, **settings: Any) -> RLAlgorithm:
+    return algorithm_class(name)(**settings)
 
 
 _register_builtins()

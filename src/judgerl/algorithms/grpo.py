@@ -12,11 +12,10 @@ reuses a rollout for several updates (TRL's num_iterations), where the clip star
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
 from typing import Literal
 
 from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.settings import GRPOSettings
 from judgerl.algorithms.common import advantage_loss, reference_logprobs, reward_metrics, weights_for
 from judgerl.algorithms.maths import group_advantages
 from judgerl.rollouts import Rollout, SequencePolicy
@@ -28,17 +27,7 @@ class GRPO:
     minibatches = 1
     uses_values = False
 
-    class Settings(BaseModel):
-        """GRPO's own settings (`rl.grpo: {...}`)."""
-
-        samples_per_prompt: int = Field(8, ge=2, description="completions sampled per prompt (advantages are relative to the group)")
-        kl_coef: float = Field(0.04, ge=0, description="weight of the KL penalty towards the reference policy")
-        clip_low: float = Field(0.2, gt=0, description="ratio clip below 1 (1 - clip_low)")
-        clip_high: float = Field(0.2, gt=0, description="ratio clip above 1 (1 + clip_high; DAPO raises it)")
-        scale_std: bool = Field(True, description="divide advantages by the group's std (false: Dr. GRPO)")
-        loss_level: Literal["token", "sequence"] = Field(
-            "token", description="average the loss over all tokens, or per completion then over completions")
-        epochs: int = Field(1, ge=1, description="passes over each rollout")
+    Settings = GRPOSettings
 
     def __init__(
         self,

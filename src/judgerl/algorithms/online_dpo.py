@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from pydantic import BaseModel, Field
 
 from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.settings import OnlineDPOSettings
 from judgerl.algorithms.common import reward_metrics
 from judgerl.algorithms.maths import dpo_loss
 from judgerl.rollouts import Rollout, SequencePolicy
@@ -31,10 +31,7 @@ class OnlineDPO:
     minibatches = 1
     uses_values = False
 
-    class Settings(BaseModel):
-        """Online DPO's own settings (`rl.online_dpo: {...}`)."""
-
-        beta: float = Field(0.1, gt=0, description="DPO's beta (strength of the implicit KL)")
+    Settings = OnlineDPOSettings
 
     def __init__(self, beta: float = 0.1):
         self.beta = beta

@@ -14,9 +14,9 @@ averaged over tokens, for `epochs` passes of `minibatches` optimiser steps each.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, Field
 
 from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.settings import PPOSettings
 from judgerl.algorithms.common import reward_metrics
 from judgerl.algorithms.maths import (
     clip_ratio_metrics, clipped_surrogate, clipped_value_loss, generalized_advantages, masked_mean, per_row_total,
@@ -38,18 +38,7 @@ class PPO:
     judging = "pointwise"
     uses_values = True
 
-    class Settings(BaseModel):
-        """PPO's own settings (`rl.ppo: {...}`)."""
-
-        samples_per_prompt: int = Field(4, ge=1, description="completions sampled per prompt")
-        kl_coef: float = Field(0.05, ge=0, description="weight of the KL penalty towards the reference policy")
-        clip: float = Field(0.2, gt=0, description="ratio clip: 1 +- clip")
-        value_clip: float = Field(0.2, gt=0, description="the new value is kept within old value +- value_clip")
-        vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
-        gamma: float = Field(1.0, ge=0, le=1, description="discount per token")
-        lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
-        epochs: int = Field(2, ge=1, description="passes over each rollout")
-        minibatches: int = Field(2, ge=1, description="optimiser steps per pass")
+    Settings = PPOSettings
 
     def __init__(
         self,

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field
 
 from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.settings import ReinforceSettings
 from judgerl.algorithms.common import advantage_loss, reference_logprobs, reward_metrics, weights_for
 from judgerl.rollouts import Rollout, SequencePolicy
 
@@ -28,14 +28,7 @@ class Reinforce:
     minibatches = 1
     uses_values = False
 
-    class Settings(BaseModel):
-        """REINFORCE's own settings (`rl.reinforce: {...}`)."""
-
-        samples_per_prompt: int = Field(4, ge=1, description="completions sampled per prompt")
-        kl_coef: float = Field(0.05, ge=0, description="weight of the KL penalty towards the reference policy")
-        baseline: Literal["batch_mean", "moving_average"] = Field(
-            "batch_mean", description="reward baseline subtracted before the update")
-        baseline_decay: float = Field(0.9, ge=0, lt=1, description="moving_average: weight of the old baseline")
+    Settings = ReinforceSettings
 
     def __init__(
         self,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from pydantic import BaseModel, Field
 
 from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.settings import RejectionSamplingSettings
 from judgerl.algorithms.common import reward_metrics
 from judgerl.algorithms.maths import masked_mean, row_weights
 from judgerl.rollouts import Rollout, SequencePolicy
@@ -38,11 +38,7 @@ class RejectionSampling:
     minibatches = 1
     uses_values = False
 
-    class Settings(BaseModel):
-        """Rejection sampling's own settings (`rl.rejection_sampling: {...}`)."""
-
-        samples_per_prompt: int = Field(4, ge=1, description="completions sampled per prompt (the best of them is trained on)")
-        min_reward: float = Field(0.0, description="the best of n is trained on only if its reward reaches this")
+    Settings = RejectionSamplingSettings
 
     def __init__(self, samples_per_prompt: int = 4, min_reward: float = 0.0):
         self.samples_per_prompt = samples_per_prompt

@@ -11,9 +11,8 @@ reward; here it is the same per-token k3 term as GRPO's, so the two differ only 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
 from judgerl.algorithms import JudgedRollout, Prepared
+from judgerl.algorithms.settings import RLOOSettings
 from judgerl.algorithms.common import advantage_loss, reference_logprobs, reward_metrics, weights_for
 from judgerl.algorithms.maths import leave_one_out_advantages
 from judgerl.rollouts import Rollout, SequencePolicy
@@ -26,11 +25,7 @@ class RLOO:
     minibatches = 1
     uses_values = False
 
-    class Settings(BaseModel):
-        """RLOO's own settings (`rl.rloo: {...}`)."""
-
-        samples_per_prompt: int = Field(4, ge=2, description="completions sampled per prompt (each one's baseline is the others)")
-        kl_coef: float = Field(0.05, ge=0, description="weight of the KL penalty towards the reference policy")
+    Settings = RLOOSettings
 
     def __init__(self, samples_per_prompt: int = 4, kl_coef: float = 0.05):
         if samples_per_prompt < 2:
