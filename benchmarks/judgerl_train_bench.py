@@ -84,14 +84,14 @@ def main() -> None:
 
     import torch
 
-    import judgerl.training.lm_experiment as lm_experiment
+    import judgerl.training.runner as runner
     import judgerl.training.loop as loop
     from judgerl.cli import main as judgerl_main
 
     torch.set_num_threads(args.threads)
     timing: dict[str, float] = {}
     policy_kind: list[str] = []
-    train_policy = lm_experiment.train_policy
+    train_policy = runner.train_policy
 
     def timed_train_policy(policy, *a, **kw):  # the same call, with a clock around it
         policy_kind.append(type(policy).__name__)
@@ -102,7 +102,7 @@ def main() -> None:
         finally:
             timing["end"] = time.perf_counter()
 
-    lm_experiment.train_policy = timed_train_policy
+    runner.train_policy = timed_train_policy
     save_checkpoint = loop.save_checkpoint
     timing["checkpoint_s"] = 0.0
 

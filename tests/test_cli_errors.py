@@ -215,10 +215,10 @@ def test_an_unreadable_input_file_is_named(tmp_path):
 def test_an_input_error_found_once_the_run_started_leaves_no_run_folder(files):
     """A ConfigError from inside the run (e.g. a corrupt sft.checkpoint) before anything was done:
     the new run folder is removed, not left behind marked failed."""
-    code = ("import sys, judgerl.cli as cli, judgerl.training.experiment as experiment\n"
+    code = ("import sys, judgerl.cli as cli, judgerl.training.runner as runner\n"
             "from judgerl.config import ConfigError\n"
             "def late(*args, **kwargs): raise ConfigError('sft.checkpoint: found wrong late')\n"
-            "experiment.run_experiment = late\n"
+            "runner.run_task = late\n"
             f"sys.exit(cli.main(['train', {str(files['good.yaml'])!r}]))\n")
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

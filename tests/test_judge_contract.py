@@ -374,7 +374,7 @@ def test_a_prompt_rows_columns_reach_the_judge_through_the_training_loop_and_the
     from judgerl.policies.label_sequence import LabelSequencePolicy
     from judgerl.policies.tiny_transformer import TinyTransformerPolicy
     from judgerl.rollouts import SamplingSettings
-    from judgerl.training.lm_experiment import evaluate_samples
+    from judgerl.tasks.generation import evaluate_samples
     from judgerl.training.loop import LoopSettings, train_policy
 
     wanted = {"Should I practice piano?": "Yes", "Should I bet my rent?": "No", "Will it rain?": "Maybe",

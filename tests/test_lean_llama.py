@@ -22,7 +22,7 @@ from judgerl.policies.causal_lm import CausalLMPolicy, LoraSettings  # noqa: E40
 from judgerl.policies.lean_causal_lm import LeanCausalLMPolicy, saved_engine  # noqa: E402
 from judgerl.policies.lean_llama import LeanLlama  # noqa: E402
 from judgerl.rollouts import SamplingSettings  # noqa: E402
-from judgerl.training.lm_experiment import build_lm_policy  # noqa: E402
+from judgerl.tasks.generation import build_lm_policy  # noqa: E402
 from tiny_hf import tokenizer  # noqa: E402
 
 TESTS = Path(__file__).parent

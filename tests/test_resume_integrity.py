@@ -201,19 +201,20 @@ def test_status_json_never_recommends_an_unverified_checkpoint(tmp_path, monkeyp
     the message points at the whole one."""
     import fake_judges
     from judgerl.config import config_from_dict
-    from judgerl.training.experiment import create_run_folder, run_experiment
+    from judgerl.training.experiment import create_run_folder
+    from judgerl.training.runner import run_task
     from judgerl.training.loop import TooManyUnscored
 
     config = config_from_dict({**SECTIONS, "output_dir": str(tmp_path / "runs"),
                                "rl": {**SECTIONS["rl"], "algorithm": algorithm, "steps": 4}})
-    run = run_experiment(config, create_run_folder(config), say=lambda text: None)
+    run = run_task(config, create_run_folder(config), say=lambda text: None)
     with open(run.path / "checkpoints/step-4/model.safetensors", "r+b") as handle:
         handle.truncate(200)
     checkpoint, notes = resumable_checkpoint(run.path / "checkpoints")
     assert checkpoint.name == "step-2" and notes[0].startswith("checkpoints/step-4: model.safetensors is 200 bytes")
     monkeypatch.setattr(fake_judges, "optimist", fake_judges.broken)
     with pytest.raises(TooManyUnscored):
-        run_experiment(config, run, say=lambda text: None, resume_from=checkpoint)
+        run_task(config, run, say=lambda text: None, resume_from=checkpoint)
     status = run.status()
     assert status["status"] == "failed"
     assert "checkpoints/step-2 (`judgerl resume" in status["message"] and "step-4" not in status["message"]

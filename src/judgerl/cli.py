@@ -2,11 +2,12 @@
 
     judgerl demo                 SFT + RL against the local judge + report, all defaults
     judgerl sft [CONFIG]         supervised fine-tuning only; prints the checkpoint folder
-    judgerl train CONFIG         the whole experiment from a config file
+    judgerl train CONFIG         the whole experiment from a config file (its task: magic8ball, generation, ...)
     judgerl resume RUN_DIR       continue a stopped run from its last checkpoint, exactly
     judgerl report RUN_DIR       (re)write a run folder's report
     judgerl judge FILE           judge a JSONL file of completions (or pairs) with a rubric
     judgerl config               the default config, every field with its help
+    judgerl config --task NAME   a starter config for a task (magic8ball, generation)
     judgerl config --example [NAME]  the shipped example configs (without NAME: the list)
     judgerl judge-model          assemble and verify the default judge's weights
 """
@@ -77,8 +78,9 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
 
     from judgerl.config import ConfigError
     from judgerl.report import write_report
-    from judgerl.training.experiment import create_run_folder, run_experiment
+    from judgerl.training.experiment import create_run_folder
     from judgerl.training.loop import TooManyUnscored
+    from judgerl.training.runner import run_task
 
     from judgerl.training.distributed import DataParallel
 
@@ -88,11 +90,9 @@ def _run_experiment(config, run=None, resume_from=None) -> int:
     created = run is None
     run = run or create_run_folder(config)
     print(f"run folder: {run.path}", file=sys.stderr)
-    if config.policy.kind == "causal_lm":
-        from judgerl.training.lm_experiment import run_lm_experiment as run_experiment  # noqa: F811
     code, removed = 0, False
     try:
-        run_experiment(config, run, say=lambda text: print(text, file=sys.stderr), resume_from=resume_from)
+        run_task(config, run, say=lambda text: print(text, file=sys.stderr), resume_from=resume_from)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except TooManyUnscored as error:
@@ -150,11 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run_helper_process(config, resume_from) -> int:
     import tempfile
 
-    from judgerl.training.experiment import run_experiment
     from judgerl.training.run_folder import RunFolder
+    from judgerl.training.runner import run_task
 
-    if config.policy.kind == "causal_lm":
-        from judgerl.training.lm_experiment import run_lm_experiment as run_experiment  # noqa: F811
     with tempfile.TemporaryDirectory(prefix="judgerl-helper-") as scratch:
         run = RunFolder.create(scratch, ["helper"])
         if resume_from is not None:  # the same checkpoint as process 0; the scratch folder holds the rest
@@ -163,7 +161,7 @@ def _run_helper_process(config, resume_from) -> int:
             shutil.copytree(resume_from.parent.parent / "checkpoints", run.path / "checkpoints")
             resume_from = run.path / "checkpoints" / resume_from.name
         try:
-            run_experiment(config, run, say=lambda text: None, resume_from=resume_from)
+            run_task(config, run, say=lambda text: None, resume_from=resume_from)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
     return 0
@@ -352,6 +350,9 @@ def _judge_config(model, data):
 def cmd_config(args: argparse.Namespace) -> int:
     from judgerl.config import commented_defaults
 
+    if args.task is not None:
+        sys.stdout.write(_starter_config(args.task))
+        return 0
     if args.example is None:
         sys.stdout.write(commented_defaults())
         return 0
@@ -366,6 +367,21 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(example_text(args.example))
     return 0
+
+
+def _starter_config(task: str) -> str:
+    """The shipped example config a task names as its starter, with `task:` set."""
+    from judgerl.config import ConfigError
+    from judgerl.example_configs import example_text
+    from judgerl.tasks import STARTERS, TASKS
+
+    if task not in TASKS:
+        raise ConfigError(f"--task: no task called {task!r}; the tasks are: {', '.join(sorted(TASKS))}")
+    if task not in STARTERS:
+        raise ConfigError(f"--task: task {task!r} ships no starter config; `judgerl config` prints every field")
+    lines = example_text(STARTERS[task]).splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("#")), len(lines))
+    return "".join(lines[:first] + [f"task: {task}\n"] + lines[first:])
 
 
 def _version() -> str:
@@ -450,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the default config with help on every field, or an example")
     config.add_argument("--example", nargs="?", const="", metavar="NAME",
                         help="print the shipped example config NAME (without NAME: list them)")
+    config.add_argument("--task", metavar="NAME", help="print a starter config for the task NAME (magic8ball, generation)")
     config.set_defaults(handler=cmd_config)
 
     judge_model = commands.add_parser("judge-model", help="assemble and verify a known judge model's weights")

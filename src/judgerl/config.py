@@ -289,6 +289,9 @@ class RunConfig(StrictModel):
     name: str = Field("magic8ball", description="first part of the run folder's name")
     seed: int = Field(0, ge=0, lt=2**63, description="seeds torch and the data order")
     output_dir: str = Field("runs", description="run folders are created inside this folder")
+    task: str | None = Field(None, description="what the run trains on: magic8ball (the tiny label policy answering "
+                             "Yes/No/Maybe) or generation (a causal_lm writing free text), or a task a plugin registers; "
+                             "by default the one of policy.kind")
     data: DataConfig = Field(default_factory=DataConfig, description="where the questions come from")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the tiny transformer's shape")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="supervised fine-tuning before RL")
@@ -305,6 +308,14 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
+        if self.task is not None:  # a registered task, with the kind of policy it trains
+            from judgerl.tasks import DEFAULT_TASK, TASKS
+
+            if self.task not in TASKS:
+                raise ValueError(f"task {self.task!r} is not registered; the tasks are: {', '.join(sorted(TASKS))}")
+            kinds = [kind for kind, task in DEFAULT_TASK.items() if task == self.task]
+            if kinds and self.policy.kind not in kinds:
+                raise ValueError(f"task {self.task} trains a {kinds[0]} policy: set policy.kind: {kinds[0]}")
         if self.policy.kind == "causal_lm":  # defaults that depend on the policy (see KIND_DEPENDENT)
             if "method" not in self.judge.model_fields_set:
                 self.judge.method = "reward_function" if self.judge.provider == "python" else "rubric"
@@ -694,6 +705,7 @@ def to_yaml(config: RunConfig) -> str:
 
 
 KIND_DEPENDENT = {
+    "task": "magic8ball for the 8-ball; generation for causal_lm",
     "judge.method": "labels for the 8-ball; rubric for causal_lm (reward_function with provider python)",
     "rl.algorithm": "judge_alignment for the 8-ball; grpo for causal_lm",
     "sft.epochs": "8 for the 8-ball; 0 for causal_lm",

@@ -1,5 +1,7 @@
-"""A language-model experiment: (optional SFT) -> held-out samples judged -> RL against the judge
--> the same prompts sampled and judged again. Everything goes into the run folder as it happens.
+"""Free-text generation: a causal language model writes completions to prompts; optional SFT on
+prompt/completion pairs, then RL against the judge.
+
+Evaluation samples one completion per held-out prompt and judges it, before and after RL:
 
     eval_before.json / eval_after.json: {"samples": [{prompt, completion, reward, status}], "mean_reward": ...}
 
@@ -10,7 +12,7 @@ shows how the answers to the same prompts moved.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -20,16 +22,60 @@ from judgerl.datasets import load_prompt_rows, load_sft_pairs
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import judge_completions
 from judgerl.rollouts import SamplingSettings, SequencePolicy, prompts_and_columns
+from judgerl.tasks import Say, Stage
 from judgerl.training.checkpoints import save_checkpoint
-from judgerl.training.experiment import attach_trackers, loop_settings, rl_algorithm, seeded_generator
 from judgerl.training.lm_sft import train_lm_sft
-from judgerl.training.loop import train_policy
 from judgerl.training.run_folder import RunFolder
-from judgerl.training.trainer_state import latest_checkpoint
 
-Say = Callable[[str], None]
 EVAL_SEED = 1234
 """Held-out samples before and after RL are drawn with this seed: same prompts, same randomness."""
+
+
+class GenerationTask:
+    name = "generation"
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        # prompt rows: the prompt, and the other columns the judge reads (e.g. a reference)
+        self.eval_prompts = load_prompt_rows(config.data.eval)[: config.data.eval_limit or None]
+        rl = config.rl
+        self.sampling = SamplingSettings(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens)
+
+    def policy(self, run: RunFolder, generator: torch.Generator, say: Say,
+               resume_from: Path | None = None) -> SequencePolicy:
+        config = self.config
+        policy = build_lm_policy(config, resume_from)
+        if resume_from is not None:
+            say(f"resuming RL from {resume_from}")
+            _restore_reference(policy, config, run)
+        elif config.sft.epochs > 0:
+            pairs = load_sft_pairs(config.data.sft)
+            run.set_status("running", stage="sft")
+            losses = train_lm_sft(policy, pairs, config.sft.epochs, config.sft.batch_size, config.sft.learning_rate,
+                                  generator, on_log=lambda row: run.log_metrics({"stage": "sft", **row}))
+            save_checkpoint(policy, run.checkpoint_dir("sft"), stage="sft")
+            say(f"SFT: {len(pairs)} examples, {config.sft.epochs} epochs, final loss {losses[-1]:.3f}")
+        return policy
+
+    def judge(self) -> Any:
+        return build_judge(self.config.judge)
+
+    def rl_prompts(self) -> list[Any]:
+        return load_prompt_rows(self.config.data.rl)
+
+    def evaluate(self, policy: SequencePolicy, judge: Any, gate: ConfidenceGate, run: RunFolder,
+                 stage: Stage, say: Say) -> dict[str, Any]:
+        result, judgments = evaluate_samples(policy, self.eval_prompts, judge, gate, self.sampling)
+        run.log_judgments(judgments, stage=f"eval_{stage}")
+        run.write_json(f"eval_{stage}.json", result)
+        if stage == "before":
+            say(f"before RL: mean judge reward {_fmt(result['mean_reward'])} on {len(self.eval_prompts)} held-out prompts")
+        else:
+            say(f"after RL: mean judge reward {_fmt(result['mean_reward'])}")
+        return result
+
+    def finish(self, policy: SequencePolicy, run: RunFolder) -> None:
+        """The loop's last checkpoint (checkpoints/step-N) is the policy after RL."""
 
 
 def policy_folder(config: RunConfig) -> Path:
@@ -91,67 +137,6 @@ def evaluate_samples(policy: SequencePolicy, prompts: list[Any], judge: Any, gat
         "judged": len(accepted),
         "mean_length_tokens": float(rollout.lengths.float().mean()),
     }, judgments
-
-
-def run_lm_experiment(config: RunConfig, run: RunFolder, say: Say = print, resume_from: Path | None = None) -> RunFolder:
-    generator = seeded_generator(config.seed)
-    try:
-        run.set_status("running", stage="setup")
-        attach_trackers(config, run)
-        policy = build_lm_policy(config, resume_from)
-        if resume_from is not None:
-            say(f"resuming RL from {resume_from}")
-            _restore_reference(policy, config, run)
-        elif config.sft.epochs > 0:
-            pairs = load_sft_pairs(config.data.sft)
-            run.set_status("running", stage="sft")
-            losses = train_lm_sft(policy, pairs, config.sft.epochs, config.sft.batch_size, config.sft.learning_rate,
-                                  generator, on_log=lambda row: run.log_metrics({"stage": "sft", **row}))
-            save_checkpoint(policy, run.checkpoint_dir("sft"), stage="sft")
-            say(f"SFT: {len(pairs)} examples, {config.sft.epochs} epochs, final loss {losses[-1]:.3f}")
-
-        judge = build_judge(config.judge)
-        gate = ConfidenceGate(config.judge.confidence_threshold)
-        # prompt rows: the prompt, and the other columns the judge reads (e.g. a reference)
-        rl_prompts = load_prompt_rows(config.data.rl)
-        eval_prompts = load_prompt_rows(config.data.eval)[: config.data.eval_limit or None]
-        sampling = loop_settings(config).sampling
-
-        if resume_from is None:
-            run.set_status("running", stage="eval_before")
-            before, judgments = evaluate_samples(policy, eval_prompts, judge, gate, sampling)
-            run.log_judgments(judgments, stage="eval_before")
-            run.write_json("eval_before.json", before)
-            say(f"before RL: mean judge reward {_fmt(before['mean_reward'])} on {len(eval_prompts)} held-out prompts")
-
-        start = int(resume_from.name.split("-")[1]) if resume_from is not None else 0
-        run.set_status("running", stage="rl", step=start, steps=config.rl.steps)
-        history = train_policy(policy, rl_prompts, judge, rl_algorithm(config), gate, loop_settings(config), run=run,
-                               resume_from=resume_from)
-
-        run.set_status("running", stage="eval_after", step=config.rl.steps, steps=config.rl.steps)
-        after, judgments = evaluate_samples(policy, eval_prompts, judge, gate, sampling)
-        run.log_judgments(judgments, stage="eval_after")
-        run.write_json("eval_after.json", after)
-        say(f"after RL: mean judge reward {_fmt(after['mean_reward'])}")
-        accept = [row["judge/accept_rate"] for row in history]
-        run.set_status("completed", stage="done", step=config.rl.steps,
-                       judge_accept_rate=sum(accept) / len(accept) if accept else None,
-                       judge_counters=dict(getattr(judge, "counters", {})))
-        return run
-    except BaseException as stop:
-        status = run.status()
-        where = f"RL step {status.get('step', 0)} of {config.rl.steps}" if status.get("stage") == "rl" else str(status.get("stage"))
-        latest = latest_checkpoint(run.path / "checkpoints")
-        saved = (f"; the policy and trainer state of step {latest.name.split('-')[1]} are in checkpoints/{latest.name} "
-                 f"(`judgerl resume {run.path}` continues from there)") if latest is not None else ""
-        if isinstance(stop, KeyboardInterrupt):
-            run.set_status("interrupted", message=f"interrupted at {where}{saved}")
-        else:
-            run.set_status("failed", message=f"failed at {where}: {type(stop).__name__}: {stop}{saved}")
-        raise
-    finally:
-        run.close_trackers()
 
 
 def _restore_reference(policy: Any, config: RunConfig, run: RunFolder) -> None:
