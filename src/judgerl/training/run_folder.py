@@ -9,8 +9,9 @@
         judgments.jsonl    every judgment used, with its stage and step
         eval_before.json   held-out evaluation after SFT
         eval_after.json    held-out evaluation after RL
-        checkpoints/       sft/, rl-final/ (or rl-step-N/ when stopped early): safetensors + JSON;
-                           step-N/: resumable (weights + trainer state), each with checkpoint.json
+        checkpoints/       sft/, rl-final/ (the 8-ball's policy after RL): safetensors + JSON;
+                           step-N/: resumable (weights + trainer state; the last one is the policy
+                           where a run stopped, or after RL), each with checkpoint.json
                            listing every file's size and sha256 (checked before a resume)
         report.md, plots/  the before/after report
 Every write is appended or replaced whole (write to a temp file, then rename), so a killed
