@@ -156,6 +156,11 @@ def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, pre
     return {name: value / counts.get(name, steps_taken) for name, value in sums.items()}
 
 
+def judge_counters(judge: Any) -> dict[str, float]:
+    """Provider calls, cache hits, seconds spent calling and cost, where the judge counts them."""
+    return dict(getattr(judge, "counters", {}))
+
+
 def rollout_metrics(rollout: Rollout, judged: JudgedRollout, gate_threshold: float,
                     policy: Any = None) -> dict[str, float]:
     """TRL's reward and completions/* metrics of one rollout, and the judge's (judge/*)."""
@@ -238,6 +243,7 @@ def train_policy(
             consistent = (step, rng_states())
             batch = parallel.shard(next(stream))
             started = time.perf_counter()
+            counters_before = judge_counters(judge)
             batch_prompts, batch_columns = prompts_and_columns(batch)
             rollout = policy.sample(batch_prompts, algorithm.samples_per_prompt, settings.sampling, generator)
             rollout.columns = batch_columns  # per prompt; the judge gets them per completion
@@ -265,6 +271,8 @@ def train_policy(
             row = {
                 "stage": "rl", "step": step,
                 **prepared.metrics, **losses, **rollout_metrics(rollout, judged, gate.threshold, policy),
+                **{f"judge/{name}": value - counters_before.get(name, 0)  # this step's calls, cache hits, cost, ...
+                   for name, value in judge_counters(judge).items()},
                 "time/step_s": finished - started,
                 "time/sample_s": sampled - started,
                 "time/judge_s": judged_at - sampled,
