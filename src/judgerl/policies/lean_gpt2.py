@@ -53,7 +53,7 @@ from torch import nn
 
 from judgerl.policies.lean_common import (  # noqa: F401  (re-exported: tests and callers import them from here)
     _TokenLogProbs, _dtype_name, _draw, _left_pad, _nucleus, _prompt_mask, _residual, _scatter_rows, _token_logprobs,
-    tune_glibc_malloc)
+    assemble_steps, tune_glibc_malloc)
 from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
 
 # -- weights -------------------------------------------------------------------------------------
@@ -310,21 +310,7 @@ class LeanGPT2:
                     attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scales[i])
                 h = self._proj_mlp(h, o.view(B, D), l)
             probs = torch.softmax(self._logits(w, h, temperature), -1)
-        T = len(steps)
-        tokens = torch.full((N, T), pad_id, dtype=torch.long)
-        probs_taken = torch.ones(N, T)
-        for t, (r, token, p) in enumerate(steps):
-            if r is None:
-                tokens[:, t], probs_taken[:, t] = token, p
-            else:
-                tokens[r, t], probs_taken[r, t] = token, p
-        logprobs = probs_taken.log_()
-        # a row's tokens after its first stop token are padding
-        is_stop = (tokens == stop0) if stop0 is not None else torch.isin(tokens, stops)
-        after = (is_stop.cumsum(1) - is_stop.long()) > 0
-        tokens.masked_fill_(after, pad_id)
-        logprobs.masked_fill_(after, 0.0)
-        return tokens, logprobs, (~after).float()
+        return assemble_steps(steps, N, pad_id, stops)
 
     # -- scoring --------------------------------------------------------------------------------
 
