@@ -16,9 +16,7 @@ from judgerl.judges.base import Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.parsing import parse_score
-from judgerl.judges.pointwise import (
-    GRADER_PREAMBLE, REFERENCE_NOTE, USER, USER_WITH_REFERENCE, defuse_markers, references_of, shown_to_judge,
-)
+from judgerl.judges.pointwise import GRADER_PREAMBLE, grading_messages, references_of, shown_to_judge
 from judgerl.providers import LogprobProvider
 
 TEMPLATE_VERSION = 1
@@ -55,15 +53,7 @@ class CritiqueJudge:
         return self.caller.counters
 
     def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
-        low, high = self.scale
-        system = SYSTEM.format(rubric=self.rubric, low=low, high=high)
-        if reference is None:
-            user = USER.format(prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)
-        else:
-            system += REFERENCE_NOTE
-            user = USER_WITH_REFERENCE.format(prompt=defuse_markers(prompt), reference=defuse_markers(reference),
-                                              response=defuse_markers(completion), low=low, high=high)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return grading_messages(SYSTEM, self.rubric, self.scale, prompt, completion, reference)
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         check_columns(columns, len(prompts))

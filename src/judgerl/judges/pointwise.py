@@ -68,6 +68,21 @@ def defuse_markers(text: str) -> str:
     return _MARKER.sub(lambda m: f"‹{m.group(1)}{m.group(2)}›", text)
 
 
+def grading_messages(system_template: str, rubric: str, scale: tuple[int, int], prompt: str, completion: str,
+                     reference: str | None = None) -> list[dict[str, str]]:
+    """[system, user] for grading one completion on `rubric` (with the reference answer when given):
+    `system_template` has {rubric}, {low} and {high}; prompt, reference and completion are defused."""
+    low, high = scale
+    system = system_template.format(rubric=rubric, low=low, high=high)
+    if reference is None:
+        user = USER.format(prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)
+    else:
+        system += REFERENCE_NOTE
+        user = USER_WITH_REFERENCE.format(prompt=defuse_markers(prompt), reference=defuse_markers(reference),
+                                          response=defuse_markers(completion), low=low, high=high)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 class RubricJudge:
     """Scores completions for prompts on a rubric: `score(prompts, completions, **columns) -> [Judgment]`.
 
@@ -123,15 +138,7 @@ class RubricJudge:
         return self.caller.counters
 
     def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
-        low, high = self.scale
-        system = SYSTEM.format(rubric=self.rubric, low=low, high=high)
-        if reference is None:
-            user = USER.format(prompt=defuse_markers(prompt), response=defuse_markers(completion), low=low, high=high)
-        else:
-            system += REFERENCE_NOTE
-            user = USER_WITH_REFERENCE.format(prompt=defuse_markers(prompt), reference=defuse_markers(reference),
-                                              response=defuse_markers(completion), low=low, high=high)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return grading_messages(SYSTEM, self.rubric, self.scale, prompt, completion, reference)
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """One judgment per (prompt, completion); with a `reference` column, graded against each reference answer."""
