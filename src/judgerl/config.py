@@ -272,6 +272,10 @@ class RLConfig(StrictModel):
         0.5, ge=0.0, le=1.0,
         description="stop with an error when more than this share of a batch comes back unscored (no update from it)",
     )
+    overlap_judging: bool = Field(
+        True, description="send each prompt's completions to the judge as soon as its group has finished "
+        "generating, and score the reference while the judge works; the judgments and every result are the same "
+        "either way (false: generate all, then judge all)")
 
     @field_validator("algorithm")
     @classmethod

@@ -64,7 +64,7 @@ def loop_settings(config: RunConfig) -> LoopSettings:
         lr_schedule=rl.lr_schedule,
         max_grad_norm=rl.max_grad_norm, micro_batch=rl.micro_batch, max_unscored_fraction=rl.max_unscored_fraction,
         sampling=SamplingSettings(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens),
-        seed=config.seed, checkpoint_every=rl.checkpoint_every,
+        seed=config.seed, checkpoint_every=rl.checkpoint_every, overlap_judging=rl.overlap_judging,
     )
 
 

@@ -55,6 +55,9 @@ class LoopSettings:
     """Save a resumable checkpoint every this many steps (0: only at the end and on interruption)."""
     samples_every: int = 0
     """Write a few completions to samples.jsonl every this many steps (0: about ten times a run)."""
+    overlap_judging: bool = True
+    """Judge each prompt's group as soon as it has finished generating, and score the reference
+    while the judge works (see judging_stream.py); the results are the same either way."""
 
 
 def prompt_batches(prompts: Sequence[str], per_step: int, seed: int, start_step: int = 0):

@@ -24,6 +24,7 @@ MAY_CHANGE_ON_RESUME: dict[str, str] = {
     "rl.tensorboard": "where metrics are also logged",
     "rl.report_to": "where metrics are also logged",
     "rl.max_unscored_fraction": "when to stop on a failing judge (no update is made from such a batch either way)",
+    "rl.overlap_judging": "when the judge is asked, not what it answers",
     "judge.max_concurrency": "how the same judge is called",
     "judge.requests_per_minute": "how the same judge is called",
     "judge.tokens_per_minute": "how the same judge is called",
