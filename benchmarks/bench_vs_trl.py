@@ -99,6 +99,15 @@ def main() -> None:
     parser.add_argument("--ours", choices=["train", "lean_gpt2"], default="train",
                         help="judgerl's side: `judgerl train CONFIG` (train) or the direct LeanGPT2Policy loop")
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this many seconds for a quiet machine before each run")
+    parser.add_argument("--lora", action="store_true",
+                        help="both sides train a LoRA adapter instead of every weight: judgerl policy.lora true with "
+                        "--lora-r/--lora-alpha/--lora-dropout on every linear layer but the head (LoraSettings "
+                        "all-linear); TRL through trl_grpo_lora_bench.py (the shared script + peft_config=LoraConfig "
+                        "with the same rank, alpha, dropout and targets)")
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=float, default=32.0)
+    parser.add_argument("--lora-dropout", type=float, default=0.0)
+    parser.add_argument("--save-json", type=Path, help="append every run's result (one JSON line each) to this file")
     parser.add_argument("--trl-default-malloc", action="store_true",
                         help="run TRL with glibc's default allocator settings (judgerl's policy tunes them; by default "
                         "both sides get the same tuned settings)")
@@ -120,9 +129,14 @@ def main() -> None:
                 sides = ["trl", "judgerl"] if repeat % 2 == 0 else ["judgerl", "trl"]
                 for side in sides:
                     load = wait_quiet(args.wait_quiet) if args.wait_quiet else float("nan")
+                    loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+                    started = time.strftime("%H:%M:%S", time.gmtime())
                     out = Path(scratch) / f"{side}-{size}-{repeat}.json"
+                    lora = ["--lora-r", str(args.lora_r), "--lora-alpha", str(args.lora_alpha),
+                            "--lora-dropout", str(args.lora_dropout)] if args.lora else []
                     if side == "trl":
-                        command = [args.trl_python, str(SHARED / "trl_grpo_bench.py"), "--model", model,
+                        trl_script = HERE / "trl_grpo_lora_bench.py" if args.lora else SHARED / "trl_grpo_bench.py"
+                        command = [args.trl_python, str(trl_script), *lora, "--model", model,
                                    "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
                                    "--output-dir", str(Path(scratch) / "trl_out"), "--json-out", str(out),
                                    "--no-phase-timers", *(["--trl-defaults"] if size != "tiny" else [])]
@@ -130,22 +144,34 @@ def main() -> None:
                         script = "judgerl_train_bench.py" if args.ours == "train" else "judgerl_grpo_bench.py"
                         command = [sys.executable, str(HERE / script), "--model", model,
                                    "--steps", str(args.steps), "--seed", str(repeat), "--threads", str(args.threads),
-                                   "--compute-dtype", ours_dtype.get(size, "float32"), "--json-out", str(out)]
+                                   "--compute-dtype", ours_dtype.get(size, "float32"), "--json-out", str(out),
+                                   *(["--lora", *lora] if args.lora else [])]
                     result = run(command, out, {} if (side == "trl" and args.trl_default_malloc) else SAME_MALLOC)
                     result["load_before"] = load
+                    result["loadavg_before"] = loadavg
+                    result["loadavg_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+                    result["started_utc"] = started
+                    result.update(size=size, side=side, repeat=repeat)
+                    if args.save_json:
+                        with open(args.save_json, "a") as handle:
+                            handle.write(json.dumps(result) + "\n")
                     results.setdefault((size, side), []).append(result)
                     k = 5
                     print(f"{size:5s} {side:7s} repeat {repeat}: {result['step_s_median']:.3f} s/step (median), "
                           f"{result['completions_per_s']:.1f} completions/s, peak {result['peak_rss_mib']:.0f} MiB, "
-                          f"reward {result[f'reward_first{k}_mean']:.3f} -> {result[f'reward_last{k}_mean']:.3f}",
+                          f"reward {result[f'reward_first{k}_mean']:.3f} -> {result[f'reward_last{k}_mean']:.3f}, "
+                          f"trainable {result.get('trainable_params', result.get('params', 0)):,}, started {started} UTC, "
+                          f"loadavg before {loadavg} after {result['loadavg_after']}",
                           file=sys.stderr, flush=True)
 
     def median(size, side, key):
         return statistics.median(r[key] for r in results[(size, side)])
 
     malloc = "TRL with glibc defaults" if args.trl_default_malloc else "both sides with the same tuned glibc malloc"
+    what = (f"LoRA r={args.lora_r} alpha={args.lora_alpha:g} dropout={args.lora_dropout:g} all-linear" if args.lora
+            else "full fine-tuning")
     print(f"\nmedians over {args.repeats} runs each ({args.steps} steps, 32 completions per step, {args.threads} threads, "
-          f"{malloc})\n")
+          f"{what}, {malloc})\n")
     print("| model | side | config | s/step (median step) | completions/s (wall) | peak RSS MiB | reward first 5 -> last 5 steps | gain | reward step 1 -> last 5 | mean reward, all steps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:

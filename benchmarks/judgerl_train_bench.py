@@ -49,15 +49,17 @@ def yes_reward(prompts, completions, **kwargs):
     return rewards
 
 
-def write_config(folder: Path, model: str, steps: int, seed: int, engine: str, compute_dtype: str) -> Path:
+def write_config(folder: Path, model: str, steps: int, seed: int, engine: str, compute_dtype: str,
+                 lora: tuple[int, float, float] | None = None) -> Path:
     import yaml
 
     prompts = folder / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in make_prompts()))
     config = {
         "name": "bench", "seed": seed, "output_dir": str(folder / "runs"),
-        "policy": {"kind": "causal_lm", "model": model, "lora": False, "chat_template": False, "engine": engine,
-                   "compute_dtype": compute_dtype},
+        "policy": {"kind": "causal_lm", "model": model, "lora": lora is not None, "chat_template": False, "engine": engine,
+                   "compute_dtype": compute_dtype,
+                   **({"lora_r": lora[0], "lora_alpha": lora[1], "lora_dropout": lora[2]} if lora else {})},
         "judge": {"provider": "python", "method": "reward_function", "function": "__main__:yes_reward",
                   "cache": False},
         "data": {"rl": str(prompts), "eval": str(prompts), "eval_limit": 1},
@@ -79,6 +81,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engine", choices=["auto", "lean", "hf"], default="auto")
     parser.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--lora", action="store_true",
+                        help="policy.lora: true (a LoRA adapter on every linear layer but the head, judgerl's "
+                        "LoraSettings target_modules all-linear) instead of full fine-tuning")
+    parser.add_argument("--lora-r", type=int, default=16, help="policy.lora_r (PolicyConfig's default 16)")
+    parser.add_argument("--lora-alpha", type=float, default=32.0, help="policy.lora_alpha (default 32)")
+    parser.add_argument("--lora-dropout", type=float, default=0.0, help="policy.lora_dropout (default 0)")
     parser.add_argument("--json-out")
     args = parser.parse_args()
 
@@ -116,7 +124,8 @@ def main() -> None:
     loop.save_checkpoint = timed_save_checkpoint
     with tempfile.TemporaryDirectory(prefix="judgerl-bench-") as scratch:
         config = write_config(Path(scratch), str(Path(args.model).resolve()), args.steps, args.seed, args.engine,
-                              args.compute_dtype)
+                              args.compute_dtype,
+                              (args.lora_r, args.lora_alpha, args.lora_dropout) if args.lora else None)
         code = judgerl_main(["train", str(config)])
         if code:
             raise SystemExit(f"judgerl train exited with {code}")
@@ -130,7 +139,9 @@ def main() -> None:
     k = min(5, len(REWARD_LOG))
     result = {
         "side": "judgerl", "model": args.model, "params": int(timing["params"]), "threads": torch.get_num_threads(),
-        "mode": f"judgerl train, {policy_kind[0]}, {args.compute_dtype}", "steps": len(rl), "train_wall_s": wall,
+        "mode": f"judgerl train, {policy_kind[0]}, {args.compute_dtype}"
+        + (f", lora(r={args.lora_r},alpha={args.lora_alpha:g},all-linear)" if args.lora else ", full FT"),
+        "trainable_params": int(timing["params"]), "steps": len(rl), "train_wall_s": wall,
         "step_s_median": statistics.median(step_times) if step_times else wall / max(1, len(rl)),
         "completions_per_s": 32 * len(rl) / wall,
         "checkpoint_s": timing["checkpoint_s"], "completions_per_s_with_checkpoint": 32 * len(rl) / wall_with_checkpoint,
