@@ -1,4 +1,4 @@
-"""Extension = register + config. A third party's provider, way of judging and algorithm, in a
+"""Extension = register + config. A third party's provider, way of judging, algorithm and task, in a
 module outside the package, registered through the public registries and run from a YAML file
 with `judgerl train` (a real subprocess, the 8-ball, two steps); unknown names and settings are
 refused in one line with a did-you-mean (exit 2, no run folder); today's flat configs still load."""
@@ -31,7 +31,7 @@ def judgerl(*args, plugin_dir):
 
 @pytest.fixture
 def plugin(tmp_path):
-    """The plugin module on PYTHONPATH, and a config that uses its three components."""
+    """The plugin module on PYTHONPATH, and a config that uses its four components."""
     folder = tmp_path / "site"
     folder.mkdir()
     (folder / "judgerl_example_plugin.py").write_text(PLUGIN.read_text())
@@ -40,6 +40,7 @@ def plugin(tmp_path):
         "judge": {"provider": "echo", "method": "likes", "model": "echo-7", "cache": False,
                   "echo": {"favourite": "Yes"}, "likes": {"bonus": 0.8}},
         "rl": {"algorithm": "scaled_reinforce", "steps": 2, "batch_size": 4, "scaled_reinforce": {"scale": 0.5}},
+        "task": "short_questions",
     }
     return folder, config, tmp_path
 
@@ -65,6 +66,10 @@ def test_a_plugins_provider_judge_and_algorithm_run_from_a_yaml_file(plugin):
     assert written["plugins"] == ["judgerl_example_plugin"] and written["judge"]["model"] == "echo-7"
     assert written["rl"]["scaled_reinforce"] == {"scale": 0.5} and written["judge"]["likes"] == {"bonus": 0.8}
     assert written["judge"]["echo"] == {"favourite": "Yes"} and "ppo" not in written["rl"]
+    assert written["task"] == "short_questions"
+    rl_judged = [json.loads(line) for line in judgments.splitlines() if json.loads(line).get("stage") == "rl"]
+    # the plugin's task supplied the RL prompts: its short questions only
+    assert rl_judged and all(len(row["question"].split()) <= 6 for row in rl_judged)
 
 
 def test_the_example_config_runs_with_the_example_plugin(tmp_path):
@@ -112,6 +117,8 @@ REFUSED = [
      ["judge.echo.favorite", "did you mean 'favourite'"]),
     ("judge-setting-out-of-range", {"judge.likes": {"bonus": 2}}, ["judge.likes.bonus", "less than or equal to 1"]),
     ("section-of-another-component", {"rl.ppo": {"clip": 0.3}}, ["rl.ppo", "rl uses scaled_reinforce"]),
+    ("unknown-task", {"task": "short_question"}, ["task", "unknown task 'short_question'",
+                                                 "did you mean 'short_questions'"]),
     ("plugin-missing", {"plugins": ["judgerl_no_such_plugin"]}, ["plugins", "cannot import 'judgerl_no_such_plugin'"]),
 ]
 

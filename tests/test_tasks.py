@@ -13,6 +13,7 @@ from judgerl.config import ConfigError, config_from_dict
 from judgerl.judges.base import Judgment
 from judgerl.policies.label_sequence import LabelSequencePolicy
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy
+from judgerl.registry import Registry
 from judgerl.rewards import JudgedRollout
 from judgerl.rollouts import SamplingSettings
 from judgerl.tasks import TASKS, build_task, task_name
@@ -22,7 +23,7 @@ CAUSAL_LM = {"policy": {"kind": "causal_lm", "model": "smollm2-135m-instruct"}, 
 
 
 def test_a_config_names_its_task_and_defaults_to_the_one_of_its_policy_kind():
-    assert {"magic8ball", "generation"} <= set(TASKS)
+    assert isinstance(TASKS, Registry) and {"magic8ball", "generation"} <= set(TASKS)
     assert task_name(config_from_dict({})) == "magic8ball"
     assert task_name(config_from_dict(CAUSAL_LM)) == "generation"
     assert task_name(config_from_dict({**CAUSAL_LM, "task": "generation"})) == "generation"
@@ -30,8 +31,10 @@ def test_a_config_names_its_task_and_defaults_to_the_one_of_its_policy_kind():
 
 
 def test_an_unknown_task_or_one_of_another_policy_kind_is_a_config_error():
-    with pytest.raises(ConfigError, match="task 'poetry' is not registered; the tasks are: .*generation"):
+    with pytest.raises(ConfigError, match="task: unknown task 'poetry'; known: generation, magic8ball"):
         config_from_dict({"task": "poetry"})
+    with pytest.raises(ConfigError, match="unknown task 'generaton'; did you mean 'generation'"):
+        config_from_dict({**CAUSAL_LM, "task": "generaton"})
     with pytest.raises(ConfigError, match="task generation trains a causal_lm policy"):
         config_from_dict({"task": "generation"})
 

@@ -1,4 +1,4 @@
-"""An example judgerl plugin: a provider, a way of judging and an algorithm, registered through
+"""An example judgerl plugin: a provider, a way of judging, an algorithm and a task, registered through
 the same registries as judgerl's own, each with its own settings (a pydantic model, help on
 every field). A config names them and sets their settings in sections named after them:
 
@@ -12,6 +12,7 @@ every field). A config names them and sets their settings in sections named afte
     rl:
       algorithm: scaled_reinforce           # RL_ALGORITHMS
       scaled_reinforce: {scale: 0.5}        # ScaledSettings
+    task: short_questions                   # TASKS
 
 (examples/plugin/plugin.yaml). An installed package can instead advertise the module in the
 entry point group `judgerl.plugins`:
@@ -30,6 +31,8 @@ from judgerl.algorithms.reinforce import Reinforce
 from judgerl.judges import register_judge
 from judgerl.judges.base import Judgment
 from judgerl.providers import register_provider
+from judgerl.tasks import TASKS
+from judgerl.tasks.eightball import EightBallTask
 
 
 class EchoSettings(BaseModel):
@@ -98,7 +101,20 @@ class ScaledReinforce(Reinforce):
         return total * self.scale, {**metrics, "plugin/scale": self.scale}
 
 
+class ShortQuestionsTask(EightBallTask):
+    """The 8-ball trained with RL on its short questions only (at most `MAX_WORDS` words). A task is
+    built from the run's config and supplies the policy, the judge, the RL prompts, the held-out
+    evaluation and what it leaves after RL (judgerl.tasks.Task); here all but the prompts are the 8-ball's."""
+
+    name = "short_questions"
+    MAX_WORDS = 6
+
+    def rl_prompts(self):
+        return [question for question in super().rl_prompts() if len(question.split()) <= self.MAX_WORDS]
+
+
 register_provider("echo", EchoProvider, settings=EchoSettings, help="says 1 for its favourite word")
 register_judge("likes", lambda parts, bonus: LikesJudge(parts.provider, bonus), settings=LikesSettings,
                help="bonus when the provider likes the completion")
 register_rl_algorithm("scaled_reinforce", ScaledReinforce, settings=ScaledSettings)
+TASKS.register("short_questions", ShortQuestionsTask, help="the 8-ball on its short questions only")

@@ -302,6 +302,13 @@ class RunConfig(StrictModel):
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="the LLM judge and its rubric")
     rl: RLConfig = Field(default_factory=RLConfig, description="reinforcement learning against the judge")
 
+    @field_validator("task")
+    @classmethod
+    def _registered_task(cls, name: str | None) -> str | None:
+        from judgerl.tasks import TASKS
+
+        return name if name is None else _registered(name, TASKS)
+
     @field_validator("name")
     @classmethod
     def _folder_name(cls, name: str) -> str:
@@ -312,11 +319,9 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
-        if self.task is not None:  # a registered task, with the kind of policy it trains
-            from judgerl.tasks import DEFAULT_TASK, TASKS
+        if self.task is not None:  # a task trains the kind of policy it was written for
+            from judgerl.tasks import DEFAULT_TASK
 
-            if self.task not in TASKS:
-                raise ValueError(f"task {self.task!r} is not registered; the tasks are: {', '.join(sorted(TASKS))}")
             kinds = [kind for kind, task in DEFAULT_TASK.items() if task == self.task]
             if kinds and self.policy.kind not in kinds:
                 raise ValueError(f"task {self.task} trains a {kinds[0]} policy: set policy.kind: {kinds[0]}")

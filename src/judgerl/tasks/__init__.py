@@ -7,7 +7,13 @@ checkpoint it leaves after RL; the run's life (training/runner.py) and the loop
     generation   a causal language model writing free text, evaluated by sampling held-out
                  prompts before and after RL with one seed (tasks/generation.py)
 
-Built-in tasks register exactly as a third party's would (`register_task`). The report is
+Tasks have one registry, `TASKS` (a `judgerl.registry.Registry`: name -> factory taking the
+run's config); the built-in tasks register through the same call a plugin makes:
+
+    TASKS.register("my_task", MyTask, help="what it trains")
+
+and a config names it (`task: my_task`), validated against the registry with a did-you-mean. The
+report is
 rebuilt from the run folder alone: what a task's `evaluate` writes (eval_before.json,
 eval_after.json) is what report.py reads. No task imports the loop or the runner.
 """
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
+
+from judgerl.registry import Registry
 
 if TYPE_CHECKING:  # no import of torch or the config here: config.py reads the registry
     import torch
@@ -60,7 +68,7 @@ class Task(Protocol):
         ...
 
 
-TASKS: dict[str, Callable[["RunConfig"], Task]] = {}
+TASKS: Registry[Callable[["RunConfig"], Task]] = Registry("task")
 """name -> factory taking the run's config."""
 
 STARTERS: dict[str, str] = {}
@@ -70,24 +78,12 @@ DEFAULT_TASK = {"tiny_transformer": "magic8ball", "causal_lm": "generation"}
 """The task a config means when it names none, by policy.kind (configs written before `task`)."""
 
 
-def register_task(name: str, factory: Callable[["RunConfig"], Task], starter: str | None = None) -> None:
-    """`starter`: the name of an example config to print for `judgerl config --task NAME`."""
-    TASKS[name] = factory
-    if starter:
-        STARTERS[name] = starter
-
-
 def task_name(config: "RunConfig") -> str:
     return getattr(config, "task", None) or DEFAULT_TASK[config.policy.kind]
 
 
 def build_task(config: "RunConfig") -> Task:
-    name = task_name(config)
-    if name not in TASKS:
-        from judgerl.config import ConfigError
-
-        raise ConfigError(f"task {name!r} is not registered; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name](config)
+    return TASKS[task_name(config)](config)
 
 
 def _register_builtins() -> None:
@@ -101,8 +97,9 @@ def _register_builtins() -> None:
 
         return GenerationTask(config)
 
-    register_task("magic8ball", eightball, starter="magic8ball")
-    register_task("generation", generation, starter="smollm2-lora-friendly")
+    TASKS.register("magic8ball", eightball, help="the tiny label policy answering Yes/No/Maybe")
+    TASKS.register("generation", generation, help="a causal language model writing free text")
+    STARTERS.update(magic8ball="magic8ball", generation="smollm2-lora-friendly")
 
 
 _register_builtins()
