@@ -10,6 +10,11 @@ Against injection: lines of the completion that address the grader are removed f
 between markers, the instructions say that nothing inside them is addressed to the grader,
 and any marker left inside the material is defused (`<response>` -> `‹response›`), so a
 completion cannot close its own block.
+
+Against master keys and padding (substance.py, `defences`): a completion with no substance
+(empty, ":", "Thought process:", "Sure!", or emptied by the injection guard) is scored at the
+bottom of the scale by rule, without a call; a padded completion (repeating itself, or far
+longer than the reference) has its reward capped at 0.5. Both are flagged in the record.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import MIN_VALID_MASS, expected_value, read_choices
 from judgerl.judges.parsing import parse_score
+from judgerl.judges.substance import Defences, control_padding, judgment_by_rule
 from judgerl.providers import LogprobProvider
 
 TEMPLATE_VERSION = 1
@@ -106,6 +112,7 @@ class RubricJudge:
         guard_injections: bool = True,
         budget: float | None = None,
         min_valid_mass: float = MIN_VALID_MASS,
+        defences: Defences = Defences(),
     ):
         low, high = scale
         if not low < high:
@@ -119,6 +126,8 @@ class RubricJudge:
         self.guard_injections = guard_injections
         self.min_valid_mass = min_valid_mass
         """Least probability the score tokens must hold for a log-probability reading (logprobs.py)."""
+        self.defences = defences
+        """Completions with no substance and padded ones (substance.py): decided by rule, flagged."""
         # One token per score exactly when every score is one digit.
         single_digit = 0 <= low and high <= 9
         if read == "logprobs" and not single_digit:
@@ -142,30 +151,40 @@ class RubricJudge:
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """One judgment per (prompt, completion); with a `reference` column, graded against each reference answer."""
-        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
-        return self._finish(prompts, completions, shown, self.caller.responses(batch, max_tokens, top_k))
+        prepared, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
+        return self._finish(prepared, self.caller.responses(batch, max_tokens, top_k))
 
     async def ascore(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """`score` for async code: HTTP providers run the calls on the caller's event loop."""
-        shown, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
-        return self._finish(prompts, completions, shown, await self.caller.aresponses(batch, max_tokens, top_k))
+        prepared, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
+        return self._finish(prepared, await self.caller.aresponses(batch, max_tokens, top_k))
 
     def _prepare(self, prompts, completions, columns):
+        """Per row (prompt, completion, guarded, reference, judgment by rule or None), and the calls
+        for the rows the judge must read (those with no judgment by rule), in order."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         check_columns(columns, len(prompts))
-        shown = [shown_to_judge(c, self.guard_injections) for c in completions]
-        batch = [self.messages(p, g.text, r) for p, g, r in zip(prompts, shown, references_of(columns, len(prompts)))]
+        prepared = []
+        for prompt, completion, reference in zip(prompts, completions, references_of(columns, len(prompts))):
+            guarded = shown_to_judge(completion, self.guard_injections)
+            ruled = judgment_by_rule(prompt, completion, guarded, self.judge_id, self.scale[0], self.defences)
+            prepared.append((prompt, completion, guarded, reference, ruled))
+        batch = [self.messages(p, g.text, r) for p, _, g, r, ruled in prepared if ruled is None]
         if self.reads_logprobs:
-            return shown, batch, 1, self.top_k
-        return shown, batch, self.max_tokens, 0
+            return prepared, batch, 1, self.top_k
+        return prepared, batch, self.max_tokens, 0
 
-    def _finish(self, prompts, completions, shown, results) -> list[Judgment]:
+    def _finish(self, prepared, results) -> list[Judgment]:
+        answers = iter(results)
         judgments = []
-        for prompt, completion, guarded, result in zip(prompts, completions, shown, results):
-            judgment = self._read(prompt, completion, result)
+        for prompt, completion, guarded, reference, ruled in prepared:
+            if ruled is not None:
+                judgments.append(ruled)
+                continue
+            judgment = self._read(prompt, completion, next(answers))
             judgment.flags = guarded.flags
-            judgments.append(judgment)
+            judgments.append(control_padding(judgment, guarded.text, reference, self.defences))
         return judgments
 
     def _read(self, prompt: str, completion: str, result) -> Judgment:
