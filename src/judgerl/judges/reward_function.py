@@ -11,6 +11,21 @@ dataset's columns, one value per completion (e.g. `reference`): they go on to
 `completion_ids`, `log_extra`, `log_metric`) do not. An unscored judgment gives None, which TRL
 treats as "no reward from this function" (NaN), never as 0: a judge failure does not become a
 low reward. `as_async_reward_function` returns the `async def` form for trainers that await rewards.
+
+The confidence gate applies here as in `judgerl train` (gate.py): a judgment less confident than
+`confidence_threshold` (default 0.5, `judgerl train`'s; None turns the gate off) reaches TRL as
+None, and its record says so in `flags`. The function keeps the last batch's judgments as
+`reward_function.last_judgments`, and reports the batch's accept rate and unscored count through
+TRL's `log_metric` when TRL gives it (`judgerl/accept_rate`, `judgerl/unscored`).
+
+What TRL does with None (GRPOTrainer, TRL 1.16, `_calculate_rewards` and
+`_generate_and_score_completions`): None becomes NaN; a completion for which every reward
+function gave NaN is "unscorable": it is left out of its group's mean and std (nanmean,
+nanstd) and its advantage is set to 0, so it moves nothing. With several reward functions and
+`multi_objective_aggregation="sum_then_normalize"` (TRL's default), the weighted sum is a
+nansum: a None from this function next to another function's reward counts as 0 in that row's
+sum. Use this judge as the only reward function, or "normalize_then_sum" (where a None is the
+group's mean, neutral), when None must not become 0.
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ from typing import Any, Callable, Coroutine, Sequence
 
 from judgerl.judges.base import PARAMETER_NAMES, Judge, Judgment
 from judgerl.judges.evidence import distrust
+from judgerl.judges.gate import DEFAULT_CONFIDENCE_THRESHOLD, ConfidenceGate
 
 TRL_ARGUMENTS = frozenset({"trainer_state", "completion_ids", "log_extra", "log_metric"})
 """Keyword arguments TRL's GRPOTrainer gives every reward function besides the dataset's columns
@@ -71,35 +87,78 @@ def columns_from_trl(kwargs: dict[str, Any], rows: int) -> dict[str, list[Any]]:
             and isinstance(values, (list, tuple)) and len(values) == rows}
 
 
-def rewards_of(judgments: Sequence[Judgment]) -> list[float | None]:
-    """TRL's rewards: the reward of each judgment that stands (evidence.distrust), else None."""
-    return [j.reward if distrust(j).scored else None for j in judgments]
+def rewards_of(judgments: Sequence[Judgment], gate: ConfidenceGate | None = None) -> list[float | None]:
+    """TRL's rewards: the reward of each judgment that stands (evidence.distrust) and that `gate`
+    accepts, else None. A judgment the gate rejects gets a flag saying so."""
+    rewards: list[float | None] = []
+    for judgment in judgments:
+        if not distrust(judgment).scored:
+            rewards.append(None)
+        elif gate is not None and (reason := gate.rejection(judgment)) is not None:
+            judgment.flags.append(f"{reason}: the reward reached TRL as None")
+            rewards.append(None)
+        else:
+            rewards.append(judgment.reward)
+    return rewards
 
 
-def as_reward_function(judge: Judge, name: str | None = None) -> Callable[..., list[float | None]]:
+def _gate(confidence_threshold: float | None) -> ConfidenceGate | None:
+    if confidence_threshold is None:
+        return None
+    if not 0.0 <= confidence_threshold <= 1.0:
+        raise ValueError(f"confidence_threshold is a probability in [0, 1] (or None: no gate), not {confidence_threshold}")
+    return ConfidenceGate(confidence_threshold)
+
+
+def _report(reward_function: Any, judgments: list[Judgment], rewards: list[float | None], kwargs: dict[str, Any]) -> None:
+    """Keep the batch's judgments on the function and give TRL the accept rate, when it asks for metrics."""
+    reward_function.last_judgments = judgments
+    log_metric = kwargs.get("log_metric")
+    if callable(log_metric) and rewards:
+        log_metric("judgerl/accept_rate", sum(r is not None for r in rewards) / len(rewards))
+        log_metric("judgerl/unscored", float(sum(not j.scored for j in judgments)))
+
+
+def as_reward_function(judge: Judge, name: str | None = None,
+                       confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD) -> Callable[..., list[float | None]]:
+    """`judge` as a TRL reward function; `confidence_threshold`: judgments less confident than this
+    reach TRL as None (the gate of `judgerl train`; None: no gate, every scored judgment counts)."""
+    gate = _gate(confidence_threshold)
+
     def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         judgments = judge.score([prompt_text(p) for p in prompts], [completion_text(c) for c in completions],
                                 **columns_from_trl(kwargs, len(completions)))
-        return rewards_of(judgments)
+        rewards = rewards_of(judgments, gate)
+        _report(reward_function, judgments, rewards, kwargs)
+        return rewards
 
     reward_function.__name__ = name or f"judgerl_{judge.judge_id.split('#')[-1]}"
     reward_function.judge = judge  # type: ignore[attr-defined]
+    reward_function.gate = gate  # type: ignore[attr-defined]
+    reward_function.last_judgments = []  # type: ignore[attr-defined]
     return reward_function
 
 
 def as_async_reward_function(
-    judge: Judge, name: str | None = None
+    judge: Judge, name: str | None = None, confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD,
 ) -> Callable[..., Coroutine[Any, Any, list[float | None]]]:
-    sync = as_reward_function(judge, name)
+    sync = as_reward_function(judge, name, confidence_threshold)
     ascore = getattr(judge, "ascore", None)  # an optional async form of `score` (RubricJudge has one)
 
     async def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         if ascore is not None:  # calls run on the caller's event loop (HTTP providers)
             judgments = await ascore([prompt_text(p) for p in prompts], [completion_text(c) for c in completions],
                                      **columns_from_trl(kwargs, len(completions)))
-            return rewards_of(judgments)
+            rewards = rewards_of(judgments, sync.gate)  # type: ignore[attr-defined]
+            _report(reward_function, judgments, rewards, kwargs)
+            return rewards
         # Otherwise a worker thread keeps the caller's event loop free while the judge works.
-        return await asyncio.to_thread(sync, prompts, completions, **kwargs)
+        rewards = await asyncio.to_thread(sync, prompts, completions, **kwargs)
+        reward_function.last_judgments = sync.last_judgments  # type: ignore[attr-defined]
+        return rewards
 
     reward_function.__name__ = sync.__name__
+    reward_function.judge = judge  # type: ignore[attr-defined]
+    reward_function.gate = sync.gate  # type: ignore[attr-defined]
+    reward_function.last_judgments = []  # type: ignore[attr-defined]
     return reward_function
