@@ -107,13 +107,18 @@ class Judge(Protocol):
       `compare(prompts, firsts, seconds, **columns) -> list[PairwiseJudgment]`, one verdict per pair;
     - `supports_groups`: the judge also has
       `score_groups(prompts, groups, **columns) -> list[list[Judgment]]`, one list per group in the
-      group's order, where `columns` hold one value per group.
+      group's order, where `columns` hold one value per group;
+    - `supports_streaming`: each completion (each group, for a group judge) is judged on its own,
+      whatever else is in the batch, so the training loop may send a batch in parts, each prompt's
+      completions as soon as they are generated (judging_stream.py). A reward function that looks
+      at the whole batch (normalising within it, say) must leave it False.
     """
 
     judge_id: str
     """Provider, model and rubric that judge, e.g. "llamacpp/qwen2.5-coder-1.5b-instruct#optimist"."""
     supports_pairwise: bool = False
     supports_groups: bool = False
+    supports_streaming: bool = False
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """One judgment per completion, in order; completion i answers prompts[i]. An unscored

@@ -28,6 +28,7 @@ class Principle:
 class ConstitutionJudge:
     supports_pairwise = False
     supports_groups = False
+    supports_streaming = True  # each completion is judged on its own: the loop may send groups as they finish
 
     def __init__(self, provider: LogprobProvider, principles: Sequence[Principle | str],
                  cache: JudgmentCache | None = None, scale: tuple[int, int] = (1, 5), name: str = "constitution",

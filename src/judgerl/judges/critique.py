@@ -32,6 +32,7 @@ class CritiqueJudge:
 
     supports_pairwise = False
     supports_groups = False
+    supports_streaming = True  # each completion is judged on its own: the loop may send groups as they finish
 
     def __init__(self, provider: LogprobProvider, rubric: str, scale: tuple[int, int] = (1, 5),
                  cache: JudgmentCache | None = None, name: str = "critique", version: int = 1, max_tokens: int = 96,

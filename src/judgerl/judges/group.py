@@ -59,6 +59,7 @@ class GroupJudge:
 
     supports_pairwise = False
     supports_groups = True
+    supports_streaming = True  # each group is ranked on its own: the loop may send groups as they finish
 
     def __init__(self, provider: LogprobProvider, rubric: str, cache: JudgmentCache | None = None,
                  name: str = "group", version: int = 1, max_tokens_per_item: int = 8, seed: int = 0,

@@ -97,6 +97,7 @@ class RubricJudge:
 
     supports_pairwise = False
     supports_groups = False
+    supports_streaming = True  # each completion is judged on its own: the loop may send groups as they finish
 
     def __init__(
         self,
