@@ -3,7 +3,8 @@ winner, and length and decoration as preferences (the padded or decorated twin a
 
 Who won in each order: a judge whose verdict is made of one judgment per order (judgerl's
 `PairwiseJudge`: parts = [good shown as A, good shown as B], each preferring "A" or "B") is read
-from those; any other pairwise judge is asked again with the answers swapped.
+from those; any other verdict (another pairwise judge's, or one made by rule without a call) is
+asked for again with the answers swapped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from judgerl.audit import metrics
 from judgerl.audit.gold import MASTER_KEY_KIND, GoldPair
 from judgerl.audit.metrics import PairResult, Winner
 from judgerl.audit.pointwise import reference_columns
-from judgerl.audit.probes import Variant, decorated_variants, padded_variants
+from judgerl.audit.probes import Variant, decorated_variants, padded_variants, variant_columns
 from judgerl.audit.timing import TimedJudge
 
 OUTCOME = {"first": "correct", "second": "wrong", "tie": "tie", "invalid": "unscored"}
@@ -47,10 +48,12 @@ def compare_pairs(judge: TimedJudge, pairs: Sequence[GoldPair]) -> list[PairResu
     columns = reference_columns(pairs, 1)
     verdicts = judge.compare(prompts, goods, bads, **columns)
     orders = [_order_winners(verdict) for verdict in verdicts]
-    if any(order is None for order in orders):  # not readable from the parts: ask again, swapped
-        swapped = judge.compare(prompts, bads, goods, **columns)
-        straight = [{"first": "good", "second": "bad"}.get(v.verdict) for v in verdicts]
-        orders = [(a, _swapped_winner(b)) for a, b in zip(straight, swapped)]
+    unread = [i for i, order in enumerate(orders) if order is None]  # e.g. verdicts made by rule, or from scores
+    if unread:  # ask those again with the answers swapped
+        swapped = judge.compare([prompts[i] for i in unread], [bads[i] for i in unread], [goods[i] for i in unread],
+                                **{name: [values[i] for i in unread] for name, values in columns.items()})
+        for i, verdict in zip(unread, swapped):
+            orders[i] = ({"first": "good", "second": "bad"}.get(verdicts[i].verdict), _swapped_winner(verdict))
     results = []
     for pair, verdict, order in zip(pairs, verdicts, orders):
         outcome = OUTCOME.get(verdict.verdict, "unscored")
@@ -68,7 +71,7 @@ def _preferences(judge: TimedJudge, variants: Sequence[Variant]) -> list[tuple[V
     plain = {v.base: v for v in variants if v.level == 0}
     changed = [v for v in variants if v.level > 0]
     verdicts = judge.compare([v.prompt for v in changed], [plain[v.base].answer for v in changed],
-                             [v.answer for v in changed])
+                             [v.answer for v in changed], **variant_columns(changed))
     score = {"second": 1.0, "first": -1.0, "tie": 0.0}
     return [(v, score.get(verdict.verdict)) for v, verdict in zip(changed, verdicts)]
 

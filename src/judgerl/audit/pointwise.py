@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from judgerl.audit import metrics
 from judgerl.audit.gold import MASTER_KEY_KIND, GoldPair
 from judgerl.audit.metrics import PairResult
-from judgerl.audit.probes import Variant, decorated_variants, padded_variants
+from judgerl.audit.probes import Variant, decorated_variants, padded_variants, variant_columns
 from judgerl.audit.timing import TimedJudge
 from judgerl.judges.base import Judgment
 
@@ -40,7 +40,7 @@ def score_pairs(judge: TimedJudge, pairs: Sequence[GoldPair]) -> tuple[list[Pair
 
 
 def _score_variants(judge: TimedJudge, variants: Sequence[Variant]) -> list[Judgment]:
-    return judge.score([v.prompt for v in variants], [v.answer for v in variants])
+    return judge.score([v.prompt for v in variants], [v.answer for v in variants], **variant_columns(variants))
 
 
 def length_probe(judge: TimedJudge, items: Sequence[GoldPair]) -> dict[str, Any]:

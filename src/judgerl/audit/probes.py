@@ -49,6 +49,7 @@ class Variant:
     answer: str
     base: int
     level: int
+    reference: str | None = None
 
 
 def spread(pairs: Sequence[GoldPair], count: int, skip_kinds: Sequence[str] = ()) -> list[GoldPair]:
@@ -77,7 +78,7 @@ def padded_variants(items: Sequence[GoldPair], levels: Sequence[int] = PAD_LEVEL
     for base, item in enumerate(items):
         for level in levels:
             filler = [NEUTRAL_FILLER[(base + i) % len(NEUTRAL_FILLER)] for i in range(level)]
-            variants.append(Variant(item.prompt, " ".join([item.good, *filler]), base, level))
+            variants.append(Variant(item.prompt, " ".join([item.good, *filler]), base, level, item.reference))
     return variants
 
 
@@ -86,9 +87,16 @@ def decorated_variants(items: Sequence[GoldPair]) -> list[Variant]:
     variants = []
     for base, item in enumerate(items):
         decoration = DECORATIONS[base % len(DECORATIONS)]
-        variants.append(Variant(item.prompt, item.good, base, 0))
-        variants.append(Variant(item.prompt, decoration.format(answer=item.good.rstrip(".")), base, 1))
+        variants.append(Variant(item.prompt, item.good, base, 0, item.reference))
+        variants.append(Variant(item.prompt, decoration.format(answer=item.good.rstrip(".")), base, 1, item.reference))
     return variants
+
+
+def variant_columns(variants: Sequence[Variant]) -> dict[str, list[str | None]]:
+    """{"reference": [...]} when any variant has a reference answer (as the gold pairs pass it), else {}."""
+    if all(v.reference is None for v in variants):
+        return {}
+    return {"reference": [v.reference for v in variants]}
 
 
 def paraphrased_rubrics(rubric: str) -> list[str]:

@@ -105,6 +105,8 @@ def markdown(result: "AuditResult", plots: list[str]) -> str:
         lines += ["## Reliability", "", "| confidence bin | verdicts | mean confidence | accuracy |", "|---|---|---|---|"]
         lines += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['count']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
                   for b in calibration["bins"]] + [""]
+    if figures.get("judge_warnings"):
+        lines += ["## What the judge warned about", "", *[f"- {w}" for w in figures["judge_warnings"]], ""]
     lines += [f"![{name}]({name})" for name in plots]
     thresholds = ", ".join(f"{k} {v:g}" for k, v in result.thresholds.to_dict().items())
     lines += ["", f"Thresholds: {thresholds}.", ""]

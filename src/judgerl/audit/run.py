@@ -9,6 +9,7 @@ rubrics (`variants`, built by the caller who knows how the judge was made: see f
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -113,7 +114,10 @@ def run_audit(judge: Judge, suite: Sequence[GoldPair] | None = None, out_dir: st
     timed = TimedJudge(judge, batch_size, progress)
     timed_variants = [TimedJudge(v, batch_size, progress) for v in variants]
     counters_before, started = [_counters(j) for j in (judge, *variants)], time.perf_counter()
-    results, figures = _audit_figures(timed, suite, timed_variants, thresholds, mode)
+    with warnings.catch_warnings(record=True) as caught:  # what the judge warns about goes into the report
+        warnings.simplefilter("always")
+        results, figures = _audit_figures(timed, suite, timed_variants, thresholds, mode)
+    figures["judge_warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     figures["judge"] = _judge_facts(judge, mode)
     figures["suite"] = {"pairs": len(suite), "kinds": {k: sum(p.kind == k for p in suite) for k in kinds_of(suite)}}
     counters_after = [_counters(j) for j in (judge, *variants)]
