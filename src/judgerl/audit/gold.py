@@ -128,3 +128,19 @@ def builtin_suite(kinds: Iterable[str] | None = None) -> list[GoldPair]:
 def kinds_of(pairs: Iterable[GoldPair]) -> list[str]:
     """The kinds present, in first-seen order."""
     return list(dict.fromkeys(pair.kind for pair in pairs))
+
+
+def suite_from(path: str | Path | None = None, extend: bool = False) -> list[GoldPair]:
+    """The suite an audit runs: the built-in one; a user file instead of it; or (extend) both, where
+    an id may not be used twice."""
+    if path is None:
+        return builtin_suite()
+    mine = load_gold(path)
+    if not extend:
+        return mine
+    builtin = builtin_suite()
+    taken = {pair.id for pair in builtin}
+    for pair in mine:
+        if pair.id in taken:
+            raise GoldError(f"gold file {str(path)!r}: id {pair.id!r} is a built-in pair's id; give it another")
+    return builtin + mine
