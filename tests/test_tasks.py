@@ -72,3 +72,30 @@ def test_judge_alignment_loss_is_the_cross_entropy_to_the_judges_confident_label
     loss.backward()
     assert all(p.grad is not None for p in policy.policy.head.parameters())
     assert math.isfinite(metrics["policy/kl_to_reference"]) and metrics["policy/entropy"] > 0
+
+
+
+def test_policy_kinds_are_a_registry_the_config_validates_and_the_task_builds_through(tmp_path):
+    from judgerl.policies import POLICIES
+    from judgerl.training.run_folder import RunFolder
+
+    assert isinstance(POLICIES, Registry) and {"tiny_transformer", "causal_lm"} <= set(POLICIES)
+    with pytest.raises(ConfigError, match="policy.kind: unknown policy kind 'causal_l'; did you mean 'causal_lm'"):
+        config_from_dict({"policy": {"kind": "causal_l"}})
+    with pytest.raises(ConfigError, match="policy.tiny_transformer.d_model_: unknown field; did you mean 'd_model'"):
+        config_from_dict({"policy": {"tiny_transformer": {"d_model_": 32}}})
+    original, built = POLICIES.entry("tiny_transformer"), {}
+
+    def spy(**given):
+        built.update(given)
+        return original.factory(**given)
+
+    POLICIES.register("tiny_transformer", spy, settings=original.settings, help=original.help)
+    try:
+        config = config_from_dict({"sft": {"epochs": 0}, "policy": {"hidden": 8, "tiny_transformer": {"d_model": 16}}})
+        policy = build_task(config).supervised_policy(RunFolder.create(tmp_path, ["t"]), torch.Generator(), print)
+    finally:
+        POLICIES.register("tiny_transformer", original.factory, settings=original.settings, help=original.help)
+    # the kind's own section over the flat fields of the same names, and what the task gives
+    assert built["d_model"] == 16 and built["hidden"] == 8 and tuple(built["labels"]) == LABELS
+    assert policy.shape.d_model == 16

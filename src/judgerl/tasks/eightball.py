@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from judgerl import LABELS
-from judgerl.build import build_judge
+from judgerl.build import build_judge, build_policy
 from judgerl.config import RunConfig
 from judgerl.datasets import load_questions
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies.label_sequence import LabelSequencePolicy
-from judgerl.policies.tiny_transformer import TinyTransformerPolicy, TinyTransformerShape
+from judgerl.policies.tiny_transformer import TinyTransformerPolicy
 from judgerl.tasks import Say, Stage
 from judgerl.training.checkpoints import load_policy, save_checkpoint
 from judgerl.training.evaluate import evaluate_policy, judge_label_table
@@ -57,9 +57,7 @@ class EightBallTask:
             sft_questions = load_questions(config.data.sft, labels=LABELS)
             # The vocabulary covers every question the policy trains on; held-out words become <unk>.
             vocabulary_texts = [q.question for q in sft_questions + load_questions(config.data.rl)]
-            shape = TinyTransformerShape(d_model=config.policy.d_model, n_heads=config.policy.n_heads,
-                                         hidden=config.policy.hidden, max_tokens=config.policy.max_tokens)
-            policy = TinyTransformerPolicy.build(vocabulary_texts, LABELS, shape)
+            policy = build_policy(config.policy, vocabulary_texts=vocabulary_texts, labels=LABELS)
             run.set_status("running", stage="sft")
             losses = train_sft(policy, sft_questions, epochs=config.sft.epochs, batch_size=config.sft.batch_size,
                                learning_rate=config.sft.learning_rate, generator=generator,

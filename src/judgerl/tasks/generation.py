@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from judgerl.build import build_judge
+from judgerl.build import build_judge, build_policy
 from judgerl.config import RunConfig
 from judgerl.datasets import load_prompt_rows, load_sft_pairs
 from judgerl.judges.gate import ConfidenceGate
@@ -78,46 +78,9 @@ class GenerationTask:
         """The loop's last checkpoint (checkpoints/step-N) is the policy after RL."""
 
 
-def policy_folder(config: RunConfig) -> Path:
-    if config.policy.model == "smollm2-135m-instruct":
-        from judgerl.policies.smollm2 import smollm2_folder
-
-        return smollm2_folder()
-    return Path(config.policy.model).expanduser()
-
-
 def build_lm_policy(config: RunConfig, checkpoint: Path | None = None) -> SequencePolicy:
-    """The configured causal LM, fresh from its folder or from a checkpoint of this run (which
-    loads with the engine it was saved with)."""
-    from judgerl.policies.causal_lm import CausalLMPolicy, LoraSettings
-    from judgerl.policies.lean_causal_lm import DTYPES, LeanCausalLMPolicy, saved_engine
-
-    if checkpoint is not None:
-        return (LeanCausalLMPolicy if saved_engine(checkpoint) == "lean" else CausalLMPolicy).load(checkpoint)
-    settings = config.policy
-    folder = policy_folder(config)
-    lora = LoraSettings(r=settings.lora_r, alpha=settings.lora_alpha, dropout=settings.lora_dropout) if settings.lora else None
-    common = dict(lora=lora, use_chat_template=settings.chat_template, system_prompt=settings.system_prompt)
-    if lm_engine(config, folder) == "lean":
-        return LeanCausalLMPolicy.from_pretrained(folder, **common, compute_dtype=DTYPES[settings.compute_dtype])
-    return CausalLMPolicy.from_pretrained(folder, **common)
-
-
-def lm_engine(config: RunConfig, folder: Path) -> str:
-    """"lean" or "hf" for policy.engine (auto: lean when the model's architecture is supported);
-    ConfigError for lean on an unsupported model, or bf16 compute without the lean engine."""
-    from judgerl.config import ConfigError
-    from judgerl.policies.lean_causal_lm import lean_unsupported_folder
-
-    wanted = config.policy.engine
-    reason = lean_unsupported_folder(folder) if wanted != "hf" else None
-    if wanted == "lean" and reason:
-        raise ConfigError(f"policy.engine lean: {reason}; use policy.engine: auto or hf")
-    engine = "hf" if wanted == "hf" or reason else "lean"
-    if engine == "hf" and config.policy.compute_dtype != "float32":
-        raise ConfigError(f"policy.compute_dtype {config.policy.compute_dtype} needs the lean engine (this model runs "
-                          f"on hf{': ' + reason if reason else ''}); use compute_dtype: float32")
-    return engine
+    """The configured causal LM (`POLICIES`, judgerl/build.py), fresh or from a checkpoint of this run."""
+    return build_policy(config.policy, checkpoint=checkpoint)
 
 
 def evaluate_samples(policy: SequencePolicy, prompts: list[Any], judge: Any, gate: ConfidenceGate,
