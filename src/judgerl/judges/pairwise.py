@@ -15,9 +15,10 @@ Two ways, selectable per judge:
   preference keeps it (P_fwd(A) = .9, P_bwd(A) = .6: the orders disagree, p_first = .65).
   `position_debiasing=False` is the older rule: a preference only when both orders agree.
   When either order is unscored the verdict is invalid. Never a preference from a failure.
-  A batch that comes back (nearly) all ties, or with the judge picking one position (nearly)
-  always, raises a `PositionBiasWarning` with the counts, naming `pairwise_from_scores`; the
-  counts are in the judge's `counters` (the loop logs them per step as judge/pairwise_*).
+  A batch that comes back (nearly) all ties raises a `PositionBiasWarning` with the counts
+  (ties, and how often the judge picked the first position), naming `pairwise_from_scores`;
+  the counts are in the judge's `counters` (the loop logs them per step as judge/pairwise_*).
+  A strong lean the calibration corrects still gives preferences, and is only counted.
   Before any call, a side with no substance loses by rule and a padded side may not win
   (substance.py, `defences`), both flagged.
 - `PairwiseFromScores` scores each completion alone with a `RubricJudge` and compares the
@@ -50,8 +51,8 @@ MIN_MARGIN = 0.1
 
 
 class PositionBiasWarning(UserWarning):
-    """A pairwise batch came back (nearly) all ties, or with the judge picking one position (nearly)
-    always: the judge is not comparing the answers, and online DPO learns nothing from it."""
+    """A pairwise batch came back (nearly) all ties: the judge is not comparing the answers (it
+    picks a position, whatever is shown there), and online DPO learns nothing from it."""
 
 TEMPLATE_VERSION = 1
 SYSTEM = (
@@ -120,7 +121,7 @@ class PairwiseJudge:
         self.min_margin = min_margin
         """With position_debiasing: a calibrated margin |P(first) - 1/2| below this is a tie."""
         self.bias_warning_share = bias_warning_share
-        """Warn when at least this share of a batch's verdicts are ties, or of its orders pick one position."""
+        """Warn when at least this share of a batch's verdicts are ties (the message gives the position counts)."""
         self.bias_warning_min_pairs = bias_warning_min_pairs
         """... in a batch of at least this many pairs judged by the model."""
         self.defences = defences
@@ -232,11 +233,13 @@ class PairwiseJudge:
         self.position_counters["pairwise_first_position"] += first_position
         if len(valid) < self.bias_warning_min_pairs:
             return
-        one_position = max(first_position, len(picks) - first_position)
-        if ties >= self.bias_warning_share * len(valid) or one_position >= self.bias_warning_share * len(picks):
+        # A strong lean that the calibration corrects (the judge says "A" every time, but more surely
+        # for the better answer) still gives preferences: counted, not warned about. Ties are the alarm.
+        if ties >= self.bias_warning_share * len(valid):
+            one_position = max(first_position, len(picks) - first_position)
             side = "first (A)" if first_position * 2 >= len(picks) else "second (B)"
             warnings.warn(PositionBiasWarning(
-                f"{self.judge_id}: {ties} of {len(valid)} pairwise verdicts are ties and the judge picked the {side} "
+                f"{self.judge_id}: {ties} of {len(valid)} pairwise verdicts are ties; the judge picked the {side} "
                 f"position in {one_position} of {len(picks)} orders: it is not comparing the answers (position bias), "
                 f"and online DPO gets no pair from a tie. Use judge.method: pairwise_from_scores (each answer scored "
                 f"alone), or a larger judge."), stacklevel=3)
