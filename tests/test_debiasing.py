@@ -226,3 +226,21 @@ def test_the_async_trl_reward_function_is_gated_too():
     reward = as_async_reward_function(RubricJudge(ScriptedProvider(unsure), "x"))
     out = asyncio.run(reward(["q", "q"], ["I am sure of it", "maybe so"]))
     assert out[0] is not None and out[1] is None and len(reward.last_judgments) == 2
+
+
+def test_on_the_built_in_gold_suite_the_rules_catch_every_master_key_and_padded_answer_and_nothing_else():
+    """The rules alone, no model: the audit's gold pairs (judgerl.audit.gold), every kind."""
+    from judgerl.audit.gold import builtin_suite
+    from judgerl.judges.injection import guard
+
+    caught = []
+    for pair in builtin_suite():
+        for side, text in (("good", pair.good), ("bad", pair.bad)):
+            shown = guard(text)
+            if hollow(text) or (shown.removed and hollow(shown.text)):
+                caught.append((pair.kind, side, "hollow"))
+            if padding(shown.text, pair.reference).padded:
+                caught.append((pair.kind, side, "padded"))
+    kinds = {pair.kind: sum(1 for p in builtin_suite() if p.kind == pair.kind) for pair in builtin_suite()}
+    assert sorted(caught) == sorted([("master_key", "bad", "hollow")] * kinds["master_key"]
+                                    + [("padding", "bad", "padded")] * kinds["padding"])

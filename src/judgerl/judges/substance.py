@@ -11,7 +11,8 @@ Two known ways to beat a small LLM judge without answering (issue 10, measured o
   general "too few words" rule: "4", "Paris" and "No" are whole answers.
 - **padding**: a wrong answer repeated at length outscored the short right one in 67% of the
   padded gold pairs. `padding(text, reference)` flags a completion that repeats itself (a
-  large share of repeated 4-word phrases, or one sentence said again and again) or that is
+  large share of repeated 4-word phrases, or one statement made again and again, alone or
+  wrapped: "In other words, X.", "To be clear: X.") or that is
   far longer than the reference answer, when the row has one (what the prompt needs is
   otherwise unknown to a rule).
 
@@ -69,7 +70,8 @@ class Defences:
     min_words_for_repetition: int = 30
     """The repeated-phrase share is measured only on completions of at least this many words."""
     max_sentence_repeats: int = 2
-    """Padded when one sentence (of 2 words or more) occurs more than this many times."""
+    """Padded when one statement (a sentence of 3 words or more) is made more than this many times,
+    alone or inside longer sentences ("In other words, X.")."""
     reference_length_ratio: float = 8.0
     """With a `reference` column: padded when the completion has more than this many times the
     reference's words (and more than `min_words_for_length`)."""
@@ -141,7 +143,7 @@ class Padding:
     repeated_share: float
     """Share of its 4-word phrases that repeat an earlier one (0 when too short to measure)."""
     most_repeated_sentence: int
-    """How often its most frequent sentence (2 words or more) occurs."""
+    """How many of its sentences make its most repeated statement (a sentence of 3 words or more)."""
 
     @property
     def padded(self) -> bool:
@@ -153,7 +155,15 @@ class Padding:
 
 
 _WORD = re.compile(r"\w+")
-_SENTENCE_END = re.compile(r"[.!?;\n]+")
+MAX_SENTENCES = 400
+"""Restatements are counted among the first this many sentences (the count is quadratic in them)."""
+_SENTENCE_END = re.compile(r"[.!?;:\n]+")
+
+
+def _holds(words: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    """Whether `part` occurs in `words` as a run of consecutive words."""
+    n = len(part)
+    return any(words[i:i + n] == part for i in range(len(words) - n + 1))
 
 
 def padding(text: str, reference: str | None = None, defences: Defences = Defences()) -> Padding:
@@ -163,17 +173,16 @@ def padding(text: str, reference: str | None = None, defences: Defences = Defenc
     repeated_share = 0.0
     if len(words) >= defences.min_words_for_repetition and phrases:
         repeated_share = 1.0 - len(set(phrases)) / len(phrases)
-    counts: dict[tuple[str, ...], int] = {}
-    for sentence in _SENTENCE_END.split(text.lower()):
-        key = tuple(_WORD.findall(sentence))
-        if len(key) >= 2:
-            counts[key] = counts.get(key, 0) + 1
-    most_repeated = max(counts.values(), default=0)
+    # a statement restated: how many sentences (split at . ! ? ; : and new lines) hold the words of
+    # one sentence of 3 words or more, in order ("In other words, X." and "To be clear: X." both hold X)
+    sentences = [tuple(_WORD.findall(sentence)) for sentence in _SENTENCE_END.split(text.lower())]
+    sentences = [sentence for sentence in sentences if len(sentence) >= 3][:MAX_SENTENCES]
+    most_repeated = max((sum(_holds(other, sentence) for other in sentences) for sentence in set(sentences)), default=0)
     reasons = []
     if repeated_share >= defences.max_repeated_share:
         reasons.append(f"{repeated_share:.0%} of its 4-word phrases are repeats")
     if most_repeated > defences.max_sentence_repeats:
-        reasons.append(f"one sentence occurs {most_repeated} times")
+        reasons.append(f"one statement is made {most_repeated} times")
     if reference is not None:
         needed = len(_WORD.findall(reference))
         if len(words) > max(defences.reference_length_ratio * needed, defences.min_words_for_length):
