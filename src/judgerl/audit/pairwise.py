@@ -1,10 +1,13 @@
 """Auditing a pairwise judge (`compare`): gold pairs with the good answer shown first, each order's
 winner, and length and decoration as preferences (the padded or decorated twin against the plain one).
 
-Who won in each order: a judge whose verdict is made of one judgment per order (judgerl's
-`PairwiseJudge`: parts = [good shown as A, good shown as B], each preferring "A" or "B") is read
-from those; any other verdict (another pairwise judge's, or one made by rule without a call) is
-asked for again with the answers swapped.
+Position figures come at two levels. The judge's (what training gets): each pair is compared with
+the good answer first and again with it second, and the two verdicts should name the same winner.
+The model's, where a verdict is made of one reading per order (judgerl's `PairwiseJudge`: parts =
+[good shown as A, good shown as B], each preferring "A" or "B"): a judge that calibrates its
+model's lean away can pass while its model picks "A" every time, and the audit shows both.
+Length and decoration preferences are read from compare(plain, changed) alone: judgerl's pairwise
+judges ask both orders themselves.
 """
 
 from __future__ import annotations
@@ -42,27 +45,26 @@ def _swapped_winner(verdict: Any) -> Winner:
     return {"first": "bad", "second": "good"}.get(verdict.verdict)
 
 
-def compare_pairs(judge: TimedJudge, pairs: Sequence[GoldPair]) -> list[PairResult]:
+def compare_pairs(judge: TimedJudge, pairs: Sequence[GoldPair]) -> tuple[list[PairResult], list[tuple[Winner, Winner]]]:
+    """Each pair compared with the good answer first, then again with it second. The results carry
+    the two verdicts' winners (`orders`); the second value is the model's own winner in each order
+    where the verdicts are made of one reading per order (judgerl's PairwiseJudge), else empty."""
     prompts = [pair.prompt for pair in pairs]
     goods, bads = [pair.good for pair in pairs], [pair.bad for pair in pairs]
     columns = reference_columns(pairs, 1)
     verdicts = judge.compare(prompts, goods, bads, **columns)
-    orders = [_order_winners(verdict) for verdict in verdicts]
-    unread = [i for i, order in enumerate(orders) if order is None]  # e.g. verdicts made by rule, or from scores
-    if unread:  # ask those again with the answers swapped
-        swapped = judge.compare([prompts[i] for i in unread], [bads[i] for i in unread], [goods[i] for i in unread],
-                                **{name: [values[i] for i in unread] for name, values in columns.items()})
-        for i, verdict in zip(unread, swapped):
-            orders[i] = ({"first": "good", "second": "bad"}.get(verdicts[i].verdict), _swapped_winner(verdict))
+    swapped = judge.compare(prompts, bads, goods, **columns)  # a judge asking both orders itself: cache hits
+    model_orders = [order for order in map(_order_winners, verdicts) if order is not None]
     results = []
-    for pair, verdict, order in zip(pairs, verdicts, orders):
+    for pair, verdict, again in zip(pairs, verdicts, swapped):
         outcome = OUTCOME.get(verdict.verdict, "unscored")
         p_first = getattr(verdict, "p_first", None)
         results.append(PairResult(
             pair.id, pair.kind, outcome, p_first, None if p_first is None else 1.0 - p_first,
-            verdict.confidence if outcome in ("correct", "wrong") else None, orders=order,
+            verdict.confidence if outcome in ("correct", "wrong") else None,
+            orders=({"first": "good", "second": "bad"}.get(verdict.verdict), _swapped_winner(again)),
             errors=[verdict.error] if getattr(verdict, "error", None) else []))
-    return results
+    return results, model_orders
 
 
 def _preferences(judge: TimedJudge, variants: Sequence[Variant]) -> list[tuple[Variant, float | None]]:
@@ -104,13 +106,15 @@ def outcomes(judge: TimedJudge, pairs: Sequence[GoldPair]) -> list[str]:
     return [OUTCOME.get(v.verdict, "unscored") for v in verdicts]
 
 
-def figures_from_pairs(results: Sequence[PairResult], accept_reward: float) -> dict[str, Any]:
+def figures_from_pairs(results: Sequence[PairResult], model_orders: Sequence[tuple[Winner, Winner]],
+                       accept_reward: float) -> dict[str, Any]:
     keys = [r for r in results if r.kind == MASTER_KEY_KIND]
     calibration_points = [(r.confidence, r.outcome == "correct") for r in results if r.confidence is not None]
-    orders = [r.orders for r in results if r.orders is not None]
+    position = metrics.position_figures([r.orders for r in results if r.orders is not None])
+    position["model"] = metrics.position_figures(model_orders) if model_orders else None
     return {
         "accuracy": metrics.accuracy_table(results),
-        "position": metrics.position_figures(orders),
+        "position": position,
         "master_key": metrics.master_key_false_accepts(keys, accept_reward, pairwise=True) if keys else None,
         "scale_use": None,
         "calibration": metrics.reliability(calibration_points) if calibration_points else None,

@@ -65,8 +65,14 @@ def _other_lines(figures: dict[str, Any]) -> list[str]:
     lines = []
     if figures.get("position"):
         p = figures["position"]
-        lines.append(f"- Position: consistency {_pct(p['position_consistency'])}, first-position rate "
-                     f"{_pct(p['first_position_rate'])}, flip rate under order swap {_pct(p['flip_rate'])}")
+        lines.append(f"- Position (the judge's verdicts, pair shown in both orders): consistency "
+                     f"{_pct(p['position_consistency'])}, first-position rate {_pct(p['first_position_rate'])}, "
+                     f"flip rate under order swap {_pct(p['flip_rate'])}")
+        if p.get("model"):
+            m = p["model"]
+            lines.append(f"- Position (the model's reading in each order, before the judge combines them): "
+                         f"consistency {_pct(m['position_consistency'])}, first-position rate "
+                         f"{_pct(m['first_position_rate'])}, flip rate {_pct(m['flip_rate'])}")
     keys = figures.get("master_key")
     if keys:
         lines.append(f"- Master keys accepted: {_pct(keys['rate'])} ({keys['false_accepts']} of {keys['pairs']}; "

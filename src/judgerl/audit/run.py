@@ -81,8 +81,8 @@ def _audit_figures(timed: TimedJudge, suite: Sequence[GoldPair], variants: Seque
                    thresholds: Thresholds, mode: str) -> tuple[list[PairResult], dict[str, Any]]:
     way = pairwise if mode == "pairwise" else pointwise
     if mode == "pairwise":
-        results = pairwise.compare_pairs(timed, suite)
-        figures = pairwise.figures_from_pairs(results, thresholds.accept_reward)
+        results, model_orders = pairwise.compare_pairs(timed, suite)
+        figures = pairwise.figures_from_pairs(results, model_orders, thresholds.accept_reward)
     else:
         results, judgments = pointwise.score_pairs(timed, suite)
         figures = pointwise.figures_from_pairs(results, judgments, thresholds.accept_reward,

@@ -76,8 +76,11 @@ def _position_failures(position: Mapping[str, Any], thresholds: Thresholds, advi
     consistency = position["position_consistency"]
     if consistency is None or consistency < thresholds.position_consistency:
         failures.append(f"position consistency {_pct(consistency)} < {_pct(thresholds.position_consistency)}")
-    first = position["first_position_rate"]
-    if first is not None and (first >= thresholds.position_bias or first <= 1 - thresholds.position_bias):
+    # the model's own lean where it is known (a judge may calibrate it away), else the verdicts'
+    model = position.get("model") or {}
+    first = model.get("first_position_rate", position["first_position_rate"])
+    leans = first is not None and (first >= thresholds.position_bias or first <= 1 - thresholds.position_bias)
+    if leans and failures:  # a lean the judge corrects well enough is reported, not failed
         which = "first" if first >= 0.5 else "second"
         failures.append(f"first-position rate {_pct(first)}: the verdict follows the order, not the answers")
         advice.append(f"this pairwise judge picks the {which} answer whatever it is: use pairwise_from_scores "
