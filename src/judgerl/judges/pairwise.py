@@ -190,7 +190,7 @@ class PairwiseJudge:
         parts = [side for side in sides if side is not None]
         reasons = [f"{name}: {side.details['substance']['reason']}" for name, side in zip(("first", "second"), sides)
                    if side is not None]
-        flags = flags + [f"{reason}: no substance" for reason in reasons]
+        flags = flags + [reason.replace(": ", ": no substance: ", 1) for reason in reasons]
         details = {"rule": "no substance", "hollow": reasons}
         if self.defences.hollow == "unscored":
             return PairwiseJudgment(prompt, first, second, "invalid", None, 0.0, parts,
