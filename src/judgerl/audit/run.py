@@ -59,6 +59,14 @@ class AuditResult:
                 "advice": self.advice, "thresholds": self.thresholds.to_dict(), "figures": self.figures,
                 "pairs": [vars(result) for result in self.pairs]}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AuditResult":
+        """An audit read back from its audit.json (e.g. a result cached by the judge's identity)."""
+        pairs = [PairResult(**{**row, "orders": tuple(row["orders"]) if row.get("orders") else None})
+                 for row in data.get("pairs", [])]
+        return cls(data["judge_id"], data["mode"], data["figures"], Thresholds(**data["thresholds"]),
+                   list(data["failures"]), list(data["advice"]), pairs)
+
 
 def _scale_points(judge: Judge) -> list[float] | None:
     scale = getattr(judge, "scale", None)
