@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _exit_code_of_unexpected(error: Exception) -> int:
     """A grader spec's error or an OSError naming a path is the user's: one line, exit 2. Anything
     else is a bug: the traceback, then "internal error", exit 1."""
-    graders = sys.modules.get("judgerl.judges.openai_graders")
-    if graders is not None and isinstance(error, graders.GraderConfigError):
+    grader_spec = sys.modules.get("judgerl.judges.grader_spec")  # loaded if any grader was built
+    if grader_spec is not None and isinstance(error, grader_spec.GraderConfigError):
         print(f"error: grader: {error}", file=sys.stderr)
         return EXIT_CONFIG
     if isinstance(error, OSError) and error.filename is not None:  # a path the user gave or chose
