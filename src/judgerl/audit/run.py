@@ -51,7 +51,8 @@ class AuditResult:
         keys = self.figures.get("master_key")
         if keys and keys.get("rate") is not None:
             head += f", master keys accepted {keys['rate']:.0%}"
-        parts = [head] + (["failed: " + "; ".join(self.failures)] if self.failures else []) + self.advice
+        parts = [head] + (["failed: " + "; ".join(self.failures)] if self.failures else []) \
+            + (["instead: " + "; ".join(self.advice)] if self.advice else [])
         return ". ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +126,11 @@ def run_audit(judge: Judge, suite: Sequence[GoldPair] | None = None, out_dir: st
     with warnings.catch_warnings(record=True) as caught:  # what the judge warns about goes into the report
         warnings.simplefilter("always")
         results, figures = _audit_figures(timed, suite, timed_variants, thresholds, mode)
-    figures["judge_warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    ours = [w for w in caught if w.category.__module__.startswith("judgerl")]
+    for other in (w for w in caught if w not in ours):  # a library's warning: shown as it would have been
+        warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in ours))
+    figures["judge_warnings"] = messages[:10] + ([f"... and {len(messages) - 10} more"] if len(messages) > 10 else [])
     figures["judge"] = _judge_facts(judge, mode)
     figures["suite"] = {"pairs": len(suite), "kinds": {k: sum(p.kind == k for p in suite) for k in kinds_of(suite)}}
     counters_after = [_counters(j) for j in (judge, *variants)]
