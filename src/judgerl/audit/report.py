@@ -36,11 +36,16 @@ def write_report(result: "AuditResult", folder: Path) -> list[str]:
     return [str(folder / "audit.json"), str(folder / "audit.md"), *plots]
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a user's kind may hold a pipe)."""
+    return text.replace("|", "\\|")
+
+
 def _accuracy_table(figures: dict[str, Any]) -> list[str]:
     lines = ["| kind | pairs | right | wrong | ties | unscored | accuracy |", "|---|---|---|---|---|---|---|"]
     accuracy = figures["accuracy"]
     for kind, row in [*accuracy["by_kind"].items(), ("**overall**", accuracy["overall"])]:
-        lines.append(f"| {kind} | {row['pairs']} | {row['correct']} | {row['wrong']} | {row['ties']} | "
+        lines.append(f"| {_cell(kind)} | {row['pairs']} | {row['correct']} | {row['wrong']} | {row['ties']} | "
                      f"{row['unscored']} | {_pct(row['accuracy'])} |")
     return lines
 
