@@ -108,10 +108,26 @@ def main() -> None:
     parser.add_argument("--lora-alpha", type=float, default=32.0)
     parser.add_argument("--lora-dropout", type=float, default=0.0)
     parser.add_argument("--save-json", type=Path, help="append every run's result (one JSON line each) to this file")
+    parser.add_argument("--start-repeat", type=int, default=0,
+                        help="first repeat index (its seed; TRL first on even repeats): run a series in pieces")
+    parser.add_argument("--summarize", type=Path, nargs="+",
+                        help="run nothing: print the medians of the runs saved by --save-json in these files (filtered "
+                        "to --sizes and --steps)")
     parser.add_argument("--trl-default-malloc", action="store_true",
                         help="run TRL with glibc's default allocator settings (judgerl's policy tunes them; by default "
                         "both sides get the same tuned settings)")
     args = parser.parse_args()
+    if args.summarize:
+        results: dict[tuple[str, str], list[dict]] = {}
+        for path in args.summarize:
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                if row["size"] in args.sizes and row["steps"] == args.steps:
+                    results.setdefault((row["size"], row["side"]), []).append(row)
+        counts = {len(rows) for rows in results.values()}
+        args.repeats = min(counts) if len(counts) == 1 else "/".join(str(len(results[key])) for key in sorted(results))
+        print_tables(args, results)
+        return
     if not Path(args.trl_python).is_file():
         raise SystemExit(f"no TRL environment at {args.trl_python}: run `bash benchmarks/setup_trl_venv.sh` first")
     ensure_models(args.models)
@@ -125,7 +141,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for size in args.sizes:
             model = str(folders[size])
-            for repeat in range(args.repeats):
+            for repeat in range(args.start_repeat, args.start_repeat + args.repeats):
                 sides = ["trl", "judgerl"] if repeat % 2 == 0 else ["judgerl", "trl"]
                 for side in sides:
                     load = wait_quiet(args.wait_quiet) if args.wait_quiet else float("nan")
@@ -156,13 +172,24 @@ def main() -> None:
                         with open(args.save_json, "a") as handle:
                             handle.write(json.dumps(result) + "\n")
                     results.setdefault((size, side), []).append(result)
-                    k = 5
                     print(f"{size:5s} {side:7s} repeat {repeat}: {result['step_s_median']:.3f} s/step (median), "
                           f"{result['completions_per_s']:.1f} completions/s, peak {result['peak_rss_mib']:.0f} MiB, "
-                          f"reward {result[f'reward_first{k}_mean']:.3f} -> {result[f'reward_last{k}_mean']:.3f}, "
+                          f"reward {reward_window(result, 'first'):.3f} -> {reward_window(result, 'last'):.3f}, "
                           f"trainable {result.get('trainable_params', result.get('params', 0)):,}, started {started} UTC, "
                           f"loadavg before {loadavg} after {result['loadavg_after']}",
                           file=sys.stderr, flush=True)
+    print_tables(args, results)
+
+
+def reward_window(result: dict, which: str) -> float:
+    """reward_first5_mean / reward_last5_mean, or reward_firstK_mean for runs of K < 5 steps."""
+    return next(v for key, v in result.items() if key.startswith(f"reward_{which}") and key.endswith("_mean"))
+
+
+def print_tables(args, results: dict[tuple[str, str], list[dict]]) -> None:
+    for rows in results.values():
+        for r in rows:
+            r["reward_first5_mean"], r["reward_last5_mean"] = reward_window(r, "first"), reward_window(r, "last")
 
     def median(size, side, key):
         return statistics.median(r[key] for r in results[(size, side)])
