@@ -99,3 +99,29 @@ def test_policy_kinds_are_a_registry_the_config_validates_and_the_task_builds_th
     # the kind's own section over the flat fields of the same names, and what the task gives
     assert built["d_model"] == 16 and built["hidden"] == 8 and tuple(built["labels"]) == LABELS
     assert policy.shape.d_model == 16
+
+
+def test_the_report_holds_the_section_its_task_supplies_and_says_so_when_the_task_is_gone(tmp_path):
+    from judgerl.report import write_report
+    from judgerl.tasks import ReportSection
+    from judgerl.tasks.eightball import EightBallTask
+    from judgerl.training.run_folder import RunFolder
+
+    class HaikuTask(EightBallTask):
+        def report_section(self, run):
+            return ReportSection(["## Haiku", "", "five seven five", ""], [], ["haiku: written"])
+
+    TASKS.register("haiku", HaikuTask, help="a task defined here")
+    try:
+        run = RunFolder.create(tmp_path, ["haiku"])
+        (run.path / "config.yaml").write_text(yaml.safe_dump({"task": "haiku"}))
+        run.log_metrics({"stage": "rl", "step": 0, "reward": 0.5, "judge/accept_rate": 1.0})
+        summary = write_report(run.path)
+        report = (run.path / "report.md").read_text()
+        assert "## Haiku\n\nfive seven five" in report and "haiku: written" in summary
+        assert "![Reward over RL steps](plots/reward_curve.png)" in report  # the parts every run has
+    finally:
+        TASKS._entries.pop("haiku")
+    summary = write_report(run.path)  # the task is no longer registered: the rest of the report still is
+    assert "task's section of the report could not be written" in summary and "unknown task 'haiku'" in summary
+    assert "Reward over RL steps" in (run.path / "report.md").read_text()

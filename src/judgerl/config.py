@@ -656,7 +656,9 @@ def _invalid(source: str, problems: list[str]) -> ConfigError:
     return ConfigError(f"{source} is not a valid judgerl config:\n" + "\n".join("  " + p for p in problems))
 
 
-def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+def config_from_dict(data: dict[str, Any], source: str = "config", check_files: bool = True) -> RunConfig:
+    """The validated config; `check_files=False` skips checking that the files it names exist
+    (a finished run's config, read to rebuild its report elsewhere)."""
     from judgerl.registry import PluginError, load_plugins
 
     plugins = data.get("plugins") if isinstance(data, dict) else None
@@ -671,7 +673,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
         raise _invalid(source, [_explain(error, model) for error in exc.errors()]) from None
     try:
         _check_own_settings(config)
-        _check_files(config)
+        if check_files:
+            _check_files(config)
     except ConfigError as exc:
         raise _invalid(source, [str(exc)]) from None
     return config

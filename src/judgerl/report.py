@@ -1,6 +1,10 @@
 """The before/after report, built from a run folder alone (so it also works after a crash).
 
-Writes report.md and plots/*.png into the run folder and returns a short terminal summary.
+Writes report.md and plots/*.png into the run folder and returns a short terminal summary. This
+module writes what every run has (status; judge and RL lines; reward, KL, entropy, length and SFT
+loss plots; completions during RL; the judge's counters); the run's task writes its own section
+(`judgerl.tasks.Task.report_section`: the held-out evaluation before and after RL), built from the
+folder's config.yaml.
 """
 
 from __future__ import annotations
@@ -11,14 +15,25 @@ from typing import Any
 
 import yaml
 
+from judgerl.tasks import ReportSection, build_task
 from judgerl.training.run_folder import RunFolder
 
 
-def _pct(value: float | None) -> str:
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files (no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
@@ -75,114 +90,63 @@ def _training_curves(plt: Any, rl_rows: list[dict], path: Path) -> bool:
     return bool(drawn)
 
 
-def _plots(run: RunFolder, metrics: list[dict], before: dict | None, after: dict | None) -> list[tuple[str, str]]:
-    import matplotlib
+def _reward_curve(plt: Any, rl_rows: list[dict], path: Path) -> None:
+    """The batch-mean reward, its 10-step average and the judge's accept rate over RL steps."""
+    steps = [row["step"] for row in rl_rows]
+    rewards = _series(rl_rows, "reward")
+    accept = [row.get("judge/accept_rate", math.nan) for row in rl_rows]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(steps, rewards, color="#9ab", lw=1, label="reward (batch mean)")
+    ax.plot(steps, _moving_average(rewards, 10), color="#1f5fa0", lw=2, label="reward (10-step average)")
+    ax.set_xlabel("RL step")
+    ax.set_ylabel("judge reward")
+    ax.set_ylim(0, 1)
+    ax2 = ax.twinx()
+    ax2.plot(steps, accept, color="#d08020", lw=1, ls="--", label="judge accept rate")
+    ax2.set_ylabel("accept rate")
+    ax2.set_ylim(0, 1.05)
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
+    ax.set_title("Judge reward over RL steps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    plots_dir = run.path / "plots"
-    plots_dir.mkdir(exist_ok=True)
+def _sft_loss(plt: Any, sft_rows: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3))
+    x = [row["epoch"] if "step" not in row else row["step"] for row in sft_rows]
+    ax.plot(x, _series(sft_rows, "loss"), color="#1f5fa0", lw=1.5)
+    ax.set_xlabel("SFT step" if "step" in sft_rows[0] else "SFT epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Supervised fine-tuning loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plots(run: RunFolder, metrics: list[dict]) -> list[tuple[str, str]]:
+    """The plots every run has, from metrics.jsonl: (title, path inside the run folder)."""
+    plt = pyplot()
+    (run.path / "plots").mkdir(exist_ok=True)
     made: list[tuple[str, str]] = []
-
     rl_rows = [row for row in metrics if row.get("stage") == "rl"]
     if rl_rows:
-        steps = [row["step"] for row in rl_rows]
-        rewards = _series(rl_rows, "reward")
-        accept = [row.get("judge/accept_rate", math.nan) for row in rl_rows]
-        fig, ax = plt.subplots(figsize=(7, 3.6))
-        ax.plot(steps, rewards, color="#9ab", lw=1, label="reward (batch mean)")
-        ax.plot(steps, _moving_average(rewards, 10), color="#1f5fa0", lw=2, label="reward (10-step average)")
-        ax.set_xlabel("RL step")
-        ax.set_ylabel("judge reward")
-        ax.set_ylim(0, 1)
-        ax2 = ax.twinx()
-        ax2.plot(steps, accept, color="#d08020", lw=1, ls="--", label="judge accept rate")
-        ax2.set_ylabel("accept rate")
-        ax2.set_ylim(0, 1.05)
-        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-        ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
-        ax.set_title("Judge reward over RL steps")
-        fig.tight_layout()
-        fig.savefig(plots_dir / "reward_curve.png", dpi=110)
-        plt.close(fig)
+        _reward_curve(plt, rl_rows, run.path / "plots/reward_curve.png")
         made.append(("Reward over RL steps", "plots/reward_curve.png"))
-        if _training_curves(plt, rl_rows, plots_dir / "training_curves.png"):
+        if _training_curves(plt, rl_rows, run.path / "plots/training_curves.png"):
             made.append(("Reward, KL, entropy and completion length over RL steps", "plots/training_curves.png"))
-
     sft_rows = [row for row in metrics if row.get("stage") == "sft" and row.get("loss") is not None]
     if sft_rows:
-        fig, ax = plt.subplots(figsize=(7, 3))
-        x = [row["epoch"] if "step" not in row else row["step"] for row in sft_rows]
-        ax.plot(x, _series(sft_rows, "loss"), color="#1f5fa0", lw=1.5)
-        ax.set_xlabel("SFT step" if "step" in sft_rows[0] else "SFT epoch")
-        ax.set_ylabel("loss")
-        ax.set_title("Supervised fine-tuning loss")
-        fig.tight_layout()
-        fig.savefig(plots_dir / "sft_loss.png", dpi=110)
-        plt.close(fig)
+        _sft_loss(plt, sft_rows, run.path / "plots/sft_loss.png")
         made.append(("SFT loss", "plots/sft_loss.png"))
-
-    if before and after and "greedy_share" in before:
-        labels = list(before["greedy_share"])
-        x = range(len(labels))
-        width = 0.27
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-        ax = axes[0]
-        ax.bar([i - width for i in x], [before["greedy_share"][l] for l in labels], width, label="after SFT", color="#9ab")
-        ax.bar(list(x), [after["greedy_share"][l] for l in labels], width, label="after RL", color="#1f5fa0")
-        ax.bar([i + width for i in x], [before["judge_preferred_share"][l] for l in labels], width,
-               label="judge's preferred", color="#d08020")
-        ax.set_xticks(list(x), labels)
-        ax.set_ylim(0, 1)
-        ax.set_title("Held-out answers (share of questions)")
-        ax.legend(fontsize=8)
-        ax = axes[1]
-        seed_before = before["seed_question"]["probabilities"]
-        seed_after = after["seed_question"]["probabilities"]
-        ax.bar([i - width / 2 for i in x], [seed_before[l] for l in labels], width, label="after SFT", color="#9ab")
-        ax.bar([i + width / 2 for i in x], [seed_after[l] for l in labels], width, label="after RL", color="#1f5fa0")
-        ax.set_xticks(list(x), labels)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"\"{before['seed_question']['question']}\"")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(plots_dir / "before_after.png", dpi=110)
-        plt.close(fig)
-        made.append(("Answers before and after RL", "plots/before_after.png"))
     return made
 
 
-def _cell(text: str | None, limit: int = 160) -> str:
+def cell(text: str | None, limit: int = 160) -> str:
     text = "" if text is None else " ".join(text.split())
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return text.replace("|", "\\|")
-
-
-def _samples_section(before: dict, after: dict | None, shown: int = 12) -> list[str]:
-    """A language model's held-out answers before and after RL, same prompts, same sampling seed."""
-    rows = [
-        "## Held-out prompts: the same prompts answered before and after RL",
-        "",
-        f"{len(before['samples'])} prompts, one sample each with the same seed before and after; "
-        "the judge's reward in brackets (n/a: unscored or not confident).",
-        "",
-        "| | before RL | after RL |",
-        "|---|---|---|",
-        f"| mean judge reward | {_num(before['mean_reward'])} | {_num(after['mean_reward']) if after else 'n/a'} |",
-        f"| mean length (tokens) | {before['mean_length_tokens']:.1f} | "
-        f"{after['mean_length_tokens']:.1f} |" if after else f"| mean length (tokens) | {before['mean_length_tokens']:.1f} | n/a |",
-        "",
-        "| prompt | before RL | after RL |",
-        "|---|---|---|",
-    ]
-    after_samples = after["samples"] if after else [None] * len(before["samples"])
-    for old, new in list(zip(before["samples"], after_samples))[:shown]:
-        def show(sample):
-            return "n/a" if sample is None else f"{_cell(sample['completion'])} [{_num(sample['reward'], 2)}]"
-        rows.append(f"| {_cell(old['prompt'], 80)} | {show(old)} | {show(new)} |")
-    rows.append("")
-    return rows
 
 
 def _training_samples_section(samples: list[dict], shown_steps: int = 8) -> list[str]:
@@ -197,8 +161,8 @@ def _training_samples_section(samples: list[dict], shown_steps: int = 8) -> list
              "(n/a: not accepted).", "", "| step | prompt | completion | reward |", "|---|---|---|---|"]
     for step in steps:
         for row in [r for r in samples if r.get("step") == step]:
-            lines.append(f"| {step} | {_cell(row.get('prompt'), 60)} | {_cell(row.get('completion'))} | "
-                         f"{_num(row.get('reward'), 2)} |")
+            lines.append(f"| {step} | {cell(row.get('prompt'), 60)} | {cell(row.get('completion'))} | "
+                         f"{num(row.get('reward'), 2)} |")
     return lines + [""]
 
 
@@ -209,39 +173,25 @@ def _trend(rows: list[dict], key: str) -> str | None:
         return None
     k = max(1, min(10, len(values) // 2))
     first, last = sum(values[:k]) / k, sum(values[-k:]) / k
-    return f"{_num(first)} -> {_num(last)} (first/last {k} steps)"
+    return f"{num(first)} -> {num(last)} (first/last {k} steps)"
 
 
-def write_report(run_dir: str | Path) -> str:
-    """Write report.md (+ plots) into the run folder; return a terminal summary."""
-    run = RunFolder(Path(run_dir))
-    if not run.path.is_dir():
-        raise FileNotFoundError(f"{run.path} is not a run folder")
-    status = run.status()
-    config_path = run.path / "config.yaml"
-    config: dict[str, Any] = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    metrics = run.read_metrics()
-    before, after = run.read_json("eval_before.json"), run.read_json("eval_after.json")
-    plots = _plots(run, metrics, before, after)
-
-    judge = config.get("judge", {})
-    rl = config.get("rl", {})
+def _header(run: RunFolder, status: dict, config: dict, rl_rows: list[dict]) -> list[str]:
+    """Status, the judge and RL in a line each, how RL went, the judge's counters."""
+    judge, rl = config.get("judge", {}), config.get("rl", {})
     lines = [
         f"# judgerl run report: {run.path.name}",
         "",
-        f"**Status: {status.get('status', 'unknown')}**"
-        + (f" — {status['message']}" if status.get("message") else ""),
+        f"**Status: {status.get('status', 'unknown')}**" + (f" — {status['message']}" if status.get("message") else ""),
         "",
         f"- judge: `{judge.get('provider')}/{judge.get('model')}`, rubric `{judge.get('rubric')}`, "
         f"method `{judge.get('method')}`, confidence threshold {judge.get('confidence_threshold')}",
         f"- RL: `{rl.get('algorithm')}`, {rl.get('steps')} steps of {rl.get('batch_size')} questions",
     ]
-    rl_rows = [row for row in metrics if row.get("stage") == "rl"]
     if rl_rows:
-        accept = [row["judge/accept_rate"] for row in rl_rows if row.get("judge/accept_rate") is not None]
         skipped = sum(not row.get("updated", True) for row in rl_rows)
         lines.append(
-            f"- RL steps run: {len(rl_rows)}; judge accept rate {_pct(sum(accept) / len(accept))} "
+            f"- RL steps run: {len(rl_rows)}; judge accept rate {pct(_accept_rate(rl_rows))} "
             f"(rejected judgments are masked out of the update, not rewarded low); "
             f"steps with nothing accepted (no update): {skipped}"
         )
@@ -256,76 +206,47 @@ def write_report(run_dir: str | Path) -> str:
             f"- judge calls made: {counters.get('calls', 0)}, answered from the cache: {counters.get('cache_hits', 0)}, "
             f"time in judge calls: {counters.get('call_seconds', 0.0):.1f} s"
         )
-    lines.append("")
+    return lines + [""]
 
-    if before and "samples" in before:
-        lines += _samples_section(before, after)
-    elif before:
-        columns = [("after SFT", before)] + ([("after RL", after)] if after else [])
-        lines += [
-            "## Held-out questions",
-            "",
-            f"{before['questions']} held-out questions; the judge scored {before['judge_scored']} "
-            f"and was confident on {before['judge_confident']}.",
-            "",
-            "| | " + " | ".join(name for name, _ in columns) + " |",
-            "|---|" + "---|" * len(columns),
-            "| agreement with the judge's preferred label | " + " | ".join(_pct(c["agreement"]) for _, c in columns) + " |",
-            "| agreement, judge-confident questions only | " + " | ".join(_pct(c["agreement_confident"]) for _, c in columns) + " |",
-            "| mean judge reward (expected over the policy's answers) | " + " | ".join(_num(c["mean_judge_reward"]) for _, c in columns) + " |",
-        ]
-        for label in before["greedy_share"]:
-            lines.append(
-                f"| answers {label} (greedy share / mean probability) | "
-                + " | ".join(f"{_pct(c['greedy_share'][label])} / {c['mean_probability'][label]:.2f}" for _, c in columns)
-                + " |"
-            )
-        lines += [
-            "",
-            "The judge's preferred labels on these questions: "
-            + ", ".join(f"{label} {_pct(share)}" for label, share in before["judge_preferred_share"].items()),
-            "",
-            f"## The seed question: \"{before['seed_question']['question']}\"",
-            "",
-            "| | " + " | ".join(f"logit {l}" for l in before["seed_question"]["logits"])
-            + " | " + " | ".join(f"P({l})" for l in before["seed_question"]["probabilities"]) + " |",
-            "|---|" + "---|" * (2 * len(before["seed_question"]["logits"])),
-        ]
-        for name, column in columns:
-            seed = column["seed_question"]
-            lines.append(
-                f"| {name} | " + " | ".join(f"{v:+.2f}" for v in seed["logits"].values())
-                + " | " + " | ".join(f"{v:.2f}" for v in seed["probabilities"].values()) + " |"
-            )
-        lines.append("")
-    lines += _training_samples_section(run.read_samples())
-    for title, path in plots:
+
+def _accept_rate(rl_rows: list[dict]) -> float | None:
+    accept = [row["judge/accept_rate"] for row in rl_rows if row.get("judge/accept_rate") is not None]
+    return sum(accept) / len(accept) if accept else None
+
+
+def _task_section(run: RunFolder, config: dict) -> ReportSection:
+    """The section of the run's task (config.yaml's task, or the one of its policy.kind). A folder
+    whose task cannot be built (a plugin no longer installed, ...) gets a report without it, saying why."""
+    from judgerl.config import config_from_dict
+
+    try:
+        task = build_task(config_from_dict(config, source=str(run.path / "config.yaml"), check_files=False))
+    except Exception as exc:  # the rest of the report is still worth writing
+        why = f"the task's section of the report could not be written: {type(exc).__name__}: {exc}"
+        return ReportSection(lines=[f"_{why}_", ""], summary=[why])
+    return task.report_section(run)
+
+
+def write_report(run_dir: str | Path) -> str:
+    """Write report.md (+ plots) into the run folder; return a terminal summary."""
+    run = RunFolder(Path(run_dir))
+    if not run.path.is_dir():
+        raise FileNotFoundError(f"{run.path} is not a run folder")
+    status = run.status()
+    config_path = run.path / "config.yaml"
+    config: dict[str, Any] = (yaml.safe_load(config_path.read_text()) if config_path.is_file() else None) or {}
+    metrics = run.read_metrics()
+    rl_rows = [row for row in metrics if row.get("stage") == "rl"]
+    section = _task_section(run, config)
+    lines = _header(run, status, config, rl_rows) + section.lines + _training_samples_section(run.read_samples())
+    for title, path in _plots(run, metrics) + section.plots:
         lines += [f"## {title}", "", f"![{title}]({path})", ""]
     (run.path / "report.md").write_text("\n".join(lines))
 
     summary = [f"run folder: {run.path}", f"status: {status.get('status', 'unknown')}"
-               + (f" ({status['message']})" if status.get("message") else "")]
-    if before and "samples" in before:
-        summary.append(f"mean judge reward on held-out prompts: {_num(before['mean_reward'])} before RL"
-                       + (f" -> {_num(after['mean_reward'])} after RL" if after else ""))
-    elif before:
-        summary.append(
-            f"held-out agreement with the judge: {_pct(before['agreement'])} after SFT"
-            + (f" -> {_pct(after['agreement'])} after RL" if after else "")
-        )
-        summary.append(
-            f"mean judge reward: {_num(before['mean_judge_reward'])} after SFT"
-            + (f" -> {_num(after['mean_judge_reward'])} after RL" if after else "")
-        )
-        for name, column in [("after SFT", before)] + ([("after RL", after)] if after else []):
-            probs = column["seed_question"]["probabilities"]
-            summary.append(
-                f"\"{column['seed_question']['question']}\" {name}: "
-                + ", ".join(f"{label} {p:.2f}" for label, p in probs.items())
-            )
+               + (f" ({status['message']})" if status.get("message") else ""), *section.summary]
     if rl_rows:
-        accept = [row["judge/accept_rate"] for row in rl_rows if row.get("judge/accept_rate") is not None]
-        summary.append(f"judge accept rate during RL: {_pct(sum(accept) / len(accept))}")
+        summary.append(f"judge accept rate during RL: {pct(_accept_rate(rl_rows))}")
         if (trend := _trend(rl_rows, "reward")) is not None:
             summary.append(f"judge reward during RL: {trend}")
     summary.append(f"report: {run.path / 'report.md'}")

@@ -1,6 +1,6 @@
-"""Tasks: what a run trains on. A task supplies its data, its policy, its evaluation and the
-checkpoint it leaves after RL; the run's life (training/runner.py) and the loop
-(training/loop.py) know this protocol, not any task.
+"""Tasks: what a run trains on. A task supplies its data, its policy, its evaluation, the
+checkpoint it leaves after RL and its section of the report; the run's life (training/runner.py),
+the loop (training/loop.py) and the report (report.py) know this protocol, not any task.
 
     magic8ball   the tiny label policy (Yes/No/Maybe) after SFT, evaluated against the judge's
                  label table: agreement and expected reward (tasks/eightball.py)
@@ -12,14 +12,16 @@ run's config); the built-in tasks register through the same call a plugin makes:
 
     TASKS.register("my_task", MyTask, help="what it trains")
 
-and a config names it (`task: my_task`), validated against the registry with a did-you-mean. The
-report is
-rebuilt from the run folder alone: what a task's `evaluate` writes (eval_before.json,
-eval_after.json) is what report.py reads. No task imports the loop or the runner.
+and a config names it (`task: my_task`), validated against the registry with a did-you-mean.
+The report is rebuilt from the run folder alone: report.py writes the parts every run has
+(status, judge and RL lines, metric plots, completions during RL) and asks the task for its own
+(`report_section`), read from what its `evaluate` wrote (eval_before.json, eval_after.json).
+No task imports the loop or the runner.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
@@ -36,6 +38,18 @@ if TYPE_CHECKING:  # no import of torch or the config here: config.py reads the 
 
 Say = Callable[[str], None]
 Stage = Literal["before", "after"]
+
+
+@dataclass
+class ReportSection:
+    """A task's part of the run's report (report.py writes the parts every run has around it)."""
+
+    lines: list[str] = field(default_factory=list)
+    """Markdown, after the run's header: the task's held-out evaluation before and after RL."""
+    plots: list[tuple[str, str]] = field(default_factory=list)
+    """(title, path inside the run folder) of the plots the task drew, shown after the run's own."""
+    summary: list[str] = field(default_factory=list)
+    """Lines of the terminal summary, after the run's status."""
 
 
 class Task(Protocol):
@@ -65,6 +79,13 @@ class Task(Protocol):
 
     def finish(self, policy: "SequencePolicy", run: "RunFolder") -> None:
         """After RL: anything the task leaves besides the loop's checkpoints (e.g. rl-final)."""
+        ...
+
+    def report_section(self, run: "RunFolder") -> ReportSection:
+        """The task's part of report.md (and its plots, drawn into run/plots) and of the terminal
+        summary, read from the run folder alone (what `evaluate` wrote): the report is rebuilt
+        after a crash or by `judgerl report`, with the task built from the folder's config.yaml,
+        so building a task must not read its data."""
         ...
 
 

@@ -3,11 +3,13 @@ against the judge, as a one-token `SequencePolicy` (policies/label_sequence.py).
 
 Evaluation prices every label of every held-out question once (the judge's label table,
 training/evaluate.py) and reads from it the policy's agreement with the judge and the reward it
-earns in expectation; before and after RL use the same table.
+earns in expectation; before and after RL use the same table. The report's section: those
+numbers after SFT and after RL, the seed question's logits, and a plot of both.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ from judgerl.datasets import load_questions
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.policies.label_sequence import LabelSequencePolicy
 from judgerl.policies.tiny_transformer import TinyTransformerPolicy
-from judgerl.tasks import Say, Stage
+from judgerl.report import num, pct, pyplot
+from judgerl.tasks import ReportSection, Say, Stage
 from judgerl.training.checkpoints import load_policy, save_checkpoint
 from judgerl.training.evaluate import evaluate_policy, judge_label_table
 from judgerl.training.run_folder import RunFolder
@@ -32,9 +35,12 @@ class EightBallTask:
 
     def __init__(self, config: RunConfig):
         self.config = config
-        self.eval_questions = [q.question for q in load_questions(config.data.eval)]
         self.table: list | None = None
         """The judge's label table of the held-out questions, judged once per run."""
+
+    @cached_property
+    def eval_questions(self) -> list[str]:
+        return [q.question for q in load_questions(self.config.data.eval)]
 
     def policy(self, run: RunFolder, generator: torch.Generator, say: Say,
                resume_from: Path | None = None) -> LabelSequencePolicy:
@@ -91,3 +97,89 @@ class EightBallTask:
 
     def finish(self, policy: LabelSequencePolicy, run: RunFolder) -> None:
         save_checkpoint(policy.policy, run.checkpoint_dir("rl-final"), stage="rl", step=self.config.rl.steps)
+
+    def report_section(self, run: RunFolder) -> ReportSection:
+        before, after = run.read_json("eval_before.json"), run.read_json("eval_after.json")
+        if not before:
+            return ReportSection()
+        columns = [("after SFT", before)] + ([("after RL", after)] if after else [])
+        plots = [("Answers before and after RL", _before_after_plot(run, before, after))] if after else []
+        summary = [f"held-out agreement with the judge: {pct(before['agreement'])} after SFT"
+                   + (f" -> {pct(after['agreement'])} after RL" if after else ""),
+                   f"mean judge reward: {num(before['mean_judge_reward'])} after SFT"
+                   + (f" -> {num(after['mean_judge_reward'])} after RL" if after else "")]
+        for name, column in columns:
+            probs = column["seed_question"]["probabilities"]
+            summary.append(f"\"{column['seed_question']['question']}\" {name}: "
+                           + ", ".join(f"{label} {p:.2f}" for label, p in probs.items()))
+        return ReportSection(_held_out_lines(before, columns) + _seed_question_lines(before, columns), plots, summary)
+
+
+def _held_out_lines(before: dict, columns: list[tuple[str, dict]]) -> list[str]:
+    """Agreement with the judge, expected reward and the answers' shares, after SFT and after RL."""
+    lines = [
+        "## Held-out questions",
+        "",
+        f"{before['questions']} held-out questions; the judge scored {before['judge_scored']} "
+        f"and was confident on {before['judge_confident']}.",
+        "",
+        "| | " + " | ".join(name for name, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
+        "| agreement with the judge's preferred label | " + " | ".join(pct(c["agreement"]) for _, c in columns) + " |",
+        "| agreement, judge-confident questions only | "
+        + " | ".join(pct(c["agreement_confident"]) for _, c in columns) + " |",
+        "| mean judge reward (expected over the policy's answers) | "
+        + " | ".join(num(c["mean_judge_reward"]) for _, c in columns) + " |",
+    ]
+    for label in before["greedy_share"]:
+        lines.append(f"| answers {label} (greedy share / mean probability) | " + " | ".join(
+            f"{pct(c['greedy_share'][label])} / {c['mean_probability'][label]:.2f}" for _, c in columns) + " |")
+    return lines + ["", "The judge's preferred labels on these questions: "
+                    + ", ".join(f"{label} {pct(share)}" for label, share in before["judge_preferred_share"].items()), ""]
+
+
+def _seed_question_lines(before: dict, columns: list[tuple[str, dict]]) -> list[str]:
+    seed = before["seed_question"]
+    lines = [
+        f"## The seed question: \"{seed['question']}\"",
+        "",
+        "| | " + " | ".join(f"logit {label}" for label in seed["logits"])
+        + " | " + " | ".join(f"P({label})" for label in seed["probabilities"]) + " |",
+        "|---|" + "---|" * (2 * len(seed["logits"])),
+    ]
+    for name, column in columns:
+        values = column["seed_question"]
+        lines.append(f"| {name} | " + " | ".join(f"{v:+.2f}" for v in values["logits"].values())
+                     + " | " + " | ".join(f"{v:.2f}" for v in values["probabilities"].values()) + " |")
+    return lines + [""]
+
+
+def _before_after_plot(run: RunFolder, before: dict, after: dict) -> str:
+    """Held-out answer shares (after SFT, after RL, the judge's preferred) and the seed question's
+    probabilities, side by side; returns the plot's path inside the run folder."""
+    plt = pyplot()
+    labels = list(before["greedy_share"])
+    x, width = range(len(labels)), 0.27
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax = axes[0]
+    ax.bar([i - width for i in x], [before["greedy_share"][l] for l in labels], width, label="after SFT", color="#9ab")
+    ax.bar(list(x), [after["greedy_share"][l] for l in labels], width, label="after RL", color="#1f5fa0")
+    ax.bar([i + width for i in x], [before["judge_preferred_share"][l] for l in labels], width,
+           label="judge's preferred", color="#d08020")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylim(0, 1)
+    ax.set_title("Held-out answers (share of questions)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    seed_before, seed_after = before["seed_question"]["probabilities"], after["seed_question"]["probabilities"]
+    ax.bar([i - width / 2 for i in x], [seed_before[l] for l in labels], width, label="after SFT", color="#9ab")
+    ax.bar([i + width / 2 for i in x], [seed_after[l] for l in labels], width, label="after RL", color="#1f5fa0")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"\"{before['seed_question']['question']}\"")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    (run.path / "plots").mkdir(exist_ok=True)
+    fig.savefig(run.path / "plots/before_after.png", dpi=110)
+    plt.close(fig)
+    return "plots/before_after.png"

@@ -5,12 +5,13 @@ Evaluation samples one completion per held-out prompt and judges it, before and 
 
     eval_before.json / eval_after.json: {"samples": [{prompt, completion, reward, status}], "mean_reward": ...}
 
-The before and after samples use the same prompts and the same sampling seed, so the report
-shows how the answers to the same prompts moved.
+The before and after samples use the same prompts and the same sampling seed, so the report's
+section (a table of both) shows how the answers to the same prompts moved.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from judgerl.datasets import load_prompt_rows, load_sft_pairs
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import judge_completions
 from judgerl.rollouts import SamplingSettings, SequencePolicy, prompts_and_columns
-from judgerl.tasks import Say, Stage
+from judgerl.report import cell, num
+from judgerl.tasks import ReportSection, Say, Stage
 from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.lm_sft import train_lm_sft
 from judgerl.training.run_folder import RunFolder
@@ -36,10 +38,13 @@ class GenerationTask:
 
     def __init__(self, config: RunConfig):
         self.config = config
-        # prompt rows: the prompt, and the other columns the judge reads (e.g. a reference)
-        self.eval_prompts = load_prompt_rows(config.data.eval)[: config.data.eval_limit or None]
         rl = config.rl
         self.sampling = SamplingSettings(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens)
+
+    @cached_property
+    def eval_prompts(self) -> list[Any]:
+        """Prompt rows: the prompt, and the other columns the judge reads (e.g. a reference)."""
+        return load_prompt_rows(self.config.data.eval)[: self.config.data.eval_limit or None]
 
     def policy(self, run: RunFolder, generator: torch.Generator, say: Say,
                resume_from: Path | None = None) -> SequencePolicy:
@@ -77,6 +82,14 @@ class GenerationTask:
     def finish(self, policy: SequencePolicy, run: RunFolder) -> None:
         """The loop's last checkpoint (checkpoints/step-N) is the policy after RL."""
 
+    def report_section(self, run: RunFolder) -> ReportSection:
+        before, after = run.read_json("eval_before.json"), run.read_json("eval_after.json")
+        if not before:
+            return ReportSection()
+        summary = (f"mean judge reward on held-out prompts: {num(before['mean_reward'])} before RL"
+                   + (f" -> {num(after['mean_reward'])} after RL" if after else ""))
+        return ReportSection(_samples_lines(before, after), [], [summary])
+
 
 def build_lm_policy(config: RunConfig, checkpoint: Path | None = None) -> SequencePolicy:
     """The configured causal LM (`POLICIES`, judgerl/build.py), fresh or from a checkpoint of this run."""
@@ -100,6 +113,33 @@ def evaluate_samples(policy: SequencePolicy, prompts: list[Any], judge: Any, gat
         "judged": len(accepted),
         "mean_length_tokens": float(rollout.lengths.float().mean()),
     }, judgments
+
+
+def _samples_lines(before: dict, after: dict | None, shown: int = 12) -> list[str]:
+    """The held-out answers before and after RL, same prompts, same sampling seed."""
+    after_length = f"{after['mean_length_tokens']:.1f}" if after else "n/a"
+    rows = [
+        "## Held-out prompts: the same prompts answered before and after RL",
+        "",
+        f"{len(before['samples'])} prompts, one sample each with the same seed before and after; "
+        "the judge's reward in brackets (n/a: unscored or not confident).",
+        "",
+        "| | before RL | after RL |",
+        "|---|---|---|",
+        f"| mean judge reward | {num(before['mean_reward'])} | {num(after['mean_reward']) if after else 'n/a'} |",
+        f"| mean length (tokens) | {before['mean_length_tokens']:.1f} | {after_length} |",
+        "",
+        "| prompt | before RL | after RL |",
+        "|---|---|---|",
+    ]
+
+    def show(sample: dict | None) -> str:
+        return "n/a" if sample is None else f"{cell(sample['completion'])} [{num(sample['reward'], 2)}]"
+
+    after_samples = after["samples"] if after else [None] * len(before["samples"])
+    for old, new in list(zip(before["samples"], after_samples))[:shown]:
+        rows.append(f"| {cell(old['prompt'], 80)} | {show(old)} | {show(new)} |")
+    return rows + [""]
 
 
 def _restore_reference(policy: Any, config: RunConfig, run: RunFolder) -> None:
