@@ -48,13 +48,18 @@ def judge_rollout(judge: Judge, rollout: Rollout, gate: ConfidenceGate, pairwise
     columns = judge_columns(rollout.columns if columns is None else columns)
     if pairwise and judge.supports_pairwise:
         return _pairwise(judge, rollout, columns)
-    judgments = pointwise_judgments(judge, rollout, columns)
+    return gated(pointwise_judgments(judge, rollout, columns), gate, rollout.group if pairwise else None)
+
+
+def gated(judgments: list[Judgment], gate: ConfidenceGate, pairs_of: torch.Tensor | None = None) -> JudgedRollout:
+    """The judged rollout of one judgment per row (already distrusted): the gate's mask, rewards 0
+    where not accepted; with `pairs_of` (the rows' group), preferences from the rewards as well."""
     accepted = torch.tensor(gate.mask(judgments), dtype=torch.bool)
     rewards = torch.tensor([j.reward if (ok and j.reward is not None) else 0.0
                             for j, ok in zip(judgments, accepted.tolist())], dtype=torch.float32)
     judged = JudgedRollout(rewards=rewards, accepted=accepted, judgments=judgments)
-    if pairwise:
-        judged.preference = preference_from_rewards(rewards, accepted, rollout.group)
+    if pairs_of is not None:
+        judged.preference = preference_from_rewards(rewards, accepted, pairs_of)
     return judged
 
 
@@ -101,15 +106,32 @@ def preference_from_rewards(rewards: torch.Tensor, accepted: torch.Tensor, group
 def _pairwise(judge: Judge, rollout: Rollout, columns: dict[str, Sequence[Any]]) -> JudgedRollout:
     """Pairs of a two-sample rollout judged by a pairwise judge (both orders, inside the judge)."""
     check_columns(columns, len(rollout.prompts))
-    pairs = [(rows[0], rows[1]) for g in range(len(rollout.prompts))
-             if len(rows := (rollout.group == g).nonzero().flatten().tolist()) == 2]
-    prompt_of = [int(rollout.group[a]) for a, _ in pairs]
-    verdicts = judge.compare([rollout.prompts[g] for g in prompt_of],
-                             [rollout.completions[a] for a, _ in pairs],
-                             [rollout.completions[b] for _, b in pairs], **columns_at(columns, prompt_of))
-    preference = torch.zeros(rollout.size, dtype=torch.long)
+    pairs = two_sample_groups(rollout.group)
+    verdicts = compare_pairs(judge, rollout.prompts, list(pairs), [[rollout.completions[i] for i in rows] for rows in pairs.values()],
+                             columns)
+    return from_verdicts(rollout.size, pairs, verdicts)
+
+
+def two_sample_groups(group: torch.Tensor) -> dict[int, list[int]]:
+    """prompt index -> its two rows, for every prompt with exactly two completions."""
+    rows_of: dict[int, list[int]] = {}
+    for row, g in enumerate(group.tolist()):
+        rows_of.setdefault(g, []).append(row)
+    return {g: rows for g, rows in rows_of.items() if len(rows) == 2}
+
+
+def compare_pairs(judge: Judge, prompts: Sequence[str], groups: Sequence[int], pairs: Sequence[Sequence[str]],
+                  columns: Mapping[str, Sequence[Any]]) -> list[Any]:
+    """The judge's verdict on each group's two completions (shown first, second); `columns` per prompt."""
+    return judge.compare([prompts[g] for g in groups], [pair[0] for pair in pairs], [pair[1] for pair in pairs],
+                         **columns_at(columns, groups))
+
+
+def from_verdicts(size: int, pairs: Mapping[int, Sequence[int]], verdicts: Sequence[Any]) -> JudgedRollout:
+    """(N,) preferences, rewards (1 for the chosen) and the verdicts' parts as the judgments."""
+    preference = torch.zeros(size, dtype=torch.long)
     judgments: list[Judgment] = []
-    for (a, b), verdict in zip(pairs, verdicts):
+    for (a, b), verdict in zip(pairs.values(), verdicts):
         if verdict.verdict in ("first", "second"):
             winner, loser = (a, b) if verdict.verdict == "first" else (b, a)
             preference[winner], preference[loser] = 1, -1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -56,6 +56,9 @@ class Rollout:
     columns: dict[str, list[Any]] = field(default_factory=dict)
     """The prompts' other dataset columns, one value per prompt (indexed like `prompts`): what a
     judge reads besides the text, e.g. "reference" (`judge.score(prompts, completions, **columns)`)."""
+    precomputed: dict[str, Any] = field(default_factory=dict)
+    """What an algorithm computed from this rollout before its judgments came (reference log-probs
+    while the judge works; `computed_once`), by name. A `select`ed part starts empty."""
 
     def __post_init__(self) -> None:
         if not all(isinstance(prompt, str) for prompt in self.prompts):
@@ -88,7 +91,15 @@ class Rollout:
             completion_ids=self.completion_ids[index, :width],
             completion_mask=self.completion_mask[index, :width],
             old_logprobs=self.old_logprobs[index, :width],
+            precomputed={},
         )
+
+    def computed_once(self, name: str, compute: Callable[[], Any]) -> Any:
+        """compute(), remembered under `name` (and the temperature) for this rollout."""
+        key = f"{name}@{self.temperature}"
+        if key not in self.precomputed:
+            self.precomputed[key] = compute()
+        return self.precomputed[key]
 
 
 @dataclass
@@ -111,7 +122,11 @@ class SequencePolicy(Protocol):
     def sample(
         self, prompts: Sequence[str], n: int, settings: SamplingSettings, generator: torch.Generator
     ) -> Rollout:
-        """n completions per prompt, without gradients. Row order: prompt 0's n, prompt 1's n, ..."""
+        """n completions per prompt, without gradients. Row order: prompt 0's n, prompt 1's n, ...
+
+        A policy that declares `streams_groups = True` also takes `on_group_done` (a `GroupDone`,
+        keyword) and calls it for each prompt as soon as its n completions have stopped, with the
+        text the rollout will hold; the rollout is the same with or without it."""
         ...
 
     def rollout_of(self, prompts: Sequence[str], completions: Sequence[str]) -> Rollout:
@@ -146,6 +161,42 @@ class SequencePolicy(Protocol):
     def save(self, folder: Path) -> None:
         """Weights as safetensors plus a JSON description; nothing pickled."""
         ...
+
+
+GroupDone = Callable[[int, list[str]], None]
+"""(prompt index, its n completions' text): called as soon as all n have stopped."""
+
+
+class FinishedGroups:
+    """Watches a decode for prompts whose n samples have all stopped, so that their text can go
+    to the judge while the other rows decode (judging_stream.py).
+
+    Rows are prompt-major (prompt g's samples are rows g n .. g n + n - 1). After each decode step
+    `step` records the tokens drawn for the rows still decoding; a row has stopped at its first
+    stop token; a prompt is reported once, with its rows' tokens (n, t + 1) up to this step, to
+    `report(g, tokens, mask)` where mask (n, t + 1) is 1 up to and including each row's stop token
+    (as the rollout's completion_mask will be). On the last step every prompt not yet reported is."""
+
+    def __init__(self, prompts: int, n: int, max_new_tokens: int, stop_ids: Sequence[int], pad_id: int,
+                 report: Callable[[int, torch.Tensor, torch.Tensor], None]):
+        self.n, self.report = n, report
+        self.stops = torch.tensor(sorted(set(int(s) for s in stop_ids)), dtype=torch.long)
+        self.tokens = torch.full((prompts * n, max_new_tokens), pad_id, dtype=torch.long)  # (N, T)
+        self.stopped = torch.zeros(prompts * n, dtype=torch.bool)  # (N,)
+        self.reported = torch.zeros(prompts, dtype=torch.bool)  # (P,)
+
+    def step(self, t: int, rows: torch.Tensor | None, token: torch.Tensor, last: bool) -> None:
+        """Step t drew `token` (B,) for `rows` (B,) (None: all N rows, in order)."""
+        where = slice(None) if rows is None else rows
+        self.tokens[where, t] = token
+        self.stopped[where] |= torch.isin(token, self.stops)
+        ready = self.stopped.view(-1, self.n).all(1) if not last else torch.ones_like(self.reported)
+        for g in (ready & ~self.reported).nonzero().flatten().tolist():
+            self.reported[g] = True
+            tokens = self.tokens[g * self.n:(g + 1) * self.n, :t + 1]  # (n, t + 1)
+            is_stop = torch.isin(tokens, self.stops)
+            after = (is_stop.cumsum(1) - is_stop.long()) > 0  # tokens after a row's first stop
+            self.report(g, tokens, (~after).float())
 
 
 def prompts_and_columns(batch: Sequence[Any]) -> tuple[list[Any], dict[str, list[Any]]]:

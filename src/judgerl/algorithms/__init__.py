@@ -63,6 +63,10 @@ class RLAlgorithm(Protocol):
 
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared: ...
 
+    # Optional: `before_judgments(policy, rollout) -> None` computes what `prepare` needs that no
+    # reward changes (reference log-probs, PPO's values), remembered on the rollout
+    # (`Rollout.computed_once`); the loop calls it while the judge works.
+
     def loss(
         self, policy: SequencePolicy, rollout: Rollout, per_row: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:

@@ -20,8 +20,12 @@ def reference_logprobs(policy: SequencePolicy, rollout: Rollout, kl_coef: float)
     """{"reference_logprobs": (N, T)} when a KL penalty is asked for, else {} (saves a forward)."""
     if kl_coef <= 0:
         return {}
+    return {"reference_logprobs": rollout.computed_once("reference_logprobs", lambda: _reference(policy, rollout))}
+
+
+def _reference(policy: SequencePolicy, rollout: Rollout) -> torch.Tensor:
     with torch.no_grad():
-        return {"reference_logprobs": policy.score(rollout, reference=True).logprobs}
+        return policy.score(rollout, reference=True).logprobs  # (N, T)
 
 
 def reward_metrics(judged: JudgedRollout) -> dict[str, float]:

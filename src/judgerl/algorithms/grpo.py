@@ -48,6 +48,10 @@ class GRPO:
         self.loss_level = loss_level
         self.epochs = epochs
 
+    def before_judgments(self, policy: SequencePolicy, rollout: Rollout) -> None:
+        """The reference log-probs (for the KL term), computed while the judge works."""
+        reference_logprobs(policy, rollout, self.kl_coef)
+
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
         advantages = group_advantages(judged.rewards, rollout.group, judged.accepted, scale_std=self.scale_std)
         return Prepared(

@@ -36,11 +36,24 @@ class OnlineDPO:
     def __init__(self, beta: float = 0.1):
         self.beta = beta
 
+    def before_judgments(self, policy: SequencePolicy, rollout: Rollout) -> None:
+        """The reference log-probs need no verdict: computed while the judge works."""
+        self._reference(policy, rollout)
+
+    @staticmethod
+    def _reference(policy: SequencePolicy, rollout: Rollout) -> torch.Tensor:
+        """(N, T) reference log-probs at temperature 1 (DPO's implicit reward is the plain policy's)."""
+        plain = dataclasses.replace(rollout, temperature=1.0)
+
+        def compute() -> torch.Tensor:
+            with torch.no_grad():
+                return policy.score(plain, reference=True).logprobs
+
+        return plain.computed_once("reference_logprobs", compute)
+
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
         assert judged.preference is not None, "online DPO needs pairwise verdicts"
-        plain = dataclasses.replace(rollout, temperature=1.0)
-        with torch.no_grad():
-            reference = policy.score(plain, reference=True).logprobs  # (N, T)
+        reference = self._reference(policy, rollout)  # (N, T)
         reference_sum = (reference * rollout.completion_mask).sum(-1)  # (N,)
         pairs = (judged.preference == 1).sum()
         metrics = reward_metrics(judged) if judged.accepted.any() else {}

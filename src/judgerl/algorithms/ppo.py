@@ -58,12 +58,22 @@ class PPO:
         self.gamma, self.lam = gamma, lam
         self.epochs, self.minibatches = epochs, minibatches
 
+    def before_judgments(self, policy: SequencePolicy, rollout: Rollout) -> None:
+        """Values and reference log-probs need no reward: computed while the judge works."""
+        self._values_and_reference(policy, rollout)
+
+    def _values_and_reference(self, policy: SequencePolicy, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        def compute() -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                old_values = policy.score(rollout, with_values=True).values  # (N, T)
+                assert old_values is not None, "PPO needs the policy's value head (add_value_head)"
+                return old_values, policy.score(rollout, reference=True).logprobs  # (N, T) each
+
+        return rollout.computed_once("ppo_values_and_reference", compute)
+
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
         mask = rollout.completion_mask  # (N, T)
-        with torch.no_grad():
-            old_values = policy.score(rollout, with_values=True).values  # (N, T)
-            assert old_values is not None, "PPO needs the policy's value head (add_value_head)"
-            reference = policy.score(rollout, reference=True).logprobs  # (N, T)
+        old_values, reference = self._values_and_reference(policy, rollout)
         kl = (rollout.old_logprobs - reference) * mask  # (N, T), the per-token log-ratio
         token_rewards = last_token_rewards(judged.rewards, mask) - self.kl_coef * kl
         advantages, returns = generalized_advantages(token_rewards, old_values * mask, mask, self.gamma, self.lam)

@@ -62,6 +62,10 @@ class Reinforce:
     def load_state(self, state: dict[str, float | None]) -> None:
         self.moving_baseline = state.get("moving_baseline")
 
+    def before_judgments(self, policy: SequencePolicy, rollout: Rollout) -> None:
+        """The reference log-probs (for the KL term), computed while the judge works."""
+        reference_logprobs(policy, rollout, self.kl_coef)
+
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
         metrics = reward_metrics(judged)
         baseline = self.baseline(judged.rewards[judged.accepted]) if judged.accepted.any() else 0.0

@@ -33,6 +33,10 @@ class RLOO:
         self.samples_per_prompt = samples_per_prompt
         self.kl_coef = kl_coef
 
+    def before_judgments(self, policy: SequencePolicy, rollout: Rollout) -> None:
+        """The reference log-probs (for the KL term), computed while the judge works."""
+        reference_logprobs(policy, rollout, self.kl_coef)
+
     def prepare(self, policy: SequencePolicy, rollout: Rollout, judged: JudgedRollout) -> Prepared:
         advantages = leave_one_out_advantages(judged.rewards, rollout.group, judged.accepted)
         return Prepared(

@@ -54,7 +54,7 @@ from torch import nn
 from judgerl.policies.lean_common import (  # noqa: F401  (re-exported: tests and callers import them from here)
     _TokenLogProbs, _dtype_name, _draw, _left_pad, _nucleus, _prompt_mask, _residual, _scatter_rows, _token_logprobs,
     assemble_steps, tune_glibc_malloc)
-from judgerl.rollouts import PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
+from judgerl.rollouts import FinishedGroups, PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
 
 # -- weights -------------------------------------------------------------------------------------
 
@@ -237,7 +237,8 @@ class LeanGPT2:
     @torch.no_grad()
     def generate(self, w: GPT2Weights, prompt_ids: Sequence[torch.Tensor], n: int, max_new_tokens: int,
                  temperature: float, top_p: float, stop_ids: Sequence[int], pad_id: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator, watch: FinishedGroups | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n samples per prompt (rows prompt 0's n, prompt 1's n, ...).
         Returns tokens (N, T) long (pad after the stop token), log-probs (N, T) fp32 (0 on
         padding), mask (N, T) fp32 (1 on sampled tokens, stop token included); T <= max_new_tokens."""
@@ -289,7 +290,10 @@ class LeanGPT2:
             done |= (token == stop0) if stop0 is not None else torch.isin(token, stops)
             finished = int(done.sum())
             B = token.shape[0]
-            if t == max_new_tokens - 1 or finished == B:
+            last = t == max_new_tokens - 1 or finished == B
+            if watch is not None:  # prompts whose samples have all stopped go to the judge now
+                watch.step(t, rows, token, last)
+            if last:
                 break
             if self.compact and 4 * finished >= B:
                 keep = (~done).nonzero().squeeze(1)

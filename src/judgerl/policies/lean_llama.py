@@ -28,6 +28,7 @@ from torch import nn
 
 from judgerl.policies.lean_common import (
     _draw, _left_pad, _prompt_mask, _residual, _scatter_rows, _token_logprobs, assemble_steps, lora_merged)
+from judgerl.rollouts import FinishedGroups
 
 FAMILY = ("llama", "qwen2")
 """model_type values this engine runs."""
@@ -205,7 +206,8 @@ class LeanLlama:
     @torch.no_grad()
     def generate(self, w: LlamaWeights, prompt_ids: Sequence[torch.Tensor], n: int, max_new_tokens: int,
                  temperature: float, top_p: float, stop_ids: Sequence[int], pad_id: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator, watch: FinishedGroups | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n samples per prompt: tokens (N, T), log-probs (N, T), mask (N, T); see lean_gpt2."""
         if max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
@@ -245,7 +247,10 @@ class LeanLlama:
             steps.append((rows, token, probs.gather(1, token[:, None]).squeeze(1)))
             done |= torch.isin(token, stops)
             finished, B = int(done.sum()), token.shape[0]
-            if t == max_new_tokens - 1 or finished == B:
+            last = t == max_new_tokens - 1 or finished == B
+            if watch is not None:  # prompts whose samples have all stopped go to the judge now
+                watch.step(t, rows, token, last)
+            if last:
                 break
             if self.compact and 4 * finished >= B:
                 keep = (~done).nonzero().squeeze(1)

@@ -21,18 +21,15 @@ from tqdm.auto import tqdm
 
 from judgerl.algorithms import Prepared, RLAlgorithm
 from judgerl.judges.gate import ConfidenceGate
-from judgerl.rewards import JudgedRollout, judge_rollout
-from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy, prompts_and_columns
+from judgerl.rollouts import Rollout, SamplingSettings, SequencePolicy
 from judgerl.training.checkpoints import save_checkpoint
 from judgerl.training.distributed import DataParallel
-from judgerl.training.metrics import (completion_metrics, prompt_tokens, reward_group_metrics, terminated_rows,
-                                      with_trl_names)
+from judgerl.training.rollout_step import Sampled, TooManyUnscored, check_unscored, sample_and_judge
 from judgerl.training.run_folder import RunFolder
+from judgerl.training.step_metrics import add_totals, judge_counters, rollout_samples, step_row
 from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
 
-
-class TooManyUnscored(RuntimeError):
-    """More of a batch came back unscored than the config allows; no update was made from it."""
+__all__ = ["LoopSettings", "TooManyUnscored", "build_optimizer", "micro_batches", "prompt_batches", "train_policy", "update"]
 
 
 @dataclass
@@ -159,25 +156,25 @@ def update(policy: SequencePolicy, algorithm: RLAlgorithm, rollout: Rollout, pre
     return {name: value / counts.get(name, steps_taken) for name, value in sums.items()}
 
 
-def judge_counters(judge: Any) -> dict[str, float]:
-    """Provider calls, cache hits, seconds spent calling and cost, where the judge counts them."""
-    return dict(getattr(judge, "counters", {}))
+class _Checkpoints:
+    """Resumable checkpoints of the loop's policy, optimiser, scheduler, RNGs and algorithm state."""
 
+    def __init__(self, run: RunFolder | None, policy: SequencePolicy, algorithm: RLAlgorithm, optimizer, scheduler,
+                 generator: torch.Generator):
+        self.run, self.policy, self.algorithm = run, policy, algorithm
+        self.optimizer, self.scheduler, self.generator = optimizer, scheduler, generator
 
-def rollout_metrics(rollout: Rollout, judged: JudgedRollout, gate_threshold: float,
-                    policy: Any = None) -> dict[str, float]:
-    """TRL's reward and completions/* metrics of one rollout, and the judge's (judge/*)."""
-    lengths = rollout.lengths
-    judgments = judged.judgments
-    latencies = [j.latency_s for j in judgments if not j.cached and j.latency_s]
-    return {
-        **reward_group_metrics(judged.rewards, judged.accepted, rollout.group, next((j.judge_id for j in judgments), None)),
-        **completion_metrics(lengths, terminated_rows(policy, rollout.completion_ids, lengths)),
-        "judge/accept_rate": float(judged.accepted.float().mean()) if len(judged.accepted) else 0.0,
-        "judge/unscored": float(sum(not j.scored for j in judgments)),
-        "judge/latency_s": sum(latencies) / len(latencies) if latencies else 0.0,
-        "judge/cost": float(sum(j.cost for j in judgments)),
-    }
+    def rng_states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.generator.get_state(), torch.get_rng_state()
+
+    def save(self, step_done: int, rngs: tuple[torch.Tensor, torch.Tensor]) -> Path | None:
+        if self.run is None:
+            return None
+        folder = self.run.checkpoint_dir(f"step-{step_done}")
+        state = self.algorithm.state() if hasattr(self.algorithm, "state") else {}
+        return save_checkpoint(self.policy, folder, stage="rl", step=step_done, extra_writer=lambda partial: save_trainer_state(
+            partial, step=step_done, optimizer=self.optimizer, scheduler=self.scheduler,
+            rng_states=rngs, algorithm_state=state))
 
 
 def train_policy(
@@ -205,129 +202,102 @@ def train_policy(
     parallel = DataParallel()
     if not parallel.is_main:
         run, tensorboard_dir = None, None  # one writer: process 0
-    if algorithm.uses_values:
-        policy.add_value_head()
-    if parallel.world_size > 1:  # every process starts from process 0's weights (value head included)
-        for parameter in policy.trainable_parameters():
-            torch.distributed.broadcast(parameter.data, src=0)
-    optimizer, scheduler = build_optimizer(policy, settings)
+    optimizer, scheduler = _prepare_policy(policy, algorithm, settings, parallel)
     generator = torch.Generator().manual_seed(settings.seed + 1_000_003 * parallel.rank)
-    start = 0
-    if resume_from is not None:
-        restored = load_trainer_state(resume_from, optimizer=optimizer, scheduler=scheduler, sampling_generator=generator)
-        start = restored["step"]
-        if hasattr(algorithm, "load_state"):
-            algorithm.load_state(restored["algorithm"])
+    start = _restore(resume_from, optimizer, scheduler, generator, algorithm)
+    checkpoints = _Checkpoints(run, policy, algorithm, optimizer, scheduler, generator)
     writer = _tensorboard(tensorboard_dir)
     stream = prompt_batches(prompts, settings.prompts_per_step, settings.seed, start_step=start)
-    per_step = min(settings.prompts_per_step, len(prompts))
-    num_tokens = _tokens_before(run, start)
-    samples_every = settings.samples_every or max(1, settings.steps // 10)
+    totals = {"num_tokens": _tokens_before(run, start)}
     history: list[dict[str, Any]] = []
     progress = tqdm(range(start, settings.steps), desc="RL", unit="step", leave=True, disable=None)
-
-    def rng_states() -> tuple[torch.Tensor, torch.Tensor]:
-        return generator.get_state(), torch.get_rng_state()
-
-    def checkpoint(step_done: int, rngs: tuple[torch.Tensor, torch.Tensor]) -> Path | None:
-        if run is None:
-            return None
-        folder = run.checkpoint_dir(f"step-{step_done}")
-        state = algorithm.state() if hasattr(algorithm, "state") else {}
-        return save_checkpoint(policy, folder, stage="rl", step=step_done, extra_writer=lambda partial: save_trainer_state(
-            partial, step=step_done, optimizer=optimizer, scheduler=scheduler,
-            rng_states=rngs, algorithm_state=state))
-
     # (steps done, RNG states then) while the weights are those of that many whole steps; None
     # while an update is half applied (an interruption then falls back on the last saved checkpoint).
-    consistent: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = (start, rng_states())
+    consistent: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = (start, checkpoints.rng_states())
     try:
         for step in progress:
-            consistent = (step, rng_states())
-            batch = parallel.shard(next(stream))
+            consistent = (step, checkpoints.rng_states())
             started = time.perf_counter()
             counters_before = judge_counters(judge)
-            batch_prompts, batch_columns = prompts_and_columns(batch)
-            rollout = policy.sample(batch_prompts, algorithm.samples_per_prompt, settings.sampling, generator)
-            rollout.columns = batch_columns  # per prompt; the judge gets them per completion
-            sampled = time.perf_counter()
-            judged = judge_rollout(judge, rollout, gate, pairwise=algorithm.judging == "pairwise")
-            judged_at = time.perf_counter()
+            sampled = sample_and_judge(policy, parallel.shard(next(stream)), judge, algorithm, gate, settings, generator)
             if run is not None:
-                run.log_judgments(judged.judgments, stage="rl", step=step)
-            unscored = parallel.sum(sum(not j.scored for j in judged.judgments))
-            judged_count = parallel.sum(len(judged.judgments))
-            if judged_count and unscored / judged_count > settings.max_unscored_fraction:
-                errors = sorted({j.error for j in judged.judgments if j.error})
-                raise TooManyUnscored(
-                    f"RL step {step}: {unscored:.0f} of {judged_count:.0f} judgments came back unscored "
-                    f"(more than rl.max_unscored_fraction={settings.max_unscored_fraction}); no update was "
-                    f"made from this batch. Judge errors: {errors[:3]}")
-            prepared = algorithm.prepare(policy, rollout, judged)
+                run.log_judgments(sampled.judged.judgments, stage="rl", step=step)
+            check_unscored(sampled.judged, settings, step, parallel)
+            prepared = algorithm.prepare(policy, sampled.rollout, sampled.judged)
             consistent = None
-            losses = update(policy, algorithm, rollout, prepared, optimizer, settings, generator, parallel)
+            losses = update(policy, algorithm, sampled.rollout, prepared, optimizer, settings, generator, parallel)
             scheduler.step()
-            consistent = (step + 1, rng_states())
-            finished = time.perf_counter()
-            tokens = float(rollout.completion_mask.sum())
-            num_tokens += parallel.sum(tokens + prompt_tokens(rollout.context, rollout.group))
-            row = {
-                "stage": "rl", "step": step,
-                **prepared.metrics, **losses, **rollout_metrics(rollout, judged, gate.threshold, policy),
-                **{f"judge/{name}": value - counters_before.get(name, 0)  # this step's calls, cache hits, cost, ...
-                   for name, value in judge_counters(judge).items()},
-                "time/step_s": finished - started,
-                "time/sample_s": sampled - started,
-                "time/judge_s": judged_at - sampled,
-                "time/update_s": finished - judged_at,
-                "time/tokens_per_s": tokens / max(sampled - started, 1e-9),
-                "time/completions_per_s": parallel.sum(rollout.size) / (finished - started),
-                "learning_rate": scheduler.get_last_lr()[0],
-                "num_tokens": num_tokens,
-                "epoch": (step + 1) * per_step / len(prompts),
-                "updated": bool(losses),
-            }
-            row = with_trl_names(row, drop_old=True)
-            if parallel.world_size > 1:
-                accepted = judged.rewards[judged.accepted]
-                count = parallel.sum(float(len(accepted)))
-                row["reward"] = parallel.sum(float(accepted.sum())) / count if count else math.nan
-                for key in [k for k in row if k.startswith("rewards/") and k.endswith("/mean")]:
-                    row[key] = row["reward"]  # one judge: its mean is the reward, over every process's batch
-                row["parallel/processes"] = parallel.world_size
+            consistent = (step + 1, checkpoints.rng_states())
+            judge_calls = {name: value - counters_before.get(name, 0) for name, value in judge_counters(judge).items()}
+            row = step_row(step, sampled, prepared, losses, judge_calls, time.perf_counter() - started, policy, gate, parallel)
+            add_totals(row, totals, sampled.rollout, step, scheduler, settings, len(prompts), parallel)
             history.append(row)
-            if writer is not None:
-                writer.log(row)
-            if run is not None:
-                run.log_metrics(row)
-                if step % samples_every == 0 or step + 1 == settings.steps:
-                    run.log_samples(rollout_samples(rollout, judged), stage="rl", step=step)
-                run.set_status("running", stage="rl", step=step + 1, steps=settings.steps)
-                if settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0:
-                    checkpoint(step + 1, consistent[1])
+            _log_step(row, sampled, run, writer, settings, checkpoints, consistent[1])
             if on_step is not None:
                 on_step(row)
-            progress.set_postfix(reward=f"{row.get('reward', math.nan):.3f}",
-                                 accept=f"{row['judge/accept_rate']:.2f}")
-        if parallel.world_size > 1:
-            drift = parallel.max_weight_difference(policy.trainable_parameters())
-            if run is not None:
-                run.set_status("running", stage="rl", step=settings.steps, steps=settings.steps,
-                               parallel={"processes": parallel.world_size, "max_weight_difference": drift})
-        if run is not None and consistent is not None:
-            checkpoint(settings.steps, consistent[1])
+            progress.set_postfix(reward=f"{row.get('reward', math.nan):.3f}", accept=f"{row['judge/accept_rate']:.2f}")
+        _finish(run, policy, settings, parallel, checkpoints, consistent)
     except BaseException:
         # Keep what is done: the weights and state after the last whole step, resumable. The
         # status may say one step less than the weights (interrupted between update and log):
         # the checkpoint's own step is the truth.
         if run is not None and consistent is not None and consistent[0] > start:
-            checkpoint(*consistent)
+            checkpoints.save(*consistent)
         raise
     finally:
         progress.close()
         if writer is not None:
             writer.close()
     return history
+
+
+def _prepare_policy(policy: SequencePolicy, algorithm: RLAlgorithm, settings: LoopSettings, parallel: DataParallel):
+    """Value head if the algorithm needs one, the same weights on every process; optimiser and scheduler."""
+    if algorithm.uses_values:
+        policy.add_value_head()
+    if parallel.world_size > 1:  # every process starts from process 0's weights (value head included)
+        for parameter in policy.trainable_parameters():
+            torch.distributed.broadcast(parameter.data, src=0)
+    return build_optimizer(policy, settings)
+
+
+def _restore(resume_from: Path | None, optimizer, scheduler, generator: torch.Generator, algorithm: RLAlgorithm) -> int:
+    """The step to start from: 0, or a checkpoint's (its optimiser, scheduler, RNG and algorithm state restored)."""
+    if resume_from is None:
+        return 0
+    restored = load_trainer_state(resume_from, optimizer=optimizer, scheduler=scheduler, sampling_generator=generator)
+    if hasattr(algorithm, "load_state"):
+        algorithm.load_state(restored["algorithm"])
+    return restored["step"]
+
+
+def _log_step(row: dict[str, Any], sampled: Sampled, run: RunFolder | None, writer: Any, settings: LoopSettings,
+              checkpoints: _Checkpoints, rngs: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """The row to trackers and metrics.jsonl; samples, status and periodic checkpoints."""
+    step = row["step"]
+    if writer is not None:
+        writer.log(row)
+    if run is None:
+        return
+    run.log_metrics(row)
+    samples_every = settings.samples_every or max(1, settings.steps // 10)
+    if step % samples_every == 0 or step + 1 == settings.steps:
+        run.log_samples(rollout_samples(sampled.rollout, sampled.judged), stage="rl", step=step)
+    run.set_status("running", stage="rl", step=step + 1, steps=settings.steps)
+    if settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0:
+        checkpoints.save(step + 1, rngs)
+
+
+def _finish(run: RunFolder | None, policy: SequencePolicy, settings: LoopSettings, parallel: DataParallel,
+            checkpoints: _Checkpoints, consistent) -> None:
+    """After the last step: the processes' agreement (data parallel) and the final checkpoint."""
+    if parallel.world_size > 1:
+        drift = parallel.max_weight_difference(policy.trainable_parameters())
+        if run is not None:
+            run.set_status("running", stage="rl", step=settings.steps, steps=settings.steps,
+                           parallel={"processes": parallel.world_size, "max_weight_difference": drift})
+    if run is not None and consistent is not None:
+        checkpoints.save(settings.steps, consistent[1])
 
 
 def _tensorboard(folder: Path | None):
@@ -350,14 +320,3 @@ def _tokens_before(run: RunFolder | None, start: int) -> float:
     return float(before[-1].get("num_tokens") or 0.0) if before else 0.0
 
 
-def rollout_samples(rollout: Rollout, judged: JudgedRollout, prompts: int = 1, per_prompt: int = 2) -> list[dict[str, Any]]:
-    """A few completions of the rollout's first prompt(s) with their rewards, for samples.jsonl."""
-    out = []
-    for g in range(min(prompts, len(rollout.prompts))):
-        rows = (rollout.group == g).nonzero().flatten().tolist()[:per_prompt]
-        for i in rows:
-            accepted = bool(judged.accepted[i])
-            out.append({"prompt": rollout.prompts[g], "completion": rollout.completions[i],
-                        "reward": float(judged.rewards[i]) if accepted else None,
-                        "length": int(rollout.lengths[i])})
-    return out
