@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -77,6 +78,21 @@ def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, A
         yield rows[start : start + size]
 
 
+@dataclass
+class _Tally:
+    """What the summary counts over the whole file."""
+
+    rewards: list[float] = field(default_factory=list)
+    verdicts: dict[str, int] = field(default_factory=dict)
+    unscored: int = 0
+
+    def add(self, judgment) -> None:
+        if judgment.scored:
+            self.rewards.append(judgment.reward)  # type: ignore[arg-type]  # scored: a float
+        else:
+            self.unscored += 1
+
+
 def judge_file(
     input_path: Path,
     output_path: Path,
@@ -91,55 +107,55 @@ def judge_file(
     rows = read_rows(input_path, mode) if rows is None else rows
     started = time.perf_counter()
     temporary = output_path.with_name(output_path.name + ".partial")
-    rewards: list[float] = []
-    verdicts: dict[str, int] = {}
-    unscored = 0
+    tally = _Tally()
     with open(temporary, "w", encoding="utf-8") as out, tqdm(total=len(rows), desc="judging", unit="item", disable=None) as bar:
         for batch in _batches(rows, batch_size):
-            prompts = [row["prompt"] for row in batch]
-            columns = columns_of(batch, mode)
-            if mode == "pointwise":
-                records = distrust_all(judge.score(prompts, [row["completion"] for row in batch], **columns))
-                for row, judgment in zip(batch, records):
-                    out.write(json.dumps({**row, "judgment": judgment.to_dict()}, ensure_ascii=False) + "\n")
-                    if judgment.scored:
-                        rewards.append(judgment.reward)  # type: ignore[arg-type]
-                    else:
-                        unscored += 1
-            elif mode == "group":
-                groups = judge.score_groups(  # type: ignore[attr-defined]  # supports_groups (the group mode's judge)
-                    prompts, [row["completions"] for row in batch], **columns)
-                for row, judgments in zip(batch, groups):
-                    judgments = distrust_all(judgments)
-                    out.write(json.dumps({**row, "judgments": [j.to_dict() for j in judgments]}, ensure_ascii=False) + "\n")
-                    for judgment in judgments:
-                        if judgment.scored:
-                            rewards.append(judgment.reward)  # type: ignore[arg-type]
-                        else:
-                            unscored += 1
-            else:
-                records = judge.compare(  # type: ignore[attr-defined]  # supports_pairwise (the pairwise modes' judges)
-                    prompts, [row["completion_a"] for row in batch], [row["completion_b"] for row in batch], **columns
-                )
-                for row, verdict in zip(batch, records):
-                    record = {**verdict.__dict__, "parts": [part.to_dict() for part in verdict.parts]}
-                    out.write(json.dumps({**row, "judgment": record}, ensure_ascii=False) + "\n")
-                    verdicts[verdict.verdict] = verdicts.get(verdict.verdict, 0) + 1
-                    unscored += verdict.verdict == "invalid"
+            for line in _judged_lines(judge, batch, mode, tally):
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
             bar.update(len(batch))
     temporary.replace(output_path)
 
     counters = dict(getattr(judge, "counters", {}))
     summary: dict[str, Any] = {
         "items": len(rows),
-        "unscored": unscored,
+        "unscored": tally.unscored,
         "model_calls": counters.get("calls", 0),
         "cache_hits": counters.get("cache_hits", 0),
         "failed_calls": counters.get("failed_calls", 0),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if mode in ("pointwise", "group"):
-        summary["mean_reward"] = sum(rewards) / len(rewards) if rewards else None
+        summary["mean_reward"] = sum(tally.rewards) / len(tally.rewards) if tally.rewards else None
     else:
-        summary["verdicts"] = verdicts
+        summary["verdicts"] = tally.verdicts
     return summary
+
+
+def _judged_lines(judge: Judge, batch: list[dict[str, Any]], mode: Mode, tally: _Tally) -> list[dict[str, Any]]:
+    """The batch's output lines (each input line plus its judgment), counted into `tally`."""
+    prompts = [row["prompt"] for row in batch]
+    columns = columns_of(batch, mode)
+    lines = []
+    if mode == "pointwise":
+        records = distrust_all(judge.score(prompts, [row["completion"] for row in batch], **columns))
+        for row, judgment in zip(batch, records):
+            lines.append({**row, "judgment": judgment.to_dict()})
+            tally.add(judgment)
+    elif mode == "group":
+        groups = judge.score_groups(  # type: ignore[attr-defined]  # supports_groups (the group mode's judge)
+            prompts, [row["completions"] for row in batch], **columns)
+        for row, judgments in zip(batch, groups):
+            judgments = distrust_all(judgments)
+            lines.append({**row, "judgments": [j.to_dict() for j in judgments]})
+            for judgment in judgments:
+                tally.add(judgment)
+    else:
+        records = judge.compare(  # type: ignore[attr-defined]  # supports_pairwise (the pairwise modes' judges)
+            prompts, [row["completion_a"] for row in batch], [row["completion_b"] for row in batch], **columns
+        )
+        for row, verdict in zip(batch, records):
+            record = {**verdict.__dict__, "parts": [part.to_dict() for part in verdict.parts]}
+            lines.append({**row, "judgment": record})
+            tally.verdicts[verdict.verdict] = tally.verdicts.get(verdict.verdict, 0) + 1
+            tally.unscored += verdict.verdict == "invalid"
+    return lines
