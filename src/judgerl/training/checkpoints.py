@@ -130,15 +130,29 @@ def _step_of_folder(folder: Path) -> int | None:
     return None
 
 
+_NO_WEIGHTS = "model.safetensors is missing (and there is no adapter_model.safetensors)"
+
+
 def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
     """Raise CheckpointError (message: what is wrong, without the folder's name) unless `folder`
     holds a whole, consistent checkpoint; returns warnings (a checkpoint without a manifest).
     `resumable`: it must also hold the trainer state a resumed run needs."""
-    from judgerl.training.trainer_state import STATE_JSON, STATE_TENSORS
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError("is not a folder")
+    description = _read_manifest(folder)
+    _check_steps(folder, description, resumable)
+    present = _files_of(folder)
+    files = description.get("files")
+    if files is None:  # written before manifests: check what can be checked, and say so
+        _check_without_manifest(folder, present)
+        return ["written before checkpoints carried a manifest, so its file sizes and hashes cannot be checked; "
+                "its files parse and its step agrees, so it is used"]
+    _check_against_manifest(folder, files, present)
+    return []
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
     try:
         description = json.loads((folder / MANIFEST).read_text())
         if not isinstance(description, dict):
@@ -147,6 +161,14 @@ def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
         raise CheckpointError(f"{MANIFEST} is missing") from None
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{MANIFEST} does not parse ({error})") from None
+    return description
+
+
+def _check_steps(folder: Path, description: dict[str, Any], resumable: bool) -> None:
+    """A step-N folder says step N in checkpoint.json and in trainer_state.json; a resumable one
+    holds the trainer state."""
+    from judgerl.training.trainer_state import STATE_JSON, STATE_TENSORS
+
     expected_step = _step_of_folder(folder)
     if expected_step is not None:
         if description.get("step") != expected_step:
@@ -163,24 +185,27 @@ def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
         if state_step != expected_step:
             raise CheckpointError(f"{STATE_JSON} says step {state_step}, the folder is step-{expected_step}")
 
-    present = _files_of(folder)
-    no_weights = "model.safetensors is missing (and there is no adapter_model.safetensors)"
-    files = description.get("files")
-    if files is None:  # written before manifests: check what can be checked, and say so
-        if not any(name.endswith("model.safetensors") for name in present):
-            raise CheckpointError(no_weights)
-        for name in present:
-            if name.endswith(".safetensors"):
-                problem = _safetensors_problem(folder / name)
-                if problem:
-                    raise CheckpointError(f"{name} {problem}")
-            elif name.endswith(".json"):
-                try:
-                    json.loads((folder / name).read_text())
-                except (OSError, ValueError) as error:
-                    raise CheckpointError(f"{name} does not parse ({error})") from None
-        return ["written before checkpoints carried a manifest, so its file sizes and hashes cannot be checked; "
-                "its files parse and its step agrees, so it is used"]
+
+def _check_without_manifest(folder: Path, present: list[str]) -> None:
+    """A checkpoint from before manifests: weights present, every safetensors header matching its
+    file's length, every JSON file parsing."""
+    if not any(name.endswith("model.safetensors") for name in present):
+        raise CheckpointError(_NO_WEIGHTS)
+    for name in present:
+        if name.endswith(".safetensors"):
+            problem = _safetensors_problem(folder / name)
+            if problem:
+                raise CheckpointError(f"{name} {problem}")
+        elif name.endswith(".json"):
+            try:
+                json.loads((folder / name).read_text())
+            except (OSError, ValueError) as error:
+                raise CheckpointError(f"{name} does not parse ({error})") from None
+
+
+def _check_against_manifest(folder: Path, files: Any, present: list[str]) -> None:
+    """Every file the manifest lists is inside the folder with its size and sha256, and nothing
+    else is there. Sizes are all checked before any hash: a truncated file is named cheaply."""
     if not isinstance(files, dict) or not files or not all(isinstance(r, dict) for r in files.values()):
         raise CheckpointError(f"{MANIFEST} has no usable list of files")
     for name in files:  # only files inside the folder: never read what a manifest points at elsewhere
@@ -201,5 +226,4 @@ def verify_checkpoint(folder: Path, *, resumable: bool = False) -> list[str]:
     if unlisted:
         raise CheckpointError(f"{unlisted[0]} is not in its manifest (added after the checkpoint was written)")
     if not any(name.endswith("model.safetensors") for name in files):
-        raise CheckpointError(no_weights)
-    return []
+        raise CheckpointError(_NO_WEIGHTS)
