@@ -97,16 +97,23 @@ def test_overlapped_judging_gives_exactly_the_results_of_judging_after_generatio
     assert all(name.startswith("judgerl-judge") for name in streamed_judge.threads)
 
 
-def test_groups_reported_during_generation_hold_the_rollouts_final_text():
+def test_completions_reported_during_generation_hold_the_rollouts_final_text():
     made = policy("lean")
-    reported: dict[int, list[str]] = {}
-    rollout = made.sample(["hi", "the question is good", "bad"], 4, SamplingSettings(max_new_tokens=14),
-                          torch.Generator().manual_seed(0), on_group_done=lambda g, texts: reported.setdefault(g, texts))
-    assert sorted(reported) == [0, 1, 2]
-    for g in range(3):
-        assert reported[g] == rollout.completions[4 * g:4 * g + 4]
-    plain = made.sample(["hi", "the question is good", "bad"], 4, SamplingSettings(max_new_tokens=14),
-                        torch.Generator().manual_seed(0))
+    reported: dict[int, str] = {}
+    order: list[list[int]] = []
+
+    def done(rows, texts):
+        order.append(rows)
+        for row, text in zip(rows, texts):
+            assert row not in reported  # each row once
+            reported[row] = text
+
+    prompts = ["hi", "the question is good", "bad"]
+    rollout = made.sample(prompts, 4, SamplingSettings(max_new_tokens=14), torch.Generator().manual_seed(0),
+                          on_completions_done=done)
+    assert [reported[row] for row in range(12)] == rollout.completions
+    assert len(order) > 1  # reported over several decode steps, not all at the end
+    plain = made.sample(prompts, 4, SamplingSettings(max_new_tokens=14), torch.Generator().manual_seed(0))
     assert plain.completions == rollout.completions and torch.equal(plain.old_logprobs, rollout.old_logprobs)
 
 
@@ -136,3 +143,29 @@ def test_the_reference_is_scored_once_while_the_judge_works():
     assert sampled.times["time/before_judgments_s"] > 0
     algorithm.prepare(made, sampled.rollout, sampled.judged)
     assert calls == [True]  # prepare used the reference log-probs computed while the judge worked
+
+
+class RecordingGroupJudge(RecordingJudge):
+    """Ranks each prompt's group in one call (RULER-style): reward by rank of length in the group."""
+
+    supports_groups = True
+
+    def score_groups(self, prompts, groups, **columns):
+        self.calls.append([len(group) for group in groups])
+        out = []
+        for prompt, group in zip(prompts, groups):
+            ranks = sorted(range(len(group)), key=lambda i: (len(group[i]), i))
+            out.append([Judgment(kind="score", question=prompt, answer=text, judge_id=self.judge_id, status="scored",
+                                 reward=ranks.index(i) / max(1, len(group) - 1), confidence=1.0)
+                        for i, text in enumerate(group)])
+        return out
+
+
+def test_a_group_judge_is_streamed_whole_groups_only_with_the_same_rankings():
+    made = policy("lean")
+    streamed_judge, plain_judge = RecordingGroupJudge(), RecordingGroupJudge()
+    streamed, _ = step(made, streamed_judge, overlap=True)
+    plain, _ = step(made, plain_judge, overlap=False)
+    assert torch.equal(streamed.judged.rewards, plain.judged.rewards)
+    assert all(size == 3 for call in streamed_judge.calls for size in call)  # never a part of a group
+    assert sum(len(call) for call in streamed_judge.calls) == 6

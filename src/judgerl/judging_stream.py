@@ -1,18 +1,18 @@
-"""Judging while the policy generates: each prompt's group goes to the judge as soon as its n
-completions have stopped, on a background thread, while the other rows decode; the loop scores
-the reference policy while the judge works. With a remote judge a step then costs about
-max(generation, judging) instead of their sum.
+"""Judging while the policy generates: each completion goes to the judge as soon as it has
+stopped (each prompt's group, for a judge that ranks groups or compares pairs), on a background
+thread, while the other rows decode; the loop then scores the reference policy while the judge
+works. With a remote judge a step costs about max(generation, judging), not their sum.
 
-    main thread:   sample ... group 3 done ... group 0 done ... all done -> reference log-probs -> judged()
-                                  |                 |
-    judge thread:            judge([3])  ->  judge([0, 1, ...])  ->  ...            (one call at a time)
+    main thread:   sample: rows 3, 17 stop ... rows 0, 5, 9 stop ... all stop -> reference log-probs -> judged()
+                                |                     |
+    judge thread:          judge([3, 17])  ->  judge([0, 5, 9, ...])  ->  ...        (one call at a time)
 
 The judged rollout is the one `rewards.judge_rollout` gives for the finished rollout, whatever
 the timing: only judges that judge each completion (or each group, or each pair) on its own
-(`supports_streaming`) are sent groups early; each group's judgments are placed at its rows; a
-group never sent, or whose streamed text is not the rollout's final text, is judged at the end.
-One judge call runs at a time (a judge, its cache and a local model need not be thread-safe); a
-call takes every group waiting, so a remote judge has as many requests in flight as are ready.
+(`supports_streaming`) are sent parts of the batch; each judgment is placed at its row; a row
+never sent, or whose streamed text is not the rollout's final text, is judged at the end. One
+judge call runs at a time (a judge, its cache and a local model need not be thread-safe); a call
+takes everything waiting, so a remote judge has as many requests in flight as are ready.
 """
 
 from __future__ import annotations
@@ -22,26 +22,30 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
 
+import torch
+
 from judgerl.judges.base import Judge, Judgment, check_columns
 from judgerl.judges.evidence import distrust_all
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.rewards import (JudgedRollout, compare_pairs, from_verdicts, gated, judge_columns, judge_completions,
-                             two_sample_groups)
+                             judge_rollout, two_sample_groups)
 from judgerl.rollouts import Rollout
 
 
 class JudgingStream:
-    """Judges one rollout's prompt groups as they finish. Use once per step:
+    """Judges one rollout's completions as they stop. Once per step:
 
         stream = JudgingStream(judge, prompts, n, columns, pairwise=...)
-        rollout = policy.sample(prompts, n, ..., on_group_done=stream.submit)  # or without streaming
+        rollout = policy.sample(prompts, n, ..., on_completions_done=stream.submit)  # or without
         stream.start(rollout)          # what was not streamed goes to the judge now
         ... the reference policy's log-probs ...
         judged = stream.judged(rollout, gate)  # waits for the judge
         stream.close()
-    """
 
-    def __init__(self, judge: Judge, prompts: Sequence[str], n: int, columns: Mapping[str, Sequence[Any]] | None,
+    Rows are prompt-major (prompt g's completions are rows g n .. g n + n - 1), as `sample` lays
+    them out."""
+
+    def __init__(self, judge: Judge, prompts: Sequence[Any], n: int, columns: Mapping[str, Sequence[Any]] | None,
                  pairwise: bool = False):
         from judgerl.datasets import prompt_text
 
@@ -50,13 +54,15 @@ class JudgingStream:
         self.n = n
         self.columns = judge_columns(columns)
         check_columns(self.columns, len(self.prompts))
-        self.compares = pairwise and judge.supports_pairwise
         self.pairwise = pairwise
+        self.compares = pairwise and judge.supports_pairwise
+        self.whole_groups = self.compares or judge.supports_groups
+        """Send a prompt's completions only together (a group ranking, a pair's verdict)."""
         self._lock = threading.Lock()
-        self._waiting: dict[int, list[str]] = {}  # group -> its completions, not yet sent
-        self._submitted: set[int] = set()  # groups given to submit() or start()
-        self._sent: dict[int, list[str]] = {}  # group -> the completions the judge was given
-        self._results: dict[int, Any] = {}  # group -> its judgments (list) or its pair's verdict
+        self._stopped: dict[int, str] = {}  # row -> text, of groups not complete (whole_groups only)
+        self._waiting: dict[int, str] = {}  # row -> text, to send
+        self._sent: dict[int, str] = {}  # row -> the text the judge was given
+        self._results: dict[int, Any] = {}  # row -> its judgment, or group -> its pair's verdict
         self._pending: list[Future] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-judge")
         self.first_sent: float | None = None
@@ -64,20 +70,26 @@ class JudgingStream:
 
     # -- generation side --------------------------------------------------------------------
 
-    def submit(self, group: int, completions: Sequence[str]) -> None:
-        """Group `group`'s n completions have stopped: judge them (soon, on the judge thread)."""
+    def submit(self, rows: Sequence[int], texts: Sequence[str]) -> None:
+        """These completions have stopped: judge them (soon, on the judge thread)."""
         with self._lock:
-            self._waiting[group] = list(completions)
-            self._submitted.add(group)
+            if not self.whole_groups:
+                self._waiting.update(zip(rows, texts))
+            else:
+                self._stopped.update(zip(rows, texts))
+                for g in sorted({row // self.n for row in rows}):
+                    group = range(g * self.n, (g + 1) * self.n)
+                    if all(row in self._stopped for row in group):
+                        self._waiting.update((row, self._stopped.pop(row)) for row in group)
         self._pending.append(self._executor.submit(self._judge_waiting))
 
     def start(self, rollout: Rollout) -> None:
-        """Generation is over: send every group that was not streamed (all, when none was)."""
+        """Generation is over: send every completion that was not streamed (all, when none was)."""
         with self._lock:
-            for g, rows in _rows_of(rollout).items():
-                if g not in self._submitted:
-                    self._waiting[g] = [rollout.completions[i] for i in rows]
-                    self._submitted.add(g)
+            self._stopped.clear()
+            for row, text in enumerate(rollout.completions):
+                if row not in self._sent and row not in self._waiting:
+                    self._waiting[row] = text
         self._pending.append(self._executor.submit(self._judge_waiting))
 
     def _judge_waiting(self) -> None:
@@ -87,52 +99,47 @@ class JudgingStream:
             return  # an earlier call took these
         if self.first_sent is None:
             self.first_sent = time.perf_counter()
-        results = self._judge(batch)
+        results = self._judge(dict(sorted(batch.items())))
         with self._lock:
             self._sent.update(batch)
             self._results.update(results)
         self.last_answered = time.perf_counter()
 
-    def _judge(self, batch: Mapping[int, Sequence[str]]) -> dict[int, Any]:
-        """group -> its judgments in row order (pointwise), or its pair's verdict (compared)."""
-        groups = list(batch)
+    def _judge(self, batch: Mapping[int, str]) -> dict[int, Any]:
+        """row -> its judgment; or, compared, group -> its pair's verdict."""
         if self.compares:
-            pairs = {g: texts for g, texts in batch.items() if len(texts) == 2}
-            verdicts = compare_pairs(self.judge, self.prompts, list(pairs), list(pairs.values()), self.columns)
-            return dict(zip(pairs, verdicts))
-        group_of_row = [g for g in groups for _ in batch[g]]
-        texts = [text for g in groups for text in batch[g]]
-        judgments = distrust_all(judge_completions(self.judge, self.prompts, group_of_row, texts, self.columns))
-        out: dict[int, list[Judgment]] = {}
-        for g, judgment in zip(group_of_row, judgments):
-            out.setdefault(g, []).append(judgment)
-        return out
+            groups = sorted({row // self.n for row in batch})
+            pairs = [[batch[row] for row in range(g * self.n, (g + 1) * self.n)] for g in groups]
+            two = [(g, pair) for g, pair in zip(groups, pairs) if len(pair) == 2]
+            verdicts = compare_pairs(self.judge, self.prompts, [g for g, _ in two], [pair for _, pair in two], self.columns)
+            return {g: verdict for (g, _), verdict in zip(two, verdicts)}
+        rows = list(batch)
+        judgments = judge_completions(self.judge, self.prompts, [row // self.n for row in rows],
+                                      [batch[row] for row in rows], self.columns)
+        return dict(zip(rows, distrust_all(judgments)))
 
     # -- the loop's side --------------------------------------------------------------------
 
     def judged(self, rollout: Rollout, gate: ConfidenceGate) -> JudgedRollout:
         """Wait for the judge; the judged rollout, exactly as `judge_rollout` would give it.
-        Groups not yet judged, or streamed with other text than the rollout's, are judged now."""
-        rows_of = _rows_of(rollout)
+        Completions not judged, or streamed with other text than the rollout's, are judged now."""
         self.wait()
+        expected = torch.arange(len(self.prompts)).repeat_interleave(self.n)
+        if not torch.equal(rollout.group, expected):  # not laid out as `sample` promises: judge it whole
+            return judge_rollout(self.judge, rollout, gate, pairwise=self.pairwise, columns=self.columns)
         with self._lock:
-            for g, rows in rows_of.items():
-                texts = [rollout.completions[i] for i in rows]
-                if self._sent.get(g) != texts:  # never sent, or sent with other text: judge the rollout's
-                    self._results.pop(g, None)
-                    self._waiting[g] = texts
-            missing = bool(self._waiting)
-        if missing:
+            stale = {row for row, text in enumerate(rollout.completions) if self._sent.get(row) != text}
+            if self.whole_groups:  # a group is judged whole: all of it again
+                stale = {row for g in {row // self.n for row in stale} for row in range(g * self.n, (g + 1) * self.n)}
+            self._waiting.update((row, rollout.completions[row]) for row in stale)
+        if stale:
             self._pending.append(self._executor.submit(self._judge_waiting))
             self.wait()
         if self.compares:
             pairs = two_sample_groups(rollout.group)
             return from_verdicts(rollout.size, pairs, [self._results[g] for g in pairs])
-        judgments: list[Judgment | None] = [None] * rollout.size
-        for g, rows in rows_of.items():
-            for row, judgment in zip(rows, self._results[g]):
-                judgments[row] = judgment
-        return gated(judgments, gate, rollout.group if self.pairwise else None)  # type: ignore[arg-type]
+        judgments: list[Judgment] = [self._results[row] for row in range(rollout.size)]
+        return gated(judgments, gate, rollout.group if self.pairwise else None)
 
     def wait(self) -> None:
         """Until every call sent has come back; re-raises a call's error (a spent budget, ...)."""
@@ -149,10 +156,3 @@ class JudgingStream:
     def close(self) -> None:
         """Stop taking work; a call in flight finishes on its own (nothing waits for it)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _rows_of(rollout: Rollout) -> dict[int, list[int]]:
-    rows_of: dict[int, list[int]] = {}
-    for row, g in enumerate(rollout.group.tolist()):
-        rows_of.setdefault(g, []).append(row)
-    return rows_of

@@ -124,9 +124,9 @@ class SequencePolicy(Protocol):
     ) -> Rollout:
         """n completions per prompt, without gradients. Row order: prompt 0's n, prompt 1's n, ...
 
-        A policy that declares `streams_groups = True` also takes `on_group_done` (a `GroupDone`,
-        keyword) and calls it for each prompt as soon as its n completions have stopped, with the
-        text the rollout will hold; the rollout is the same with or without it."""
+        A policy that declares `streams_completions = True` also takes `on_completions_done` (a
+        `CompletionsDone`, keyword) and calls it during sampling with the rows that have just
+        stopped and the text the rollout will hold for them; the rollout is the same either way."""
         ...
 
     def rollout_of(self, prompts: Sequence[str], completions: Sequence[str]) -> Rollout:
@@ -163,40 +163,41 @@ class SequencePolicy(Protocol):
         ...
 
 
-GroupDone = Callable[[int, list[str]], None]
-"""(prompt index, its n completions' text): called as soon as all n have stopped."""
+CompletionsDone = Callable[[list[int], list[str]], None]
+"""(rows, their text): called during sampling for completions that have just stopped."""
 
 
-class FinishedGroups:
-    """Watches a decode for prompts whose n samples have all stopped, so that their text can go
-    to the judge while the other rows decode (judging_stream.py).
+class FinishedRows:
+    """Watches a decode for rows that have stopped, so that their text can go to the judge while
+    the other rows decode (judging_stream.py).
 
-    Rows are prompt-major (prompt g's samples are rows g n .. g n + n - 1). After each decode step
-    `step` records the tokens drawn for the rows still decoding; a row has stopped at its first
-    stop token; a prompt is reported once, with its rows' tokens (n, t + 1) up to this step, to
-    `report(g, tokens, mask)` where mask (n, t + 1) is 1 up to and including each row's stop token
-    (as the rollout's completion_mask will be). On the last step every prompt not yet reported is."""
+    After each decode step `step` records the tokens drawn for the rows still decoding; a row has
+    stopped at its first stop token. Rows that stopped at this step are reported once, with their
+    tokens (R, t + 1) up to it, to `report(rows, tokens, mask)`, where mask (R, t + 1) is 1 up to and
+    including each row's stop token (as the rollout's completion_mask will be). On the last step
+    every row not yet reported is."""
 
-    def __init__(self, prompts: int, n: int, max_new_tokens: int, stop_ids: Sequence[int], pad_id: int,
-                 report: Callable[[int, torch.Tensor, torch.Tensor], None]):
-        self.n, self.report = n, report
+    def __init__(self, rows: int, max_new_tokens: int, stop_ids: Sequence[int], pad_id: int,
+                 report: Callable[[list[int], torch.Tensor, torch.Tensor], None]):
+        self.report = report
         self.stops = torch.tensor(sorted(set(int(s) for s in stop_ids)), dtype=torch.long)
-        self.tokens = torch.full((prompts * n, max_new_tokens), pad_id, dtype=torch.long)  # (N, T)
-        self.stopped = torch.zeros(prompts * n, dtype=torch.bool)  # (N,)
-        self.reported = torch.zeros(prompts, dtype=torch.bool)  # (P,)
+        self.tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long)  # (N, T)
+        self.stopped = torch.zeros(rows, dtype=torch.bool)  # (N,)
+        self.reported = torch.zeros(rows, dtype=torch.bool)  # (N,)
 
     def step(self, t: int, rows: torch.Tensor | None, token: torch.Tensor, last: bool) -> None:
         """Step t drew `token` (B,) for `rows` (B,) (None: all N rows, in order)."""
         where = slice(None) if rows is None else rows
         self.tokens[where, t] = token
         self.stopped[where] |= torch.isin(token, self.stops)
-        ready = self.stopped.view(-1, self.n).all(1) if not last else torch.ones_like(self.reported)
-        for g in (ready & ~self.reported).nonzero().flatten().tolist():
-            self.reported[g] = True
-            tokens = self.tokens[g * self.n:(g + 1) * self.n, :t + 1]  # (n, t + 1)
-            is_stop = torch.isin(tokens, self.stops)
-            after = (is_stop.cumsum(1) - is_stop.long()) > 0  # tokens after a row's first stop
-            self.report(g, tokens, (~after).float())
+        ready = (self.stopped if not last else torch.ones_like(self.stopped)) & ~self.reported
+        if not bool(ready.any()):
+            return
+        self.reported |= ready
+        tokens = self.tokens[ready, :t + 1]  # (R, t + 1)
+        is_stop = torch.isin(tokens, self.stops)
+        after = (is_stop.cumsum(1) - is_stop.long()) > 0  # tokens after a row's first stop
+        self.report(ready.nonzero().flatten().tolist(), tokens, (~after).float())
 
 
 def prompts_and_columns(batch: Sequence[Any]) -> tuple[list[Any], dict[str, list[Any]]]:

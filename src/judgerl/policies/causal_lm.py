@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from judgerl.datasets import Prompt
-from judgerl.rollouts import FinishedGroups, GroupDone, PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
+from judgerl.rollouts import CompletionsDone, FinishedRows, PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 """Chat templates' end-of-turn tokens: sampling also stops at those the template uses."""
@@ -48,8 +48,8 @@ class LoraSettings:
 class CausalLMPolicy:
     """A `SequencePolicy` over a transformers causal LM, fully fine-tuned or with a LoRA adapter."""
 
-    streams_groups = True
-    """`sample` takes `on_group_done` and reports each prompt as soon as its samples have stopped."""
+    streams_completions = True
+    """`sample` takes `on_completions_done` and reports each completion as soon as it has stopped."""
 
     def __init__(self, model: Any, tokenizer: Any, *, lora: LoraSettings | None = None,
                  use_chat_template: bool = True, system_prompt: str | None = None,
@@ -139,7 +139,7 @@ class CausalLMPolicy:
 
     @torch.no_grad()
     def sample(self, prompts: Sequence[Prompt], n: int, settings: SamplingSettings,
-               generator: torch.Generator, *, on_group_done: GroupDone | None = None) -> Rollout:
+               generator: torch.Generator, *, on_completions_done: CompletionsDone | None = None) -> Rollout:
         if settings.temperature <= 0:
             raise ValueError("sampling needs a temperature > 0 (log-probs are taken at that temperature)")
         self.model.eval()
@@ -158,7 +158,7 @@ class CausalLMPolicy:
         stop_ids = self.stop_ids.to(self.device)
         tokens, logprobs, sampled = [], [], []
         lm_head = self._base(self.model).get_output_embeddings()
-        watch = self.finished_groups(len(prompts), n, settings, on_group_done)
+        watch = self.finished_rows(len(prompts) * n, settings, on_completions_done)
         for step in range(settings.max_new_tokens):
             logp = torch.log_softmax(lm_head(hidden).float() / settings.temperature, -1)  # (N, V)
             token = _sample_top_p(logp, settings.top_p, generator).to(self.device)  # (N,)
@@ -231,13 +231,14 @@ class CausalLMPolicy:
             scores.values = self.value_head(hidden.float()).squeeze(-1) * real  # (N, T)
         return scores
 
-    def finished_groups(self, prompts: int, n: int, settings: SamplingSettings,
-                        on_group_done: GroupDone | None) -> FinishedGroups | None:
-        """A watch that decodes each prompt's completions when they have all stopped (None: nobody asked)."""
-        if on_group_done is None:
+    def finished_rows(self, rows: int, settings: SamplingSettings,
+                      on_completions_done: CompletionsDone | None) -> FinishedRows | None:
+        """A watch that decodes completions as they stop and reports them (None: nobody asked)."""
+        if on_completions_done is None:
             return None
-        return FinishedGroups(prompts, n, settings.max_new_tokens, self.stop_ids.tolist(), int(self.pad_id),
-                              lambda g, tokens, mask: on_group_done(g, [self._decode(row, m) for row, m in zip(tokens, mask)]))
+        return FinishedRows(rows, settings.max_new_tokens, self.stop_ids.tolist(), int(self.pad_id),
+                            lambda done, tokens, mask: on_completions_done(
+                                done, [self._decode(row, m) for row, m in zip(tokens, mask)]))
 
     def _decode(self, ids: torch.Tensor, mask: torch.Tensor) -> str:
         kept = ids[mask > 0].tolist()

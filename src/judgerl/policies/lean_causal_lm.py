@@ -27,7 +27,7 @@ from judgerl.policies.lean_common import _dtype_name, lora_merged, tune_glibc_ma
 from judgerl.policies.lean_gpt2 import GPT2Weights, LayerWeights, LeanGPT2
 from judgerl.policies.lean_llama import LeanLlama
 from judgerl.policies.lean_llama import unsupported as llama_unsupported
-from judgerl.rollouts import GroupDone, PolicyScores, Rollout, SamplingSettings
+from judgerl.rollouts import CompletionsDone, PolicyScores, Rollout, SamplingSettings
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -110,14 +110,14 @@ class LeanCausalLMPolicy(CausalLMPolicy):
 
     @torch.no_grad()
     def sample(self, prompts: Sequence[str], n: int, settings: SamplingSettings,
-               generator: torch.Generator, *, on_group_done: GroupDone | None = None) -> Rollout:
+               generator: torch.Generator, *, on_completions_done: CompletionsDone | None = None) -> Rollout:
         self.model.eval()
         prompt_ids = self._encode(prompts)
         weights = self.engine.weights(self._base(self.model))
         tokens, logprobs, mask = self.engine.generate(
             weights, prompt_ids, n, settings.max_new_tokens, settings.temperature, settings.top_p,
             self.stop_ids.tolist(), int(self.pad_id), generator,
-            watch=self.finished_groups(len(prompts), n, settings, on_group_done))
+            watch=self.finished_rows(len(prompts) * n, settings, on_completions_done))
         return Rollout(prompts=list(prompts), group=torch.arange(len(prompts)).repeat_interleave(n),
                        completions=[self._decode(row, m) for row, m in zip(tokens, mask)],
                        completion_ids=tokens, completion_mask=mask, old_logprobs=logprobs,

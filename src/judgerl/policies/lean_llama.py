@@ -28,7 +28,7 @@ from torch import nn
 
 from judgerl.policies.lean_common import (
     _draw, _left_pad, _prompt_mask, _residual, _scatter_rows, _token_logprobs, assemble_steps, lora_merged)
-from judgerl.rollouts import FinishedGroups
+from judgerl.rollouts import FinishedRows
 
 FAMILY = ("llama", "qwen2")
 """model_type values this engine runs."""
@@ -206,7 +206,7 @@ class LeanLlama:
     @torch.no_grad()
     def generate(self, w: LlamaWeights, prompt_ids: Sequence[torch.Tensor], n: int, max_new_tokens: int,
                  temperature: float, top_p: float, stop_ids: Sequence[int], pad_id: int,
-                 generator: torch.Generator, watch: FinishedGroups | None = None
+                 generator: torch.Generator, watch: FinishedRows | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n samples per prompt: tokens (N, T), log-probs (N, T), mask (N, T); see lean_gpt2."""
         if max_new_tokens < 1:
@@ -248,7 +248,7 @@ class LeanLlama:
             done |= torch.isin(token, stops)
             finished, B = int(done.sum()), token.shape[0]
             last = t == max_new_tokens - 1 or finished == B
-            if watch is not None:  # prompts whose samples have all stopped go to the judge now
+            if watch is not None:  # completions that have stopped go to the judge now
                 watch.step(t, rows, token, last)
             if last:
                 break

@@ -40,8 +40,8 @@ def sample_and_judge(policy: SequencePolicy, batch: Sequence[Any], judge: Any, a
                      gate: ConfidenceGate, settings: LoopSettings, generator: torch.Generator) -> Sampled:
     """Sample the batch's completions and judge them.
 
-    With settings.overlap_judging (judging_stream.py): prompts whose samples have all stopped go to
-    the judge while the rest generate (when policy and judge both stream), the rest when generation
+    With settings.overlap_judging (judging_stream.py): completions that have stopped go to the judge
+    while the rest generate (when policy and judge both stream), the rest when generation
     ends, and the algorithm's reward-free work (reference log-probs) runs while the judge works.
     Otherwise: generate, then judge. The judged rollout is the same either way.
     times: time/sample_s (generation), time/judge_s (judging: first call sent to last answer),
@@ -59,9 +59,9 @@ def sample_and_judge(policy: SequencePolicy, batch: Sequence[Any], judge: Any, a
                                          "time/judge_wait_s": waited})
     stream = JudgingStream(judge, prompts, n, columns, pairwise=pairwise)
     try:
-        streaming = getattr(policy, "streams_groups", False) and getattr(judge, "supports_streaming", False)
+        streaming = getattr(policy, "streams_completions", False) and getattr(judge, "supports_streaming", False)
         rollout = policy.sample(prompts, n, settings.sampling, generator,
-                                **({"on_group_done": stream.submit} if streaming else {}))
+                                **({"on_completions_done": stream.submit} if streaming else {}))
         rollout.columns = columns
         sampled = time.perf_counter()
         stream.start(rollout)
