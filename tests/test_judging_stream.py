@@ -169,3 +169,36 @@ def test_a_group_judge_is_streamed_whole_groups_only_with_the_same_rankings():
     assert torch.equal(streamed.judged.rewards, plain.judged.rewards)
     assert all(size == 3 for call in streamed_judge.calls for size in call)  # never a part of a group
     assert sum(len(call) for call in streamed_judge.calls) == 6
+
+
+def test_a_rubric_judge_over_loopback_http_gives_the_same_rewards_streamed_with_requests_in_parallel():
+    """The real path: RubricJudge -> OpenAI-compatible provider -> a local HTTP server that answers
+    each request after 50 ms with a score read from the request; 4 requests may be in flight."""
+    import zlib
+
+    from judgerl.judges.pointwise import RubricJudge
+    from judgerl.providers.openai_compatible import OpenAICompatibleProvider
+    from loopback_servers import FaultyOpenAIServer
+
+    def score_of(content: str):
+        time.sleep(0.05)
+        digit = str(1 + zlib.crc32(content.encode()) % 5)
+        return [(digit, -0.05)] + [(str(d), -5.0) for d in range(1, 6) if str(d) != digit]
+
+    made = policy("lean")
+    with FaultyOpenAIServer(responder=score_of) as server:
+        def judge():
+            provider = OpenAICompatibleProvider("m", base_url=server.base_url, api_key_env=None, max_concurrency=4)
+            return RubricJudge(provider, "Score the answer.", scale=(1, 5))
+
+        streaming, plain_judge = judge(), judge()
+        assert streaming.supports_streaming and streaming.concurrent_calls == 4
+        streamed, _ = step(made, streaming, overlap=True)
+        plain, _ = step(made, plain_judge, overlap=False)
+    assert streamed.rollout.completions == plain.rollout.completions
+    assert torch.equal(streamed.judged.rewards, plain.judged.rewards)
+    assert torch.equal(streamed.judged.accepted, plain.judged.accepted)
+    assert [j.score for j in streamed.judged.judgments] == [j.score for j in plain.judged.judgments]
+    same = ("calls", "failed_calls", "cache_hits")
+    assert [streaming.counters[k] for k in same] == [plain_judge.counters[k] for k in same]  # nothing asked twice
+    assert streaming.counters["calls"] > 0

@@ -5,14 +5,15 @@ works. With a remote judge a step costs about max(generation, judging), not thei
 
     main thread:   sample: rows 3, 17 stop ... rows 0, 5, 9 stop ... all stop -> reference log-probs -> judged()
                                 |                     |
-    judge thread:          judge([3, 17])  ->  judge([0, 5, 9, ...])  ->  ...        (one call at a time)
+    judge thread(s):       judge([3, 17])  ->  judge([0, 5, 9, ...])  ->  ...
 
 The judged rollout is the one `rewards.judge_rollout` gives for the finished rollout, whatever
 the timing: only judges that judge each completion (or each group, or each pair) on its own
 (`supports_streaming`) are sent parts of the batch; each judgment is placed at its row; a row
-never sent, or whose streamed text is not the rollout's final text, is judged at the end. One
-judge call runs at a time (a judge, its cache and a local model need not be thread-safe); a call
-takes everything waiting, so a remote judge has as many requests in flight as are ready.
+never sent, or whose streamed text is not the rollout's final text, is judged at the end. Judge
+calls run one at a time (a judge's cache and a local model need not be thread-safe), or up to the
+judge's `concurrent_calls` at once (an HTTP provider, whose requests share one cap on requests in
+flight); a call takes everything waiting.
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ class JudgingStream:
         self._lock = threading.Lock()
         self._stopped: dict[int, str] = {}  # row -> text, of groups not complete (whole_groups only)
         self._waiting: dict[int, str] = {}  # row -> text, to send
+        self._queued: set[int] = set()  # rows ever queued (waiting, in flight or answered)
         self._sent: dict[int, str] = {}  # row -> the text the judge was given
         self._results: dict[int, Any] = {}  # row -> its judgment, or group -> its pair's verdict
         self._pending: list[Future] = []
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgerl-judge")
+        # Several calls at once only where the judge allows it (an HTTP provider: its requests share one
+        # in-flight cap, so rows that stop one by one still keep that many requests in flight).
+        self._executor = ThreadPoolExecutor(max_workers=max(1, int(getattr(judge, "concurrent_calls", 1))),
+                                            thread_name_prefix="judgerl-judge")
         self.first_sent: float | None = None
         self.last_answered: float | None = None
 
@@ -74,23 +79,26 @@ class JudgingStream:
         """These completions have stopped: judge them (soon, on the judge thread)."""
         with self._lock:
             if not self.whole_groups:
-                self._waiting.update(zip(rows, texts))
+                self._queue(dict(zip(rows, texts)))
             else:
                 self._stopped.update(zip(rows, texts))
                 for g in sorted({row // self.n for row in rows}):
                     group = range(g * self.n, (g + 1) * self.n)
                     if all(row in self._stopped for row in group):
-                        self._waiting.update((row, self._stopped.pop(row)) for row in group)
+                        self._queue({row: self._stopped.pop(row) for row in group})
         self._pending.append(self._executor.submit(self._judge_waiting))
 
     def start(self, rollout: Rollout) -> None:
         """Generation is over: send every completion that was not streamed (all, when none was)."""
         with self._lock:
             self._stopped.clear()
-            for row, text in enumerate(rollout.completions):
-                if row not in self._sent and row not in self._waiting:
-                    self._waiting[row] = text
+            self._queue({row: text for row, text in enumerate(rollout.completions) if row not in self._queued})
         self._pending.append(self._executor.submit(self._judge_waiting))
+
+    def _queue(self, texts: Mapping[int, str]) -> None:
+        """Rows to send (the lock held)."""
+        self._waiting.update(texts)
+        self._queued.update(texts)
 
     def _judge_waiting(self) -> None:
         with self._lock:
@@ -131,7 +139,7 @@ class JudgingStream:
             stale = {row for row, text in enumerate(rollout.completions) if self._sent.get(row) != text}
             if self.whole_groups:  # a group is judged whole: all of it again
                 stale = {row for g in {row // self.n for row in stale} for row in range(g * self.n, (g + 1) * self.n)}
-            self._waiting.update((row, rollout.completions[row]) for row in stale)
+            self._queue({row: rollout.completions[row] for row in stale})
         if stale:
             self._pending.append(self._executor.submit(self._judge_waiting))
             self.wait()

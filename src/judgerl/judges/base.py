@@ -111,7 +111,9 @@ class Judge(Protocol):
     - `supports_streaming`: each completion (each group, for a group judge) is judged on its own,
       whatever else is in the batch, so the training loop may send a batch in parts, each prompt's
       completions as soon as they are generated (judging_stream.py). A reward function that looks
-      at the whole batch (normalising within it, say) must leave it False.
+      at the whole batch (normalising within it, say) must leave it False;
+    - `concurrent_calls`: how many `score` calls may run at once from different threads (an HTTP
+      provider's cap on requests in flight; 1 for a local model, and by default).
     """
 
     judge_id: str
@@ -119,6 +121,7 @@ class Judge(Protocol):
     supports_pairwise: bool = False
     supports_groups: bool = False
     supports_streaming: bool = False
+    concurrent_calls: int = 1
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """One judgment per completion, in order; completion i answers prompts[i]. An unscored

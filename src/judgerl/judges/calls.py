@@ -12,6 +12,7 @@ check is a cache miss.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, Sequence
 
 from judgerl.errors import JudgeError
@@ -50,6 +51,16 @@ class CachedCaller:
         """Most this judge may spend (in the currency of the provider's prices); None: no limit."""
         self.counters = {"calls": 0, "cache_hits": 0, "failed_calls": 0, "call_seconds": 0.0, "cost": 0.0}
         """Running totals: provider calls answered, cache hits, calls failed for good, seconds in calls, spend."""
+        self._lock = threading.Lock()  # counters and budget, when calls come from several threads
+
+    @property
+    def concurrent_calls(self) -> int:
+        """How many `responses` calls may run at once from different threads: an async HTTP
+        provider's cap on requests in flight (its requests share one event loop and that cap),
+        else 1 (a local model is not to be called from two threads)."""
+        if getattr(self.provider, "amany", None) is None:
+            return 1
+        return max(1, int(getattr(self.provider, "max_concurrency", 1)))
 
     def key_parts(self, messages: Messages, max_tokens: int, top_k: int) -> dict[str, Any]:
         return {
@@ -92,7 +103,8 @@ class CachedCaller:
             key = cache_key(key_parts)
             stored = self.cache.get(key) if self.cache is not None else None
             if stored is not None and response_problem(stored) is None:
-                self.counters["cache_hits"] += 1
+                with self._lock:
+                    self.counters["cache_hits"] += 1
                 results[index] = (ProviderResponse(stored), True, None)
             else:
                 misses.append((index, key, key_parts, messages))
@@ -105,6 +117,10 @@ class CachedCaller:
 
     def _store(self, results: list[CallResult], misses: list, answers: Sequence[Any]) -> None:
         """Count, price and cache the provider's answers; failures stay uncached errors."""
+        with self._lock:
+            self._store_locked(results, misses, answers)
+
+    def _store_locked(self, results: list[CallResult], misses: list, answers: Sequence[Any]) -> None:
         for (index, key, key_parts, _), answer in zip(misses, answers):
             problem = str(answer) if isinstance(answer, ProviderError) else response_problem(answer)
             if problem is not None:

@@ -43,6 +43,11 @@ class ConstitutionJudge:
         self.judge_id = f"{provider.name}#{name}"
 
     @property
+    def concurrent_calls(self) -> int:
+        """`score` calls that may run at once from different threads (the provider's; judging_stream.py)."""
+        return min(judge.concurrent_calls for judge in self.judges)
+
+    @property
     def counters(self) -> dict[str, float]:
         """Calls, cache hits, failures and seconds, summed over the principles' judges."""
         total: dict[str, float] = {}

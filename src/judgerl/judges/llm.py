@@ -81,6 +81,11 @@ class LLMJudge:
         )
 
     @property
+    def concurrent_calls(self) -> int:
+        """`score` calls that may run at once from different threads (the provider's; judging_stream.py)."""
+        return self.caller.concurrent_calls
+
+    @property
     def counters(self) -> dict[str, float]:
         return self.caller.counters
 
