@@ -202,3 +202,16 @@ def test_a_rubric_judge_over_loopback_http_gives_the_same_rewards_streamed_with_
     same = ("calls", "failed_calls", "cache_hits")
     assert [streaming.counters[k] for k in same] == [plain_judge.counters[k] for k in same]  # nothing asked twice
     assert streaming.counters["calls"] > 0
+
+
+class ShortJudge(RecordingJudge):
+    """A plugin judge with a bug: one judgment too few."""
+
+    def score(self, prompts, completions, **columns):
+        return super().score(prompts, completions, **columns)[:-1]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_judge_returning_too_few_judgments_stops_the_step_with_a_clear_error(overlap):
+    with pytest.raises(JudgeError, match="returned .* judgments .* for .* completions"):
+        step(policy("lean"), ShortJudge(), overlap=overlap)

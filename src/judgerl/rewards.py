@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from judgerl.errors import JudgeError
 from judgerl.judges.base import PARAMETER_NAMES, Judge, Judgment, check_columns, columns_at
 from judgerl.judges.evidence import distrust_all
 from judgerl.judges.gate import ConfidenceGate
@@ -84,11 +85,23 @@ def judge_completions(judge: Judge, prompts: Sequence[str], group: Sequence[int]
         rows_of = {g: [i for i, h in enumerate(group) if h == g] for g in dict.fromkeys(group)}
         by_group = judge.score_groups([prompts[g] for g in rows_of], [[completions[i] for i in rows] for rows in rows_of.values()],
                                       **columns_at(columns, list(rows_of)))
+        _check_count(judge, [len(g) for g in by_group], [len(rows) for rows in rows_of.values()])
         judgments: dict[int, Judgment] = {}
         for rows, group_judgments in zip(rows_of.values(), by_group):
             judgments.update(zip(rows, group_judgments))
         return [judgments[i] for i in range(len(completions))]
-    return judge.score([prompts[g] for g in group], list(completions), **columns_at(columns, group))
+    judgments = judge.score([prompts[g] for g in group], list(completions), **columns_at(columns, group))
+    _check_count(judge, [len(judgments)], [len(completions)])
+    return judgments
+
+
+def _check_count(judge: Judge, returned: list[int], asked: list[int]) -> None:
+    """A judge (a plugin's, say) that returns more or fewer judgments than completions: stop with
+    its name rather than guess which judgment is whose."""
+    if len(returned) != len(asked) or returned != asked:
+        name = getattr(judge, "judge_id", type(judge).__name__)
+        raise JudgeError(f"judge {name} returned {sum(returned)} judgments in {len(returned)} group(s) for "
+                         f"{sum(asked)} completions in {len(asked)} (the contract: one per completion, in order)")
 
 
 def preference_from_rewards(rewards: torch.Tensor, accepted: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
