@@ -10,8 +10,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from judgerl.policies.lean_gpt2 import (  # noqa: E402
-    LeanGPT2, LeanGPT2Policy, _draw, _nucleus, _token_logprobs, weights_of)
+from judgerl.policies.lean_gpt2 import LeanGPT2, _draw, _nucleus, _token_logprobs, weights_of  # noqa: E402
+from judgerl.policies.lean_gpt2_policy import LeanGPT2Policy  # noqa: E402
 from judgerl.rollouts import SamplingSettings  # noqa: E402
 
 WORDS = ["Question:", "Answer:", "Will", "I", "you", "be", "rich", "happy", "someday", "soon", "?", "yes", "no",

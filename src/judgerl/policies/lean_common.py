@@ -146,6 +146,24 @@ def _dtype_name(dtype: torch.dtype | None) -> str:
     return str(dtype or torch.float32).removeprefix("torch.")
 
 
+def check_sampling(max_new_tokens: int, temperature: float) -> None:
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    if temperature <= 0:
+        raise ValueError("sampling needs a temperature > 0 (log-probs are taken at that temperature)")
+
+
+def decode_column_mask(valid: torch.Tensor, n: int, S: int) -> torch.Tensor | None:
+    """Additive (N, 1, 1, S) mask for decoding n rows per prompt: -inf on the prompts' left padding
+    (valid (P, Lp)); None when no prompt is padded."""
+    if bool(valid.all()):
+        return None
+    P, Lp = valid.shape
+    col_mask = torch.zeros(P * n, 1, 1, S)
+    col_mask[:, 0, 0, :Lp].masked_fill_(~valid.repeat_interleave(n, 0), float("-inf"))
+    return col_mask
+
+
 def assemble_steps(steps: Sequence[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]], N: int, pad_id: int,
                    stops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Decode steps (rows or None for all N, token (B,), its probability (B,)) -> tokens (N, T) long

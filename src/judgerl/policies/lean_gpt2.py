@@ -41,20 +41,17 @@ Tensors are created on the CPU throughout: this engine is for CPU.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from judgerl.policies.lean_common import (  # noqa: F401  (re-exported: tests and callers import them from here)
     _TokenLogProbs, _dtype_name, _draw, _left_pad, _nucleus, _prompt_mask, _residual, _scatter_rows, _token_logprobs,
-    assemble_steps, tune_glibc_malloc)
-from judgerl.rollouts import FinishedRows, PolicyScores, Rollout, SamplingSettings, rollout_of_token_ids
+    assemble_steps, check_sampling, decode_column_mask, tune_glibc_malloc)
+from judgerl.rollouts import FinishedRows
 
 # -- weights -------------------------------------------------------------------------------------
 
@@ -234,6 +231,38 @@ class LeanGPT2:
 
     # -- sampling -------------------------------------------------------------------------------
 
+    def _prefill(self, w: GPT2Weights, ids: torch.Tensor, valid: torch.Tensor, n: int, S: int, temperature: float):
+        """Each prompt (ids (P, Lp), left-padded) once: the KV cache (L, N, S, 2, H, dh) with its keys
+        and values copied to its n rows, and the next-token probabilities (N, V)."""
+        (P, Lp), H, dh, D = ids.shape, self.n_head, self.head_dim, self.d
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        mask = _prompt_mask(valid) if not bool(valid.all()) else None
+        h = self._embed(w, ids, positions).view(P * Lp, D)
+        cache = torch.empty(self.n_layer, P * n, S, 2, H, dh)  # fp32, like attention
+        for i, l in enumerate(w.layers):
+            h, k, v = self._block_seq(h, l, self.scales[i], P, Lp, mask)
+            dst = cache[i, :, :Lp].view(P, n, Lp, 2, H, dh)
+            dst[:, :, :, 0] = k.transpose(1, 2).unsqueeze(1)
+            dst[:, :, :, 1] = v.transpose(1, 2).unsqueeze(1)
+        probs = torch.softmax(self._logits(w, h.view(P, Lp, D)[:, -1], temperature), -1)
+        return cache, probs.repeat_interleave(n, 0)
+
+    def _decode_step(self, w: GPT2Weights, h: torch.Tensor, cache: torch.Tensor, col: int,
+                     col_mask: torch.Tensor | None) -> torch.Tensor:
+        """One new token per row (h (B, D) embedded) through every layer, its keys and values
+        written to cache column `col`: the last hidden state (B, D)."""
+        B, H, dh = h.shape[0], self.n_head, self.head_dim
+        for i, l in enumerate(w.layers):
+            qkv = self._qkv(h, l).view(B, 3, H, dh)
+            kv = cache[i]
+            kv[:, col] = qkv[:, 1:]
+            kv = kv[:, :col + 1]  # (B, col+1, 2, H, dh)
+            o = F.scaled_dot_product_attention(
+                qkv[:, 0, :, None], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
+                attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scales[i])
+            h = self._proj_mlp(h, o.view(B, self.d), l)
+        return h
+
     @torch.no_grad()
     def generate(self, w: GPT2Weights, prompt_ids: Sequence[torch.Tensor], n: int, max_new_tokens: int,
                  temperature: float, top_p: float, stop_ids: Sequence[int], pad_id: int,
@@ -241,43 +270,24 @@ class LeanGPT2:
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n samples per prompt (rows prompt 0's n, prompt 1's n, ...).
         Returns tokens (N, T) long (pad after the stop token), log-probs (N, T) fp32 (0 on
-        padding), mask (N, T) fp32 (1 on sampled tokens, stop token included); T <= max_new_tokens."""
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
-        if temperature <= 0:
-            raise ValueError("sampling needs a temperature > 0 (log-probs are taken at that temperature)")
+        padding), mask (N, T) fp32 (1 on sampled tokens, stop token included); T <= max_new_tokens.
+        `watch` is told of each row when it stops (judging_stream.py)."""
+        check_sampling(max_new_tokens, temperature)
         w = self.cast(w)
-        P, H, dh, D, L = len(prompt_ids), self.n_head, self.head_dim, self.d, self.n_layer
-        N = P * n
+        N = len(prompt_ids) * n
         ids, valid, lens = _left_pad(prompt_ids, pad_id)  # (P, Lp)
         Lp = ids.shape[1]
         if Lp + max_new_tokens - 1 > self.n_positions:
             raise ValueError(f"prompt of {Lp} tokens + {max_new_tokens} new tokens exceed the model's "
                              f"{self.n_positions} positions")
-        padded = not bool(valid.all())
         S = Lp + max_new_tokens - 1  # cache columns: the last sampled token is never fed back
-
-        # Prefill: each prompt once; its keys/values are copied to its n rows of the cache.
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        mask = _prompt_mask(valid) if padded else None
-        h = self._embed(w, ids, positions).view(P * Lp, D)
-        cache = torch.empty(L, N, S, 2, H, dh)  # fp32, like attention
-        for i, l in enumerate(w.layers):
-            h, k, v = self._block_seq(h, l, self.scales[i], P, Lp, mask)
-            dst = cache[i, :, :Lp].view(P, n, Lp, 2, H, dh)
-            dst[:, :, :, 0] = k.transpose(1, 2).unsqueeze(1)
-            dst[:, :, :, 1] = v.transpose(1, 2).unsqueeze(1)
-        probs = torch.softmax(self._logits(w, h.view(P, Lp, D)[:, -1], temperature), -1)
-        probs = probs.repeat_interleave(n, 0)  # (N, V)
+        cache, probs = self._prefill(w, ids, valid, n, S, temperature)
 
         # Decode. Rows that have produced a stop token are dropped from the batch (cache rows
         # included) once they are a quarter of it: they cost compute and change nothing.
         stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
         stop0 = int(stops[0]) if len(stops) == 1 else None
-        col_mask = None  # additive (rows, 1, 1, S): -inf on the prompts' left padding
-        if padded:
-            col_mask = torch.zeros(N, 1, 1, S)
-            col_mask[:, 0, 0, :Lp].masked_fill_(~valid.repeat_interleave(n, 0), float("-inf"))
+        col_mask = decode_column_mask(valid, n, S)  # (rows, 1, 1, S) or None
         pos_emb = F.embedding(lens.repeat_interleave(n, 0)[:, None] + torch.arange(max_new_tokens - 1), w.wpe)
         rows = None  # the original row of each batch row (None: all N, in order)
         done = torch.zeros(N, dtype=torch.bool)
@@ -288,8 +298,7 @@ class LeanGPT2:
             # the sampled token's probability under the untruncated softmax(logits / temperature)
             steps.append((rows, token, probs.gather(1, token[:, None]).squeeze(1)))
             done |= (token == stop0) if stop0 is not None else torch.isin(token, stops)
-            finished = int(done.sum())
-            B = token.shape[0]
+            finished, B = int(done.sum()), token.shape[0]
             last = t == max_new_tokens - 1 or finished == B
             if watch is not None:  # completions that have stopped go to the judge now
                 watch.step(t, rows, token, last)
@@ -301,19 +310,8 @@ class LeanGPT2:
                 token, done, pos_emb = token[keep], done[keep], pos_emb[keep]
                 cache = cache.index_select(1, keep)
                 col_mask = None if col_mask is None else col_mask[keep]
-                B = len(keep)
-            col = Lp + t
             h = F.embedding(token, w.wte).add_(pos_emb[:, t])  # (B, D)
-            for i, l in enumerate(w.layers):
-                qkv = self._qkv(h, l).view(B, 3, H, dh)
-                kv = cache[i]
-                kv[:, col] = qkv[:, 1:]
-                kv = kv[:, :col + 1]  # (B, col+1, 2, H, dh)
-                o = F.scaled_dot_product_attention(
-                    qkv[:, 0, :, None], kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
-                    attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scales[i])
-                h = self._proj_mlp(h, o.view(B, D), l)
-            probs = torch.softmax(self._logits(w, h, temperature), -1)
+            probs = torch.softmax(self._logits(w, self._decode_step(w, h, cache, Lp + t, col_mask), temperature), -1)
         return assemble_steps(steps, N, pad_id, stops)
 
     # -- scoring --------------------------------------------------------------------------------
@@ -329,10 +327,7 @@ class LeanGPT2:
         prompt's keys (shared by the group) and causally to their own."""
         N, T = completion_ids.shape
         if T == 0 or not bool((completion_mask > 0).any()):  # nothing to score
-            zeros = torch.zeros(N, T)
-            if torch.is_grad_enabled() and w.lnf_b.requires_grad:
-                zeros = zeros + 0.0 * w.lnf_b[0]  # still part of the graph: backward() works
-            return zeros, (zeros if with_entropy else None), (zeros if value_head is not None else None)
+            return _nothing_scored(N, T, w.lnf_b, with_entropy, value_head is not None)
         w = self.cast(w)
         D, H, dh = self.d, self.n_head, self.head_dim
         used, inverse = torch.unique(group, return_inverse=True)  # row i's prompt is used[inverse[i]]
@@ -381,146 +376,19 @@ class LeanGPT2:
         return _scatter_rows(logp, sel), _scatter_rows(entropy, sel) if with_entropy else None, values
 
 
-# -- the policy ----------------------------------------------------------------------------------
+def _nothing_scored(N: int, T: int, any_weight: torch.Tensor, with_entropy: bool, with_values: bool):
+    """Zeros (N, T) for log-probs (and entropy, values when asked), still in the graph when the
+    weights take gradients, so that backward() works on an empty batch."""
+    zeros = torch.zeros(N, T)
+    if torch.is_grad_enabled() and any_weight.requires_grad:
+        zeros = zeros + 0.0 * any_weight.flatten()[0]
+    return zeros, (zeros if with_entropy else None), (zeros if with_values else None)
 
 
-class LeanGPT2Policy:
-    """A `SequencePolicy` over a Hugging Face GPT2LMHeadModel, fully fine-tuned, prompts as raw
-    text (no chat template, e.g. "Question: ... Answer:"), through the lean engine above.
+def __getattr__(name: str):
+    """`LeanGPT2Policy` lives in lean_gpt2_policy.py; imported from here as before."""
+    if name == "LeanGPT2Policy":
+        from judgerl.policies.lean_gpt2_policy import LeanGPT2Policy
 
-    The engine reads the HF model's parameters in place: `trainable_parameters()` are the
-    model's own, and an optimiser step on them is what the next `sample` sees.
-    `score(reference=True)` uses a frozen copy of the weights made at construction
-    (`keep_reference=False` skips it, e.g. for GRPO with beta = 0; reference scoring then fails).
-    `compute_dtype=torch.bfloat16` runs the blocks' matmuls in bf16, `head_dtype` the LM head's
-    (default: as compute_dtype; see the module docstring).
-    `tune_malloc=True` calls `tune_glibc_malloc()` (a process-wide setting, see there).
-    """
-
-    name = "lean_gpt2"
-
-    def __init__(self, model: Any, tokenizer: Any, eos_token_id: int | Sequence[int] | None = None, *,
-                 compute_dtype: torch.dtype | None = None, head_dtype: torch.dtype | None = None,
-                 keep_reference: bool = True, tune_malloc: bool = True):
-        if tune_malloc:
-            tune_glibc_malloc()
-        self.model = model.eval()  # eval or train: the engine never applies dropout
-        self.tokenizer = tokenizer
-        eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
-        self.stop_ids = sorted({int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos])})
-        self.eos_token_id = self.stop_ids[0] if len(self.stop_ids) == 1 else self.stop_ids
-        pad = tokenizer.pad_token_id
-        self.pad_id = int(pad if pad is not None else self.stop_ids[0])
-        self.engine = LeanGPT2(model.config, compute_dtype=compute_dtype, head_dtype=head_dtype)
-        self.weights = weights_of(model)
-        self.reference_weights = frozen_copy(self.weights) if keep_reference else None
-        self.value_head: nn.Linear | None = None
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, **kwargs: Any) -> "LeanGPT2Policy":
-        from transformers import AutoTokenizer, GPT2LMHeadModel
-
-        folder = Path(folder).expanduser()
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"{folder} is not a local transformers model folder (nothing is downloaded)")
-        return cls(GPT2LMHeadModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), **kwargs)
-
-    def _encode(self, prompts: Sequence[str]) -> list[torch.Tensor]:
-        out = []
-        for p in prompts:
-            ids = self.tokenizer(p)["input_ids"]
-            out.append(torch.tensor(ids if ids else [self.stop_ids[0]], dtype=torch.long))
-        return out
-
-    def _decode(self, tokens: torch.Tensor, mask: torch.Tensor) -> list[str]:
-        rows = []
-        for ids, m in zip(tokens.tolist(), mask.sum(1).long().tolist()):
-            ids = ids[:m]
-            if ids and ids[-1] in self.stop_ids:
-                ids = ids[:-1]
-            rows.append(ids)
-        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
-
-    # -- SequencePolicy ---------------------------------------------------------------------------
-
-    def sample(self, prompts: Sequence[str], n: int, settings: SamplingSettings,
-               generator: torch.Generator) -> Rollout:
-        prompt_ids = self._encode(prompts)
-        self.weights = weights_of(self.model)  # cheap; follows a model whose parameters were replaced
-        tokens, logprobs, mask = self.engine.generate(
-            self.weights, prompt_ids, n, settings.max_new_tokens, settings.temperature, settings.top_p,
-            self.stop_ids, self.pad_id, generator)
-        return Rollout(prompts=list(prompts), group=torch.arange(len(prompts)).repeat_interleave(n),
-                       completions=self._decode(tokens, mask), completion_ids=tokens, completion_mask=mask,
-                       old_logprobs=logprobs, temperature=settings.temperature,
-                       context={"prompt_ids": prompt_ids})
-
-    def rollout_of(self, prompts: Sequence[str], completions: Sequence[str]) -> Rollout:
-        if len(prompts) != len(completions):
-            raise ValueError("one prompt per completion")
-        eos = self.stop_ids[0]
-        encoded = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in completions]
-        return rollout_of_token_ids(prompts, completions, encoded, self.pad_id, {"prompt_ids": self._encode(prompts)})
-
-    def score(self, rollout: Rollout, *, reference: bool = False, with_entropy: bool = False,
-              with_values: bool = False) -> PolicyScores:
-        if with_values and (reference or self.value_head is None):
-            raise ValueError("values need a value head (add_value_head) and come from the policy, not the reference")
-        prompt_ids = rollout.context.get("prompt_ids") or self._encode(rollout.prompts)
-        args = (prompt_ids, rollout.group, rollout.completion_ids, rollout.completion_mask, rollout.temperature,
-                self.pad_id, with_entropy)
-        if reference:
-            if self.reference_weights is None:
-                raise ValueError("this policy keeps no reference weights (keep_reference=False)")
-            with torch.no_grad():
-                logp, entropy, _ = self.engine.score(self.reference_weights, *args)
-            return PolicyScores(logprobs=logp, entropy=entropy)
-        self.weights = weights_of(self.model)
-        logp, entropy, values = self.engine.score(self.weights, *args,
-                                                  value_head=self.value_head if with_values else None)
-        return PolicyScores(logprobs=logp, entropy=entropy, values=values)
-
-    def add_value_head(self) -> None:
-        if self.value_head is None:
-            self.value_head = nn.Linear(self.model.config.n_embd, 1)
-            nn.init.zeros_(self.value_head.weight)
-            nn.init.zeros_(self.value_head.bias)
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        params = list(self.model.parameters())  # tied wte / lm_head counted once
-        return params + (list(self.value_head.parameters()) if self.value_head is not None else [])
-
-    # -- checkpoints: safetensors and JSON; nothing is unpickled ----------------------------------
-
-    def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(folder)  # config.json + model.safetensors
-        self.tokenizer.save_pretrained(folder)
-        if self.value_head is not None:
-            save_file({k: v.detach().contiguous() for k, v in self.value_head.state_dict().items()},
-                      str(folder / "value_head.safetensors"))
-        description = {
-            "kind": "lean_gpt2", "name": self.name, "eos_token_id": self.eos_token_id,
-            "compute_dtype": _dtype_name(self.engine.compute_dtype),
-            "head_dtype": _dtype_name(self.engine.head_dtype),
-            "value_head": self.value_head is not None,
-        }
-        (folder / "policy.json").write_text(json.dumps(description, indent=1))
-
-    @classmethod
-    def load(cls, folder: Path, keep_reference: bool = True) -> "LeanGPT2Policy":
-        """A saved policy; its reference is the loaded weights (as for any new policy)."""
-        from transformers import AutoTokenizer, GPT2LMHeadModel
-
-        folder = Path(folder)
-        description = json.loads((folder / "policy.json").read_text())
-        if description.get("kind") != "lean_gpt2":
-            raise ValueError(f"{folder} holds a {description.get('kind')!r} policy, not a lean_gpt2 one")
-        policy = cls(GPT2LMHeadModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder),
-                     description["eos_token_id"], compute_dtype=getattr(torch, description["compute_dtype"]),
-                     head_dtype=getattr(torch, description["head_dtype"]), keep_reference=keep_reference)
-        if description["value_head"]:
-            policy.add_value_head()
-            policy.value_head.load_state_dict(load_file(str(folder / "value_head.safetensors")))
-        return policy
+        return LeanGPT2Policy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from judgerl.policies.lean_common import (
-    _draw, _left_pad, _prompt_mask, _residual, _scatter_rows, _token_logprobs, assemble_steps, lora_merged)
+    _draw, _left_pad, _prompt_mask, _residual, _scatter_rows, _token_logprobs, assemble_steps, check_sampling,
+    decode_column_mask, lora_merged)
 from judgerl.rollouts import FinishedRows
 
 FAMILY = ("llama", "qwen2")
@@ -203,40 +204,56 @@ class LeanLlama:
 
     # -- sampling -------------------------------------------------------------------------------
 
+    def _prefill(self, w: LlamaWeights, ids: torch.Tensor, valid: torch.Tensor, n: int, S: int, temperature: float):
+        """Each prompt (ids (P, Lp), left-padded) once: the KV cache (L, N, S, 2, Hkv, dh) with its
+        keys and values copied to its n rows, and the next-token probabilities (N, V)."""
+        (P, Lp), Hkv, dh = ids.shape, self.n_kv, self.head_dim
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        cos, sin = self._cos_sin(positions.reshape(-1))
+        mask = _prompt_mask(valid) if not bool(valid.all()) else None
+        h = F.embedding(ids.reshape(-1), w.embed)
+        cache = torch.empty(self.n_layer, P * n, S, 2, Hkv, dh)
+        for i, l in enumerate(w.layers):
+            h, k, v = self._prompts(h, l, cos, sin, P, Lp, mask)
+            dst = cache[i, :, :Lp].view(P, n, Lp, 2, Hkv, dh)
+            dst[:, :, :, 0] = k.unsqueeze(1)
+            dst[:, :, :, 1] = v.unsqueeze(1)
+        probs = torch.softmax(self._logits(w, h.view(P, Lp, self.d)[:, -1], temperature), -1)
+        return cache, probs.repeat_interleave(n, 0)
+
+    def _decode_step(self, w: LlamaWeights, h: torch.Tensor, cache: torch.Tensor, col: int,
+                     col_mask: torch.Tensor | None, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """One new token per row (h (B, D) embedded, at rotary cos/sin (B, 1, dh)) through every layer,
+        its keys and values written to cache column `col`: the last hidden state (B, D)."""
+        B, H, Hkv, dh = h.shape[0], self.n_head, self.n_kv, self.head_dim
+        G = H // Hkv
+        for i, l in enumerate(w.layers):
+            q, k, v = self._attn_in(h, l, cos, sin)
+            kv = cache[i]
+            kv[:, col, 0] = k
+            kv[:, col, 1] = v
+            kv = kv[:, :col + 1]  # (B, col+1, 2, Hkv, dh)
+            # the G query heads of each KV head attend as G query rows: no K/V repeat
+            o = F.scaled_dot_product_attention(
+                q.view(B, Hkv, G, dh), kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
+                attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scale)
+            h = self._out_mlp(h, o.reshape(B, H * dh), l)
+        return h
+
     @torch.no_grad()
     def generate(self, w: LlamaWeights, prompt_ids: Sequence[torch.Tensor], n: int, max_new_tokens: int,
                  temperature: float, top_p: float, stop_ids: Sequence[int], pad_id: int,
                  generator: torch.Generator, watch: FinishedRows | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """n samples per prompt: tokens (N, T), log-probs (N, T), mask (N, T); see lean_gpt2."""
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1")
-        if temperature <= 0:
-            raise ValueError("sampling needs a temperature > 0 (log-probs are taken at that temperature)")
-        P, H, Hkv, dh, D, L = len(prompt_ids), self.n_head, self.n_kv, self.head_dim, self.d, self.n_layer
-        G, N = H // Hkv, P * n
+        check_sampling(max_new_tokens, temperature)
+        N = len(prompt_ids) * n
         ids, valid, lens = _left_pad(prompt_ids, pad_id)
         Lp = ids.shape[1]
-        padded = not bool(valid.all())
         S = Lp + max_new_tokens - 1
-
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        cos, sin = self._cos_sin(positions.reshape(-1))
-        mask = _prompt_mask(valid) if padded else None
-        h = F.embedding(ids.reshape(-1), w.embed)
-        cache = torch.empty(L, N, S, 2, Hkv, dh)
-        for i, l in enumerate(w.layers):
-            h, k, v = self._prompts(h, l, cos, sin, P, Lp, mask)
-            dst = cache[i, :, :Lp].view(P, n, Lp, 2, Hkv, dh)
-            dst[:, :, :, 0] = k.unsqueeze(1)
-            dst[:, :, :, 1] = v.unsqueeze(1)
-        probs = torch.softmax(self._logits(w, h.view(P, Lp, D)[:, -1], temperature), -1).repeat_interleave(n, 0)
-
+        cache, probs = self._prefill(w, ids, valid, n, S, temperature)
         stops = torch.tensor(sorted(set(int(s) for s in stop_ids)), dtype=torch.long)
-        col_mask = None  # additive (rows, 1, 1, S): -inf on the prompts' left padding
-        if padded:
-            col_mask = torch.zeros(N, 1, 1, S)
-            col_mask[:, 0, 0, :Lp].masked_fill_(~valid.repeat_interleave(n, 0), float("-inf"))
+        col_mask = decode_column_mask(valid, n, S)  # (rows, 1, 1, S) or None
         pos_cos, pos_sin = self._cos_sin(lens.repeat_interleave(n, 0)[:, None] + torch.arange(max_new_tokens - 1))
         rows = None
         done = torch.zeros(N, dtype=torch.bool)
@@ -258,20 +275,7 @@ class LeanLlama:
                 token, done, pos_cos, pos_sin = token[keep], done[keep], pos_cos[keep], pos_sin[keep]
                 cache = cache.index_select(1, keep)
                 col_mask = None if col_mask is None else col_mask[keep]
-                B = len(keep)
-            col = Lp + t
-            h = F.embedding(token, w.embed)  # (B, D)
-            for i, l in enumerate(w.layers):
-                q, k, v = self._attn_in(h, l, pos_cos[:, t], pos_sin[:, t])
-                kv = cache[i]
-                kv[:, col, 0] = k
-                kv[:, col, 1] = v
-                kv = kv[:, :col + 1]  # (B, col+1, 2, Hkv, dh)
-                # the G query heads of each KV head attend as G query rows: no K/V repeat
-                o = F.scaled_dot_product_attention(
-                    q.view(B, Hkv, G, dh), kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2),
-                    attn_mask=None if col_mask is None else col_mask[..., :col + 1], scale=self.scale)
-                h = self._out_mlp(h, o.reshape(B, H * dh), l)
+            h = self._decode_step(w, F.embedding(token, w.embed), cache, Lp + t, col_mask, pos_cos[:, t], pos_sin[:, t])
             probs = torch.softmax(self._logits(w, h, temperature), -1)
         return assemble_steps(steps, N, pad_id, stops)
 
