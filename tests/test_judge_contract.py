@@ -405,3 +405,25 @@ def test_a_column_named_like_the_contracts_own_arguments_is_left_out():
     seen: list = []
     judge_completions(_reward_function(seen), ["q"], [0], ["a"], {"completions": [["x", "y"]], "reference": ["a"]})
     assert seen == [{"reference": ["a"]}]
+
+
+@parametrize_cases
+def test_a_judge_that_declares_streaming_judges_a_batch_in_parts_as_it_judges_it_whole(case):
+    """`supports_streaming` lets the training loop send completions as they are generated
+    (judging_stream.py): each part must get exactly the judgments it gets inside the whole batch.
+    Parts are single completions, or whole prompt groups for a judge that ranks groups."""
+    judge = case.build(scripted_model, [], None)
+    if not getattr(judge, "supports_streaming", False):
+        pytest.skip(f"{case.method} does not stream (its batches reach it whole)")
+    assert type(judge).supports_streaming is True and judge.concurrent_calls >= 1
+    group = [list(dict.fromkeys(case.prompts)).index(p) for p in case.prompts]
+    prompts = list(dict.fromkeys(case.prompts))
+    columns = {name: [values[group.index(g)] for g in range(len(prompts))] for name, values in case.columns.items()}
+    whole = judge_completions(judge, prompts, group, case.completions, columns)
+    parts = [[i for i, g in enumerate(group) if g == h] for h in range(len(prompts))] if judge.supports_groups \
+        else [[i] for i in range(len(group))]
+    in_parts: dict[int, Judgment] = {}
+    for rows in reversed(parts):  # another order than the whole batch's, as completions stop
+        judged = judge_completions(judge, prompts, [group[i] for i in rows], [case.completions[i] for i in rows], columns)
+        in_parts.update(zip(rows, judged))
+    assert [comparable(in_parts[i]) for i in range(len(group))] == [comparable(j) for j in whole]
