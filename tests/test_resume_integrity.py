@@ -264,3 +264,39 @@ def test_a_damaged_sft_checkpoint_is_a_one_line_config_error_not_a_traceback(fin
         handle.write(b"\xff")  # same size, other content
     with pytest.raises(ConfigError, match=r"sft: model.safetensors has sha256 .* \(its content changed\)"):
         load_policy(sft)
+
+
+# -- components' own settings sections are compared on resume as their flat fields are
+
+
+def config_folder(tmp_path, config):
+    from judgerl.config import config_from_dict, to_yaml
+
+    (tmp_path / "config.yaml").write_text(to_yaml(config_from_dict(config)))
+    return tmp_path
+
+
+GRPO_OVER_HTTP = {"policy": {"kind": "causal_lm"}, "rl": {"algorithm": "grpo", "grpo": {"clip_high": 0.28}},
+                  "judge": {"provider": "openai", "model": "m", "method": "rubric", "openai": {"max_concurrency": 4}}}
+
+
+@pytest.mark.parametrize("dotted, value", [("rl.grpo.clip_low", 0.3), ("rl.grpo.clip_high", 0.3),
+                                           ("rl.grpo.samples_per_prompt", 4), ("judge.openai.model", "other")])
+def test_a_components_own_setting_that_changes_the_checkpoints_meaning_is_refused_by_name(tmp_path, dotted, value):
+    from judgerl.training.resume import ResumeRefused, resume_config
+
+    run = config_folder(tmp_path, GRPO_OVER_HTTP)
+    with pytest.raises(ResumeRefused, match=rf"^{dotted} cannot change on resume \(.* -> {value}\): it changes"):
+        resume_config(run, {dotted: value})
+
+
+def test_a_components_own_setting_that_only_says_how_to_reach_the_judge_may_change(tmp_path):
+    from judgerl.training.resume import resume_config
+
+    run = config_folder(tmp_path, GRPO_OVER_HTTP)
+    config, changed = resume_config(run, {"judge.openai.max_concurrency": 2, "judge.openai.timeout_s": 5.0,
+                                          "rl.steps": 80})
+    assert set(changed) == {"judge.openai.max_concurrency", "judge.openai.timeout_s", "rl.steps"}
+    assert config.judge.openai.max_concurrency == 2 and config.rl.grpo.clip_high == 0.28  # the rest as it was
+    _, unchanged = resume_config(run, {"judge.openai.max_concurrency": 4, "rl.grpo.clip_high": 0.28})
+    assert unchanged == []  # the same values again are no change

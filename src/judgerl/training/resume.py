@@ -7,7 +7,9 @@ often to save, where to log or how to reach the same judge may change, and the n
 written into the run's config.yaml so that the folder keeps describing what ran.
 
 Everything not listed in `MAY_CHANGE_ON_RESUME` is refused (an allow-list: a field added later is
-safe until someone decides it may change).
+safe until someone decides it may change). A component's own settings section is compared setting
+by setting the same way: `rl.grpo.clip_low` is fixed as `rl.clip_low` is, `judge.openai.max_concurrency`
+may change as `judge.max_concurrency` may; a setting with no flat equivalent (a plugin's) is fixed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from judgerl.config import ConfigError, RunConfig, load_config, to_yaml
+import yaml
+
+from judgerl.config import FLAT_RENAMED, SECTIONS, ConfigError, RunConfig, component_sections, load_config, to_yaml
 
 MAY_CHANGE_ON_RESUME: dict[str, str] = {
     "rl.steps": "how long to train (not below the checkpoint's step)",
@@ -70,14 +74,31 @@ def resume_config(run_dir: Path, overrides: dict[str, Any]) -> tuple[RunConfig, 
     path = Path(run_dir) / "config.yaml"
     before = load_config(path)
     after = load_config(path, overrides)
-    old, new = _flatten(before.model_dump(mode="json")), _flatten(after.model_dump(mode="json"))
-    changed = [key for key in new if old.get(key) != new[key]]
+    # As written (to_yaml): a component's section holds the settings given in it, not its defaults.
+    old, new = (_flatten(yaml.safe_load(to_yaml(config))) for config in (before, after))
+    changed = [key for key in {**old, **new} if old.get(key) != new.get(key)]
     for key in changed:
-        if key not in MAY_CHANGE_ON_RESUME:
+        if _may_change(key, before, after) is None:
             why = _WHY_FIXED.get(key, "it changes what the checkpoint means")
-            raise ResumeRefused(f"{key} cannot change on resume ({_show(old.get(key))} -> {_show(new[key])}): "
+            raise ResumeRefused(f"{key} cannot change on resume ({_show(old.get(key))} -> {_show(new.get(key))}): "
                                 f"{why}; start a new run")
     return after, changed
+
+
+def _may_change(key: str, *configs: RunConfig) -> str | None:
+    """Why `key` may change on resume, or None. `section.component.setting` (a component's own
+    section) is looked up as the flat field it stands for (`rl.grpo.samples_per_prompt` as
+    rl.samples_per_question); a setting without one is fixed."""
+    if key in MAY_CHANGE_ON_RESUME:
+        return MAY_CHANGE_ON_RESUME[key]
+    section, _, rest = key.partition(".")
+    component, _, setting = rest.partition(".")
+    if section not in SECTIONS or not setting or "." in setting:
+        return None
+    if not any(component in component_sections(getattr(config, section)) for config in configs):
+        return None
+    flat = {new: old for old, new in FLAT_RENAMED.get(section, {}).items()}.get(setting, setting)
+    return MAY_CHANGE_ON_RESUME.get(f"{section}.{flat}")
 
 
 def check_steps(config: RunConfig, checkpoint: Path) -> None:
