@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--save-json", type=Path, help="append every run's result (one JSON line each) to this file")
     parser.add_argument("--start-repeat", type=int, default=0,
                         help="first repeat index (its seed; TRL first on even repeats): run a series in pieces")
+    parser.add_argument("--sides", nargs="+", choices=["trl", "judgerl"], default=["trl", "judgerl"],
+                        help="run only these sides (their order still alternates by repeat)")
     parser.add_argument("--summarize", type=Path, nargs="+",
                         help="run nothing: print the medians of the runs saved by --save-json in these files (filtered "
                         "to --sizes and --steps)")
@@ -143,7 +145,7 @@ def main() -> None:
             model = str(folders[size])
             for repeat in range(args.start_repeat, args.start_repeat + args.repeats):
                 sides = ["trl", "judgerl"] if repeat % 2 == 0 else ["judgerl", "trl"]
-                for side in sides:
+                for side in [side for side in sides if side in args.sides]:
                     load = wait_quiet(args.wait_quiet) if args.wait_quiet else float("nan")
                     loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
                     started = time.strftime("%H:%M:%S", time.gmtime())
