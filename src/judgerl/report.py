@@ -241,6 +241,9 @@ def write_report(run_dir: str | Path) -> str:
     lines = _header(run, status, config, rl_rows) + section.lines + _training_samples_section(run.read_samples())
     for title, path in _plots(run, metrics) + section.plots:
         lines += [f"## {title}", "", f"![{title}]({path})", ""]
+    from judgerl.training.monitor import report_lines as monitor_lines
+
+    lines += monitor_lines(rl_rows, pyplot(), run.path / "plots")
     (run.path / "report.md").write_text("\n".join(lines))
 
     summary = [f"run folder: {run.path}", f"status: {status.get('status', 'unknown')}"

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from judgerl.config.base import JUDGE_ONLY_PROVIDERS, StrictModel, _judge_registry, _policy_registry, _registered
+from judgerl.training.monitor import MonitorSettings
 
 
 class DataConfig(StrictModel):
@@ -239,6 +240,10 @@ class RLConfig(StrictModel):
         True, description="send each prompt's completions to the judge as soon as its group has finished "
         "generating, and score the reference while the judge works; the judgments and every result are the same "
         "either way (false: generate all, then judge all)")
+    monitor: MonitorSettings = Field(
+        default_factory=MonitorSettings, description="the reward-hacking monitor: every few steps, the completions' "
+        "drift from the pre-RL ones (length, repetition, emojis, openings), KL and entropy collapse, and the training "
+        "judge's reward against an audit judge's; warnings in the terminal, metrics.jsonl and the report")
 
     @field_validator("algorithm")
     @classmethod

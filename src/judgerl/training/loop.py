@@ -188,6 +188,7 @@ def train_policy(
     resume_from: Path | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     tensorboard_dir: Path | None = None,
+    monitor: Any = None,
 ) -> list[dict[str, Any]]:
     """Train `policy` in place for `settings.steps` updates; returns one metrics row per step.
 
@@ -198,7 +199,8 @@ def train_policy(
     With a run folder: metrics.jsonl and judgments.jsonl grow step by step, status.json says how
     far it got, checkpoints/step-N hold resumable checkpoints. `resume_from` (a step-N folder)
     restores optimiser, scheduler, RNGs, algorithm state and data position; the weights must
-    already be loaded into `policy` by the caller."""
+    already be loaded into `policy` by the caller. `monitor`: a training.monitor.HackingMonitor
+    (None: no watch for reward hacking); its metrics and warnings join the rows of the steps it checks."""
     parallel = DataParallel()
     if not parallel.is_main:
         run, tensorboard_dir = None, None  # one writer: process 0
@@ -231,11 +233,15 @@ def train_policy(
             judge_calls = {name: value - counters_before.get(name, 0) for name, value in judge_counters(judge).items()}
             row = step_row(step, sampled, prepared, losses, judge_calls, time.perf_counter() - started, policy, gate, parallel)
             add_totals(row, totals, sampled.rollout, step, scheduler, settings, len(prompts), parallel)
+            if monitor is not None:
+                monitor.update_row(step, sampled, row, say=tqdm.write)
             history.append(row)
             _log_step(row, sampled, run, writer, settings, checkpoints, consistent[1])
             if on_step is not None:
                 on_step(row)
             progress.set_postfix(reward=f"{row.get('reward', math.nan):.3f}", accept=f"{row['judge/accept_rate']:.2f}")
+            if monitor is not None:
+                monitor.stop_if_due(step)  # after the row is logged: the checkpoint of step + 1 is kept
         _finish(run, policy, settings, parallel, checkpoints, consistent)
     except BaseException:
         # Keep what is done: the weights and state after the last whole step, resumable. The

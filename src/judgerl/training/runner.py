@@ -18,6 +18,7 @@ from judgerl.judges.gate import ConfidenceGate
 from judgerl.tasks import build_task
 from judgerl.training.experiment import attach_trackers, loop_settings, rl_algorithm, seeded_generator
 from judgerl.training.loop import train_policy
+from judgerl.training.monitor import _monitor_stop, build_monitor
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import latest_checkpoint
 
@@ -41,8 +42,9 @@ def run_task(config: RunConfig, run: RunFolder, say: Say = print, resume_from: P
 
         start = int(resume_from.name.split("-")[1]) if resume_from is not None else 0
         run.set_status("running", stage="rl", step=start, steps=config.rl.steps)
+        monitor = build_monitor(config, judge, run.path, say)
         history = train_policy(policy, task.rl_prompts(), judge, rl_algorithm(config), gate, loop_settings(config),
-                               run=run, resume_from=resume_from)
+                               run=run, resume_from=resume_from, monitor=monitor)
         task.finish(policy, run)
 
         run.set_status("running", stage="eval_after", step=config.rl.steps, steps=config.rl.steps)
@@ -68,5 +70,7 @@ def record_stop(run: RunFolder, config: RunConfig, stop: BaseException) -> None:
              f"(`judgerl resume {run.path}` continues from there)") if latest is not None else ""
     if isinstance(stop, KeyboardInterrupt):
         run.set_status("interrupted", message=f"interrupted at {where}{saved}")
+    elif isinstance(stop, _monitor_stop()):
+        run.set_status("failed", message=f"stopped by the reward-hacking monitor (rl.monitor) at {where}: {stop}{saved}")
     else:
         run.set_status("failed", message=f"failed at {where}: {type(stop).__name__}: {stop}{saved}")
