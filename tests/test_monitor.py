@@ -264,3 +264,42 @@ def test_judgerl_train_writes_the_monitor_into_metrics_and_the_report(tmp_path):
     assert "monitor/warnings" in rl[2] and "monitor/warnings" not in rl[1]
     assert (run / "monitor_baseline.json").is_file()
     assert "## Reward-hacking monitor" in (run / "report.md").read_text()
+
+
+def test_rl_monitor_may_change_on_resume_and_the_rest_of_rl_still_may_not(tmp_path):
+    from judgerl.config import config_from_dict, to_yaml
+    from judgerl.training.resume import ResumeRefused, resume_config
+
+    (tmp_path / "config.yaml").write_text(to_yaml(config_from_dict({})))
+    config, changed = resume_config(tmp_path, {"rl.monitor.every": 10, "rl.monitor.stop_after": 3,
+                                               "rl.monitor.audit_judge": {"model": "other.gguf"}})
+    assert set(changed) == {"rl.monitor.every", "rl.monitor.stop_after", "rl.monitor.audit_judge.model"}
+    assert config.rl.monitor.every == 10 and config.rl.monitor.audit_judge == {"model": "other.gguf"}
+    with pytest.raises(ResumeRefused, match="^rl.kl_coef cannot change on resume"):
+        resume_config(tmp_path, {"rl.kl_coef": 0.5})
+
+
+def test_a_misspelt_monitor_setting_or_audit_judge_field_is_refused_by_name():
+    from judgerl.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="rl.monitor.evry"):
+        config_from_dict({"rl": {"monitor": {"evry": 3}}})
+    with pytest.raises(ConfigError, match="modle"):
+        config_from_dict({"rl": {"monitor": {"audit_judge": {"modle": "x"}}}})
+
+
+def test_the_audit_judge_by_default_is_the_training_model_with_an_independent_prompt_and_off_for_functions():
+    from judgerl.config import config_from_dict
+    from judgerl.training.monitor import AUDIT_RUBRIC, audit_judge_config
+
+    llm = config_from_dict({"policy": {"kind": "causal_lm"}, "judge": {"method": "rubric", "rubric_text": "be nice"}})
+    audit = audit_judge_config(llm.judge, llm.rl.monitor)
+    assert (audit.model, audit.method, audit.rubric_text) == (llm.judge.model, "rubric", AUDIT_RUBRIC)
+    assert audit.rubric != llm.judge.rubric  # its own judge_id: its judgments are cached apart
+    function = config_from_dict({"policy": {"kind": "causal_lm"}, "judge": {"provider": "python", "method": "reward_function",
+                                                                              "function": "fake_judges:says_yes"}})
+    assert audit_judge_config(function.judge, function.rl.monitor) is None
+    other = config_from_dict({"policy": {"kind": "causal_lm"}, "judge": {"method": "rubric"},
+                              "rl": {"monitor": {"audit": "judge", "audit_judge": {"model": "qwen2.5-coder-0.5b-instruct"}}}})
+    audit = audit_judge_config(other.judge, other.rl.monitor)
+    assert audit.model == "qwen2.5-coder-0.5b-instruct" and audit.method == "rubric"

@@ -29,6 +29,7 @@ MAY_CHANGE_ON_RESUME: dict[str, str] = {
     "rl.report_to": "where metrics are also logged",
     "rl.max_unscored_fraction": "when to stop on a failing judge (no update is made from such a batch either way)",
     "rl.overlap_judging": "when the judge is asked, not what it answers",
+    "rl.monitor": "what is watched and warned of, not what is trained (the whole section, audit judge included)",
     "judge.max_concurrency": "how the same judge is called",
     "judge.requests_per_minute": "how the same judge is called",
     "judge.tokens_per_minute": "how the same judge is called",
@@ -91,6 +92,10 @@ def _may_change(key: str, *configs: RunConfig) -> str | None:
     rl.samples_per_question); a setting without one is fixed."""
     if key in MAY_CHANGE_ON_RESUME:
         return MAY_CHANGE_ON_RESUME[key]
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 1, -1):  # a section that may change whole (rl.monitor.every)
+        if ".".join(parts[:end]) in MAY_CHANGE_ON_RESUME:
+            return MAY_CHANGE_ON_RESUME[".".join(parts[:end])]
     section, _, rest = key.partition(".")
     component, _, setting = rest.partition(".")
     if section not in SECTIONS or not setting or "." in setting:
