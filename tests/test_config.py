@@ -1,6 +1,9 @@
 """Bad configs are refused with a message that names the field and the fix."""
 
+import json
+
 import pytest
+import yaml
 
 from judgerl.config import ConfigError, RunConfig, commented_defaults, config_from_dict, load_config
 
@@ -76,3 +79,33 @@ def test_load_config_reports_missing_file_and_bad_yaml(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("rl:\n  steps: 3\n")
     assert load_config(good, {"judge.rubric": "realist"}).judge.rubric == "realist"
+
+
+def test_a_way_of_judging_has_its_own_settings_section_and_todays_flat_fields_still_fill_it(tmp_path):
+    from judgerl.config import own_settings, to_yaml
+    from judgerl.judges import JUDGES
+
+    lm = {"policy": {"kind": "causal_lm"}, "rl": {"algorithm": "grpo"}}
+    old = config_from_dict({**lm, "judge": {"method": "constitution", "principles": ["Be kind."], "scale": "0-10"}})
+    new = config_from_dict({**lm, "judge": {"method": "constitution",
+                                           "constitution": {"principles": ["Be kind."], "scale": "0-10"}}})
+    for config in (old, new, config_from_dict(yaml.safe_load(to_yaml(new)))):
+        settings = own_settings(config.judge, "constitution", JUDGES)
+        assert settings.principles == ["Be kind."] and settings.scale == "0-10"
+    flat_and_section = config_from_dict({**lm, "judge": {"method": "critique", "scale": "1-3",
+                                                         "critique": {"scale": "0-10"}}})
+    assert own_settings(flat_and_section.judge, "critique", JUDGES).scale == "0-10"  # the section wins
+    assert "judge.critique.scael: unknown field; did you mean 'scale'" in refuse(
+        {**lm, "judge": {"method": "critique", "critique": {"scael": "0-10"}}})
+    assert "judge.constitution.scale: low must be below high" in refuse(
+        {**lm, "judge": {"method": "constitution", "constitution": {"principles": ["x"], "scale": "5-1"}}})
+    assert "judge.grader.grader_file: '/no/grader.json' does not exist" in refuse(
+        {**lm, "judge": {"method": "grader", "grader": {"grader_file": "/no/grader.json"}}})
+    grader = tmp_path / "grader.json"
+    grader.write_text(json.dumps({"type": "string_check", "name": "s", "input": "{{sample.output_text}}",
+                                  "reference": "yes", "operation": "eq"}))
+    from judgerl.build import build_judge
+
+    judge = build_judge(config_from_dict({**lm, "judge": {"method": "grader", "cache": False,
+                                                          "grader": {"grader_file": str(grader)}}}).judge)
+    assert [j.reward for j in judge.score(["q", "q"], ["yes", "no"])] == [1.0, 0.0]

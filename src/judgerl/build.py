@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Annotated, Any, Callable, Literal, Sequence
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from judgerl.config import ConfigError, JudgeConfig, PolicyConfig, own_settings
 from judgerl.judges import JUDGES, register_judge
@@ -81,6 +81,81 @@ def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Judge:
 
 
 # -- the built-in ways of judging, registered as a plugin's are ----------------------------
+# Each declares its own settings (judge.<method>: {...}); today's flat judge fields of the same
+# names (judge.scale, judge.principles, judge.grader_file, ...) still fill them. The rubric
+# method's section would be `judge.rubric`, which names the rubric: its settings are the flat ones.
+
+
+def _low_high(scale: str) -> str:
+    low, sep, high = scale.partition("-")
+    if not (sep and low.isdigit() and high.isdigit()):
+        raise ValueError("the score range must be LOW-HIGH in whole numbers, e.g. 1-5 or 0-10")
+    if not int(low) < int(high):
+        raise ValueError(f"low must be below high (e.g. 1-5, not {scale})")
+    return scale
+
+
+def _scale_pair(scale: str) -> tuple[int, int]:
+    low, high = (int(part) for part in scale.split("-"))
+    return low, high
+
+
+Scale = Annotated[str, AfterValidator(_low_high)]
+ScaleField = Field("1-5", description="the score range, low-high")
+GuardField = Field(True, description="remove lines that address the grader from completions before judging")
+
+
+class RubricSettings(BaseModel):
+    """rubric (and pairwise_from_scores, which scores each of the pair alone)."""
+
+    scale: Scale = ScaleField
+    read: Literal["auto", "logprobs", "generate"] = Field(
+        "auto", description="read the score from log-probabilities (one-digit scales) or generate and parse it")
+    guard_injections: bool = GuardField
+
+
+class CritiqueSettings(BaseModel):
+    scale: Scale = ScaleField
+    guard_injections: bool = GuardField
+
+
+class GuardSettings(BaseModel):
+    """group and pairwise: the completions are shown together."""
+
+    guard_injections: bool = GuardField
+
+
+class ConstitutionSettings(BaseModel):
+    principles: list[str] = Field(default_factory=list, validate_default=True,
+                                  description="the principles, each judged alone")
+    principle_weights: list[float] | None = Field(None, description="a weight per principle (default equal)")
+    scale: Scale = ScaleField
+
+    @field_validator("principles")
+    @classmethod
+    def _some(cls, principles: list[str]) -> list[str]:
+        if not principles:
+            raise ValueError("judge.method constitution needs a list of principles")
+        return principles
+
+    @model_validator(mode="after")
+    def _a_weight_each(self) -> "ConstitutionSettings":
+        if self.principle_weights is not None and len(self.principle_weights) != len(self.principles):
+            raise ValueError("principle_weights needs one weight per principle")
+        return self
+
+
+class GraderSettings(BaseModel):
+    grader_file: str | None = Field(None, validate_default=True,
+                                    description="a JSON file holding an OpenAI reinforcement fine-tuning grader")
+    trust_grader_code: bool = Field(False, description="run `python` graders without the sandbox (only code you trust)")
+
+    @field_validator("grader_file")
+    @classmethod
+    def _given(cls, grader_file: str | None) -> str | None:
+        if not grader_file:
+            raise ValueError("judge.method grader needs a JSON file with an OpenAI grader")
+        return grader_file
 
 
 def _label_judge(method: str) -> Callable[..., Judge]:
@@ -94,67 +169,63 @@ def _label_judge(method: str) -> Callable[..., Judge]:
     return build
 
 
-def _rubric_judge(parts: JudgeParts) -> Judge:
+def _rubric_judge(parts: JudgeParts, scale: str, read: str, guard_injections: bool) -> Judge:
     from judgerl.judges.pointwise import RubricJudge
 
     config, rubric = parts.config, parts.rubric
-    return RubricJudge(parts.provider, rubric.text, scale=parts.scale, cache=parts.cache, name=rubric.name,
-                       version=rubric.version, top_k=config.top_logprobs, read=config.read,
-                       guard_injections=config.guard_injections, budget=config.budget,
-                       min_valid_mass=config.min_valid_mass)
+    return RubricJudge(parts.provider, rubric.text, scale=_scale_pair(scale), cache=parts.cache, name=rubric.name,
+                       version=rubric.version, top_k=config.top_logprobs, read=read, guard_injections=guard_injections,
+                       budget=config.budget, min_valid_mass=config.min_valid_mass)
 
 
-def _pairwise_from_scores_judge(parts: JudgeParts) -> Judge:
+def _pairwise_from_scores_judge(parts: JudgeParts, **settings: Any) -> Judge:
     from judgerl.judges.pairwise import PairwiseFromScores
 
-    return PairwiseFromScores(_rubric_judge(parts))
+    return PairwiseFromScores(_rubric_judge(parts, **settings))
 
 
-def _critique_judge(parts: JudgeParts) -> Judge:
+def _critique_judge(parts: JudgeParts, scale: str, guard_injections: bool) -> Judge:
     from judgerl.judges.critique import CritiqueJudge
 
     rubric = parts.rubric
-    return CritiqueJudge(parts.provider, rubric.text, scale=parts.scale, cache=parts.cache,
-                         name=f"critique-{rubric.name}", version=rubric.version,
-                         guard_injections=parts.config.guard_injections)
+    return CritiqueJudge(parts.provider, rubric.text, scale=_scale_pair(scale), cache=parts.cache,
+                         name=f"critique-{rubric.name}", version=rubric.version, guard_injections=guard_injections)
 
 
-def _group_judge(parts: JudgeParts) -> Judge:
+def _group_judge(parts: JudgeParts, guard_injections: bool) -> Judge:
     from judgerl.judges.group import GroupJudge
 
     rubric = parts.rubric
     return GroupJudge(parts.provider, rubric.text, cache=parts.cache, name=f"group-{rubric.name}",
-                      version=rubric.version, guard_injections=parts.config.guard_injections)
+                      version=rubric.version, guard_injections=guard_injections)
 
 
-def _pairwise_judge(parts: JudgeParts) -> Judge:
+def _pairwise_judge(parts: JudgeParts, guard_injections: bool) -> Judge:
     from judgerl.judges.pairwise import PairwiseJudge
 
     config, rubric = parts.config, parts.rubric
     return PairwiseJudge(parts.provider, rubric.text, cache=parts.cache, name=f"pairwise-{rubric.name}",
-                         version=rubric.version, top_k=config.top_logprobs, guard_injections=config.guard_injections,
+                         version=rubric.version, top_k=config.top_logprobs, guard_injections=guard_injections,
                          min_valid_mass=config.min_valid_mass)
 
 
-def _constitution_judge(parts: JudgeParts) -> Judge:
+def _constitution_judge(parts: JudgeParts, principles: list[str], principle_weights: list[float] | None,
+                        scale: str) -> Judge:
     from judgerl.judges.constitution import ConstitutionJudge, Principle
 
-    config = parts.config
-    weights = config.principle_weights or [1.0] * len(config.principles)
-    return ConstitutionJudge(parts.provider, [Principle(text, weight) for text, weight in zip(config.principles, weights)],
-                             cache=parts.cache, scale=parts.scale, min_valid_mass=config.min_valid_mass)
+    weights = principle_weights or [1.0] * len(principles)
+    return ConstitutionJudge(parts.provider, [Principle(text, weight) for text, weight in zip(principles, weights)],
+                             cache=parts.cache, scale=_scale_pair(scale), min_valid_mass=parts.config.min_valid_mass)
 
 
-def _grader_judge(parts: JudgeParts) -> Judge:
+def _grader_judge(parts: JudgeParts, grader_file: str, trust_grader_code: bool) -> Judge:
     from judgerl.judges.openai_graders import GraderJudge, build_grader
 
-    config = parts.config
-    assert config.grader_file is not None  # the config validator insists
-    spec = json.loads(Path(config.grader_file).expanduser().read_text())
+    spec = json.loads(Path(grader_file).expanduser().read_text())
     # Model graders (score_model, label_model) run on the configured provider.
     needs_model = _grader_types(spec) & {"score_model", "label_model"}
     provider = parts.provider if needs_model else None
-    return GraderJudge(build_grader(spec, provider, parts.cache, trust_grader_code=config.trust_grader_code))
+    return GraderJudge(build_grader(spec, provider, parts.cache, trust_grader_code=trust_grader_code))
 
 
 def _reward_function_judge(parts: JudgeParts) -> Judge:
@@ -164,13 +235,16 @@ def _reward_function_judge(parts: JudgeParts) -> Judge:
 def _register_builtin_judges() -> None:
     register_judge("labels", _label_judge("labels"), help="P(label) per 8-ball question")
     register_judge("score", _label_judge("score"), help="1-5 score per 8-ball answer")
-    register_judge("rubric", _rubric_judge, help="a score per completion on judge.scale")
-    register_judge("critique", _critique_judge, help="critique first, then the score")
-    register_judge("group", _group_judge, help="all completions of a prompt scored in one call (RULER-style)")
-    register_judge("pairwise", _pairwise_judge, help="A vs B in both orders (online_dpo)")
-    register_judge("pairwise_from_scores", _pairwise_from_scores_judge, help="each of the pair scored alone")
-    register_judge("constitution", _constitution_judge, help="each of judge.principles scored, weighted")
-    register_judge("grader", _grader_judge, help="an OpenAI RFT grader JSON (judge.grader_file)")
+    register_judge("rubric", _rubric_judge, settings=RubricSettings, help="a score per completion on judge.scale")
+    register_judge("critique", _critique_judge, settings=CritiqueSettings, help="critique first, then the score")
+    register_judge("group", _group_judge, settings=GuardSettings,
+                   help="all completions of a prompt scored in one call (RULER-style)")
+    register_judge("pairwise", _pairwise_judge, settings=GuardSettings, help="A vs B in both orders (online_dpo)")
+    register_judge("pairwise_from_scores", _pairwise_from_scores_judge, settings=RubricSettings,
+                   help="each of the pair scored alone")
+    register_judge("constitution", _constitution_judge, settings=ConstitutionSettings,
+                   help="each of judge.principles scored, weighted")
+    register_judge("grader", _grader_judge, settings=GraderSettings, help="an OpenAI RFT grader JSON (judge.grader_file)")
     register_judge("reward_function", _reward_function_judge, help="your Python function (judge.function)")
 
 

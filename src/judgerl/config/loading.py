@@ -38,8 +38,9 @@ def _check_files(config: RunConfig) -> None:
         elif not Path(source).expanduser().exists():  # a folder: a Hugging Face datasets folder (checked when read)
             raise ConfigError(f"data.{field_name}: {source!r} does not exist; give a JSONL, parquet or CSV file, a "
                               f"Hugging Face datasets folder (save_to_disk) or builtin:{field_name}")
-    if config.judge.grader_file and not Path(config.judge.grader_file).expanduser().is_file():
-        raise ConfigError(f"judge.grader_file: {config.judge.grader_file!r} does not exist")
+    grader_file, grader_file_field = _written_where(config.judge, config.judge.method, "grader_file")
+    if config.judge.method == "grader" and not Path(grader_file).expanduser().is_file():
+        raise ConfigError(f"{grader_file_field}: {grader_file!r} does not exist")
     policy_model, policy_model_field = _written_where(config.policy, config.policy.kind, "model")
     if config.policy.kind == "causal_lm" and policy_model != "smollm2-135m-instruct" and not (
         Path(policy_model).expanduser() / "config.json"
