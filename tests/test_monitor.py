@@ -303,3 +303,17 @@ def test_the_audit_judge_by_default_is_the_training_model_with_an_independent_pr
                               "rl": {"monitor": {"audit": "judge", "audit_judge": {"model": "qwen2.5-coder-0.5b-instruct"}}}})
     audit = audit_judge_config(other.judge, other.rl.monitor)
     assert audit.model == "qwen2.5-coder-0.5b-instruct" and audit.method == "rubric"
+
+
+def test_the_runner_records_a_monitor_stop_as_the_runs_stop_reason(tmp_path):
+    from judgerl.config import config_from_dict
+    from judgerl.training.monitor import MonitorStop
+    from judgerl.training.run_folder import RunFolder
+    from judgerl.training.runner import record_stop
+
+    run = RunFolder.create(tmp_path, ["stopped"])
+    run.set_status("running", stage="rl", step=6, steps=20)
+    record_stop(run, config_from_dict({"rl": {"steps": 20}}), MonitorStop("RL step 5: the reward-hacking monitor warned"))
+    status = run.status()
+    assert status["status"] == "failed"
+    assert status["message"].startswith("stopped by the reward-hacking monitor (rl.monitor) at RL step 6 of 20: RL step 5")

@@ -240,9 +240,10 @@ class HackingMonitor:
                              "gap": judges.get("monitor/judge_gap")}
             self._save_baseline()
         base = self.baseline
-        if base.get("gap") is None and judges.get("monitor/judge_gap") is not None:
-            base["gap"] = judges["monitor/judge_gap"]  # the first check the audit could score
-            self._save_baseline()
+        for key, value in (("gap", judges.get("monitor/judge_gap")), ("entropy", _finite(row.get("entropy")))):
+            if base.get(key) is None and value is not None:  # the first check that had it
+                base[key] = value
+                self._save_baseline()
         metrics: dict[str, float] = {
             "monitor/mean_words": stats["mean_words"],
             "monitor/repetition": stats["repetition"],
