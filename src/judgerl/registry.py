@@ -1,7 +1,9 @@
 """One registry class for every kind of component: name -> factory + its own settings + help.
 
-Providers, ways of judging, algorithms (and policies) each have one `Registry`. Built-in
-components register exactly as a third party's do:
+Providers (judgerl.providers.PROVIDERS), ways of judging (judgerl.judges.JUDGES), algorithms
+(judgerl.algorithms.RL_ALGORITHMS), kinds of policy (judgerl.policies.POLICIES) and tasks
+(judgerl.tasks.TASKS) each have one `Registry`. Built-in components register exactly as a third
+party's do:
 
     from pydantic import BaseModel, Field
     from judgerl.algorithms import RL_ALGORITHMS
