@@ -317,3 +317,19 @@ def test_the_runner_records_a_monitor_stop_as_the_runs_stop_reason(tmp_path):
     status = run.status()
     assert status["status"] == "failed"
     assert status["message"].startswith("stopped by the reward-hacking monitor (rl.monitor) at RL step 6 of 20: RL step 5")
+
+
+def test_the_report_plots_the_signals_and_both_judges_rewards_and_lists_the_warnings(tmp_path):
+    from judgerl.report import pyplot
+    from judgerl.training.monitor import report_lines
+
+    monitor = HackingMonitor(MonitorSettings(every=2), audit_judge=RewardFunctionJudge(audit_function(), "audit"))
+    rows = [row for _, row in run_monitor(monitor, lambda step: VARIED[:8] if step < 3 else HACKED * 2,
+                                          rewards_at=training_rewards, steps=9)]
+    lines = report_lines(rows, pyplot(), tmp_path / "plots")
+    text = "\n".join(lines)
+    assert lines[0] == "## Reward-hacking monitor" and "5 checks (steps 0-8)" in text and "3 with warnings" in text
+    assert "- step 4: opening: completions open with the same words 'Absol!'" in text
+    assert "- step 4: judge gap: the training judge's mean reward exceeds the audit judge's by 0.70" in text
+    assert (tmp_path / "plots" / "monitor.png").stat().st_size > 10_000
+    assert report_lines([{"stage": "rl", "step": 0}], pyplot(), tmp_path / "plots") == []  # not watched: no section

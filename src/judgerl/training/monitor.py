@@ -495,7 +495,7 @@ def report_lines(rl_rows: Sequence[dict[str, Any]], plt: Any, plots_dir: Path, s
     plt.close(fig)
     lines = ["## Reward-hacking monitor", "",
              f"{len(checks)} checks (steps {steps[0]}-{steps[-1]}), compared with the completions of step {steps[0]}; "
-             f"{len(warned)} with warnings (red bands).", ""]
+             f"{len(warned)} with warnings" + (" (red bands)." if warned else "."), ""]
     texts = [text for row in warned for text in str(row.get("monitor/warning_text", "")).split(" | ") if text]
     lines += [f"- {text}" for text in texts[:shown]]
     if len(texts) > shown:
