@@ -333,3 +333,27 @@ def test_the_report_plots_the_signals_and_both_judges_rewards_and_lists_the_warn
     assert "- step 4: judge gap: the training judge's mean reward exceeds the audit judge's by 0.70" in text
     assert (tmp_path / "plots" / "monitor.png").stat().st_size > 10_000
     assert report_lines([{"stage": "rl", "step": 0}], pyplot(), tmp_path / "plots") == []  # not watched: no section
+
+
+def test_the_default_audit_judge_shares_the_training_judges_model_and_asks_with_its_own_prompt():
+    from fake_judges import ScriptedProvider
+    from judgerl.config import config_from_dict
+    from judgerl.judges.pointwise import RubricJudge
+    from judgerl.training.monitor import AUDIT_RUBRIC, build_monitor
+
+    seen = []
+
+    def answer(messages):
+        seen.append(" ".join(str(m.get("content")) for m in messages))
+        return [("2", -0.05), ("4", -3.0)]
+
+    provider = ScriptedProvider(answer)
+    config = config_from_dict({"policy": {"kind": "causal_lm"}, "judge": {"method": "rubric", "cache": False,
+                                                                            "rubric_text": "be friendly"}})
+    training = RubricJudge(provider, "be friendly", cache=None)
+    monitor = build_monitor(config, training)
+    assert monitor.audit_judge.provider is provider  # no second copy of the model
+    metrics, _ = monitor.check(0, sampled(VARIED[:8], rewards=[0.9] * 8), {})
+    assert metrics["monitor/compared"] == 8 and provider.calls == 8
+    assert AUDIT_RUBRIC[:40] in seen[0] and "be friendly" not in seen[0]
+    assert metrics["monitor/audit_reward"] < 0.5 < metrics["monitor/train_reward"]
