@@ -286,6 +286,8 @@ def test_a_misspelt_monitor_setting_or_audit_judge_field_is_refused_by_name():
         config_from_dict({"rl": {"monitor": {"evry": 3}}})
     with pytest.raises(ConfigError, match="modle"):
         config_from_dict({"rl": {"monitor": {"audit_judge": {"modle": "x"}}}})
+    with pytest.raises(ConfigError, match="rl.monitor: .*audit: judge needs audit_judge"):
+        config_from_dict({"rl": {"monitor": {"audit": "judge"}}})
 
 
 def test_the_audit_judge_by_default_is_the_training_model_with_an_independent_prompt_and_off_for_functions():

@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from judgerl.training.rollout_step import Sampled
@@ -98,6 +98,12 @@ class MonitorSettings(BaseModel):
 
             JudgeConfig.model_validate(value)  # names, types and ranges, as in the judge section
         return value
+
+    @model_validator(mode="after")
+    def _audit_judge_given(self) -> "MonitorSettings":
+        if self.audit == "judge" and not self.audit_judge:
+            raise ValueError("audit: judge needs audit_judge (judge fields over the training judge's, e.g. {model: ...})")
+        return self
 
 
 _STOP_ERROR: type | None = None
@@ -404,11 +410,7 @@ def audit_judge_config(judge_config: Any, settings: MonitorSettings) -> Any | No
     if mode == "independent_prompt":
         return judge_config.model_copy(update={"method": "rubric", "rubric": "monitor-audit",
                                                "rubric_text": settings.audit_rubric or AUDIT_RUBRIC})
-    fields = dict(settings.audit_judge or {})
-    if not fields:
-        from judgerl.config import ConfigError
-
-        raise ConfigError("rl.monitor.audit: judge needs rl.monitor.audit_judge (judge fields, e.g. {model: ...})")
+    fields = dict(settings.audit_judge or {})  # given: MonitorSettings insists
     base = judge_config.model_dump(exclude_unset=True)
     base = {name: value for name, value in base.items() if name in type(judge_config).model_fields}
     return type(judge_config).model_validate({**base, **fields})
