@@ -284,7 +284,7 @@ def test_a_misspelt_monitor_setting_or_audit_judge_field_is_refused_by_name():
 
     with pytest.raises(ConfigError, match="rl.monitor.evry"):
         config_from_dict({"rl": {"monitor": {"evry": 3}}})
-    with pytest.raises(ConfigError, match="modle"):
+    with pytest.raises(ConfigError, match="rl.monitor.audit_judge: unknown judge field 'modle'; did you mean 'model'"):
         config_from_dict({"rl": {"monitor": {"audit_judge": {"modle": "x"}}}})
     with pytest.raises(ConfigError, match="rl.monitor: .*audit: judge needs audit_judge"):
         config_from_dict({"rl": {"monitor": {"audit": "judge"}}})

@@ -94,9 +94,22 @@ class MonitorSettings(BaseModel):
     @classmethod
     def _judge_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            import difflib
+
+            from pydantic import ValidationError
+
             from judgerl.config.sections import JudgeConfig  # here: the config package imports this module
 
-            JudgeConfig.model_validate(value)  # names, types and ranges, as in the judge section
+            try:
+                JudgeConfig.model_validate(value)  # names, types and ranges, as in the judge section
+            except ValidationError as error:
+                first = error.errors()[0]
+                name = ".".join(str(part) for part in first["loc"])
+                if first["type"] == "extra_forbidden":
+                    close = difflib.get_close_matches(name, list(JudgeConfig.model_fields), n=1)
+                    raise ValueError(f"unknown judge field {name!r}"
+                                     + (f"; did you mean {close[0]!r}?" if close else " (the judge section's fields)")) from None
+                raise ValueError(f"{name}: {first['msg']}") from None
         return value
 
     @model_validator(mode="after")
