@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 
 from fake_judges import ScriptedProvider
-from judgerl.audit import KINDS, GoldError, GoldPair, Thresholds, builtin_suite, load_gold, run_audit
+from judgerl.audit import KINDS, AuditResult, GoldError, GoldPair, Thresholds, builtin_suite, load_gold, run_audit
 from judgerl.audit import metrics
+from judgerl.audit.from_config import NotAuditable, audit_config, audit_judges
 from judgerl.audit.gold import MASTER_KEY_KIND
 from judgerl.audit.metrics import PairResult
 from judgerl.audit.probes import NEUTRAL_FILLER, paraphrased_rubrics
 from judgerl.judges.base import Judgment
 from judgerl.judges.pairwise import PairwiseFromScores, PairwiseJudge
 from judgerl.judges.pointwise import RubricJudge
+from judgerl.config import judge_config_model
 from judgerl.judges.python_reward import RewardFunctionJudge
+from judgerl.providers import register_provider
 
 TESTS = Path(__file__).parent
 ln = math.log
@@ -117,14 +120,31 @@ def test_a_judge_that_always_picks_the_first_position_fails_with_advice(tmp_path
     suite = [pair for pair in small_suite() if pair.kind != MASTER_KEY_KIND]
     result = run_audit(PairwiseJudge(provider, "Better is correct."), suite, tmp_path)
     position = result.figures["position"]
-    # good first: "A" = good wins; bad first: "A" = bad wins. Never the same winner; always the first position.
-    assert position["position_consistency"] == 0.0
-    assert position["first_position_rate"] == 1.0 and position["flip_rate"] == 1.0
-    assert result.figures["accuracy"]["overall"]["correct"] == 0  # no pair is won by the better answer
+    # the model: good first, "A" = good wins; bad first, "A" = bad wins. Never the same winner; always first.
+    model = position["model"]
+    assert model["position_consistency"] == 0.0 and model["first_position_rate"] == 1.0 and model["flip_rate"] == 1.0
+    # the judge: P(good first better) = (0.9 + (1 - 0.9)) / 2 = 0.5 in both orders: ties, no winner in either
+    assert position["position_consistency"] == 0.0 and position["first_position_rate"] is None
+    assert result.figures["accuracy"]["overall"]["ties"] == 2
     assert not result.passed
     assert any(failure.startswith("position consistency 0%") for failure in result.failures)
     assert any("picks the first answer whatever it is: use pairwise_from_scores" in a for a in result.advice)
     assert "pairwise_from_scores" in (tmp_path / "audit.md").read_text()
+
+
+def test_a_lean_the_judge_calibrates_away_is_shown_but_not_failed():
+    def leans_but_sees(messages):  # says "A" always, but more surely when A is the good answer
+        a = messages[-1]["content"].split("<response_a>\n")[1].split("\n</response_a>")[0]
+        p = 0.95 if a in ("4", "Paris") else 0.6
+        return [("A", ln(p)), ("B", ln(1 - p))]
+
+    suite = [pair for pair in small_suite() if pair.kind != MASTER_KEY_KIND]
+    result = run_audit(PairwiseJudge(ScriptedProvider(leans_but_sees), "Better is correct."), suite)
+    # P(good first better) = (0.95 + (1 - 0.6)) / 2 = 0.675 > 0.5 + 0.1: the good answer wins in both orders
+    assert result.figures["accuracy"]["overall"]["accuracy"] == 1.0
+    assert result.figures["position"]["position_consistency"] == 1.0
+    assert result.figures["position"]["model"]["first_position_rate"] == 1.0  # the model's lean, reported
+    assert not any("position" in failure for failure in result.failures)
 
 
 def test_pairwise_from_scores_is_position_consistent():
@@ -174,6 +194,8 @@ def test_a_judge_that_knows_the_answers_passes_and_writes_its_report(tmp_path):
     assert written["passed"] and len(written["pairs"]) == len(builtin_suite())
     assert written["figures"]["speed"]["judgments"] > 2 * len(builtin_suite())
     assert "**PASS**" in (tmp_path / "audit.md").read_text()
+    again = AuditResult.from_dict(written)  # what a cached audit is read back as
+    assert again.passed and again.summary() == result.summary() and again.pairs == result.pairs
     # stricter thresholds than the judge can meet fail it, naming the figure
     strict = run_audit(RewardFunctionJudge(scores_length, "length"), small_suite(),
                        thresholds=Thresholds.with_overrides({"overall": 1.0}))
@@ -205,6 +227,41 @@ def test_thresholds_are_checked():
         Thresholds.with_overrides({"overal": 0.9})
     with pytest.raises(ValueError, match="from 0 to 1"):
         Thresholds.with_overrides({"overall": 95})
+
+
+# -- the judge a config builds ------------------------------------------------------------------
+
+def _knows_small_suite(messages):
+    """A scripted model: 5 for the small suite's right answers, 1 otherwise (pointwise); A or B for the
+    right one (pairwise)."""
+    user = messages[-1]["content"]
+    if "<response_a>" in user:
+        a = user.split("<response_a>\n")[1].split("\n</response_a>")[0]
+        return [("A", ln(0.9)), ("B", ln(0.1))] if a in ("4", "Paris") else [("B", ln(0.9)), ("A", ln(0.1))]
+    return [("5", 0.0)] if any(f"\n{good}\n" in user for good in ("4", "Paris", "6", "Lima")) else [("1", 0.0)]
+
+
+register_provider("audit_scripted", lambda: ScriptedProvider(_knows_small_suite, name="audit-scripted/knows"))
+
+
+@pytest.mark.parametrize("method", ["rubric", "pairwise"])
+def test_from_config_builds_the_judge_and_its_paraphrased_twins_on_one_provider(tmp_path, method):
+    config = judge_config_model().model_validate({"provider": "audit_scripted", "method": method, "cache": False,
+                                                  "rubric_text": "Score 5 for a right answer, 1 for a wrong one."})
+    judge, variants = audit_judges(config)
+    assert len(variants) == 2
+    assert all(v.caller.provider is judge.caller.provider for v in variants)  # one model loaded, not three
+    assert all("Score 5 for a right answer" in v.rubric and v.rubric != judge.rubric for v in variants)
+    result = audit_config(config, small_suite(), tmp_path)
+    assert result.passed, result.failures
+    assert result.figures["stability"]["share"] == 1.0 and result.figures["stability"]["paraphrases"] == 2
+
+
+def test_from_config_refuses_what_judges_only_the_8_ball():
+    for section in ({"method": "labels"}, {"provider": "python", "function": "fake_judges:optimist"},
+                    {"method": "rubric"}):  # (an 8-ball rubric)
+        with pytest.raises(NotAuditable):
+            audit_judges(judge_config_model().model_validate(section))
 
 
 # -- the gold suite ------------------------------------------------------------------------------
@@ -275,3 +332,58 @@ def test_a_user_gold_file_with_a_reference_reaches_the_judge(tmp_path):
 
     result = run_audit(RewardFunctionJudge(grader, "grader"), load_gold(path))
     assert set(seen) == {"4"} and result.figures["accuracy"]["by_kind"]["mine"]["accuracy"] == 1.0
+
+
+# -- the command, in a subprocess ----------------------------------------------------------------
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "judgerl.cli", "audit", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env={**os.environ, "PYTHONPATH": str(TESTS)})
+
+
+def write_config(folder, function):
+    path = folder / "judge.yaml"
+    path.write_text(f"judge:\n  provider: python\n  method: reward_function\n  function: test_audit:{function}\n")
+    return path
+
+
+def test_the_cli_audits_a_configured_judge_and_passes_or_fails(tmp_path):
+    passed = run_cli(str(write_config(tmp_path, "knows_the_answers")), "-o", "good", cwd=tmp_path)
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.startswith("PASS python/test_audit:knows_the_answers")
+    assert json.loads((tmp_path / "good" / "audit.json").read_text())["passed"] is True
+    failed = run_cli(str(write_config(tmp_path, "scores_length")), "-o", "bad", "--threshold", "per_kind=0.5",
+                     cwd=tmp_path)
+    assert failed.returncode == 5, failed.stderr
+    assert failed.stdout.startswith("FAIL") and "padding: accuracy 0% < 50%" in failed.stdout
+    assert (tmp_path / "bad" / "audit.md").is_file()
+
+
+def test_the_cli_takes_a_user_gold_file_and_refuses_a_bad_one_in_one_line(tmp_path):
+    config = str(write_config(tmp_path, "knows_the_answers"))
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(GOOD_LINE + '\n{"id": "b", "kind": "factual", "prompt": "3+3?", "good": "6", "bad": 6}\n')
+    refused = run_cli(config, "--gold", str(gold), "-o", "out", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == f"error: {gold}, line 2: field 'bad' must be a string, got int"
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    gold.write_text(GOOD_LINE + "\n")
+    mine = run_cli(config, "--gold", str(gold), "--extend", "-o", "out", cwd=tmp_path)
+    assert mine.returncode in (0, 5), mine.stderr
+    assert json.loads((tmp_path / "out" / "audit.json").read_text())["figures"]["suite"]["pairs"] == \
+        len(builtin_suite()) + 1
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], "judge.method 'labels' with provider 'llamacpp' judges the 8-ball's"),
+    (["--method", "rubric"], "give the judge's rubric as judge.rubric_text"),
+    (["--method", "rubric", "--rubric", "Be right.", "--set", "rl.steps=3"], "--set rl.steps: judgerl audit reads only"),
+    (["--threshold", "overall=two"], "--threshold takes NAME=NUMBER"),
+    (["--threshold", "overal=0.9"], "no threshold called 'overal'"),
+    (["--extend"], "--extend adds a --gold FILE's pairs"),
+    (["missing.yaml"], "config file 'missing.yaml' does not exist"),
+])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, args, expected):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -22,10 +22,10 @@ import sys
 import traceback
 from typing import Sequence
 
-from judgerl.cli_commands import config, demo, judge, judge_model, report, resume, sft, train
+from judgerl.cli_commands import audit, config, demo, judge, judge_model, report, resume, sft, train
 from judgerl.cli_commands.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_JUDGE, EXIT_UNSCORED  # noqa: F401
 
-COMMANDS = (demo, resume, train, sft, report, judge, config, judge_model)
+COMMANDS = (demo, resume, train, sft, report, judge, audit, config, judge_model)
 """The subcommands, in the order `judgerl --help` lists them. Each is a module with
 add_parser(subcommands) and run(args); a new command is a new module and one entry here."""
 
