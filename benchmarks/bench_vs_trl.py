@@ -63,8 +63,11 @@ def wait_quiet(limit_s: float) -> float:
 SAME_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 
 
+RUN_TIMEOUT_S = float(os.environ.get("BENCH_RUN_TIMEOUT_S", 4 * 3600))  # one run; a loaded machine can take 30 min+
+
+
 def run(command: list[str], json_out: Path, extra_env: dict[str, str]) -> dict:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+    result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src"), **extra_env})
     if result.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
