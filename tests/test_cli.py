@@ -173,7 +173,7 @@ def test_judge_a_jsonl_file_then_again_with_no_model_call(tmp_path):
     def score_by_politeness(content):
         if "<response>\nthanks" in content:
             return [("5", -0.1), ("4", -2.4)]
-        if "<response>\n???" in content:
+        if "<response>\nmumble" in content:
             return [("I", -0.1)]  # no score: must come back unscored, with an error
         return [("1", -0.1), ("2", -2.4)]
 
@@ -181,7 +181,7 @@ def test_judge_a_jsonl_file_then_again_with_no_model_call(tmp_path):
     items.write_text("".join(json.dumps(row) + "\n" for row in [
         {"prompt": "hi", "completion": "thanks for asking!", "id": 1},
         {"prompt": "hi", "completion": "go away", "id": 2},
-        {"prompt": "hi", "completion": "???", "id": 3},
+        {"prompt": "hi", "completion": "mumble", "id": 3},  # ("???" has no substance: scored 0 by rule, no call)
     ]))
     with FaultyOpenAIServer(responder=score_by_politeness) as server:
         args = ["judge", str(items), "--rubric", "Polite answers score high.",
