@@ -199,6 +199,9 @@ def print_tables(args, results: dict[tuple[str, str], list[dict]]) -> None:
     def median(size, side, key):
         return statistics.median(r[key] for r in results[(size, side)])
 
+    def rate(x: float) -> str:  # completions/s: 0.1 decimals, or 3 for the slow runs (< 10/s)
+        return f"{x:.1f}" if x >= 10 else f"{x:.3f}"
+
     malloc = "TRL with glibc defaults" if args.trl_default_malloc else "both sides with the same tuned glibc malloc"
     what = (f"LoRA r={args.lora_r} alpha={args.lora_alpha:g} dropout={args.lora_dropout:g} all-linear" if args.lora
             else "full fine-tuning")
@@ -212,7 +215,7 @@ def print_tables(args, results: dict[tuple[str, str], list[dict]]) -> None:
             mode = rows[0]["mode"]
             first, last = median(size, side, "reward_first5_mean"), median(size, side, "reward_last5_mean")
             print(f"| {size} | {side} | {mode} | {median(size, side, 'step_s_median'):.3f} | "
-                  f"{median(size, side, 'completions_per_s'):.1f} | {median(size, side, 'peak_rss_mib'):.0f} | "
+                  f"{rate(median(size, side, 'completions_per_s'))} | {median(size, side, 'peak_rss_mib'):.0f} | "
                   f"{first:.3f} -> {last:.3f} | {last - first:+.3f} | {median(size, side, 'reward_first_step'):.3f} -> "
                   f"{last:.3f} | {statistics.median(statistics.mean(r['reward_curve']) for r in rows):.3f} |")
     print()
