@@ -204,57 +204,94 @@ def train_policy(
     parallel = DataParallel()
     if not parallel.is_main:
         run, tensorboard_dir = None, None  # one writer: process 0
-    optimizer, scheduler = _prepare_policy(policy, algorithm, settings, parallel)
-    generator = torch.Generator().manual_seed(settings.seed + 1_000_003 * parallel.rank)
-    start = _restore(resume_from, optimizer, scheduler, generator, algorithm)
-    checkpoints = _Checkpoints(run, policy, algorithm, optimizer, scheduler, generator)
+    steps = _Steps.begin(policy, prompts, judge, algorithm, gate, settings, run, resume_from, parallel)
     writer = _tensorboard(tensorboard_dir)
-    stream = prompt_batches(prompts, settings.prompts_per_step, settings.seed, start_step=start)
-    totals = {"num_tokens": _tokens_before(run, start)}
     history: list[dict[str, Any]] = []
-    progress = tqdm(range(start, settings.steps), desc="RL", unit="step", leave=True, disable=None)
-    # (steps done, RNG states then) while the weights are those of that many whole steps; None
-    # while an update is half applied (an interruption then falls back on the last saved checkpoint).
-    consistent: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = (start, checkpoints.rng_states())
+    progress = tqdm(range(steps.start, settings.steps), desc="RL", unit="step", leave=True, disable=None)
     try:
         for step in progress:
-            consistent = (step, checkpoints.rng_states())
-            started = time.perf_counter()
-            counters_before = judge_counters(judge)
-            sampled = sample_and_judge(policy, parallel.shard(next(stream)), judge, algorithm, gate, settings, generator)
-            if run is not None:
-                run.log_judgments(sampled.judged.judgments, stage="rl", step=step)
-            check_unscored(sampled.judged, settings, step, parallel)
-            prepared = algorithm.prepare(policy, sampled.rollout, sampled.judged)
-            consistent = None
-            losses = update(policy, algorithm, sampled.rollout, prepared, optimizer, settings, generator, parallel)
-            scheduler.step()
-            consistent = (step + 1, checkpoints.rng_states())
-            judge_calls = {name: value - counters_before.get(name, 0) for name, value in judge_counters(judge).items()}
-            row = step_row(step, sampled, prepared, losses, judge_calls, time.perf_counter() - started, policy, gate, parallel)
-            add_totals(row, totals, sampled.rollout, step, scheduler, settings, len(prompts), parallel)
+            row, sampled = steps.one_step(step)
             if monitor is not None:
                 monitor.update_row(step, sampled, row, say=tqdm.write)
             history.append(row)
-            _log_step(row, sampled, run, writer, settings, checkpoints, consistent[1])
+            _log_step(row, sampled, run, writer, settings, steps.checkpoints, steps.consistent[1])
             if on_step is not None:
                 on_step(row)
             progress.set_postfix(reward=f"{row.get('reward', math.nan):.3f}", accept=f"{row['judge/accept_rate']:.2f}")
             if monitor is not None:
                 monitor.stop_if_due(step)  # after the row is logged: the checkpoint of step + 1 is kept
-        _finish(run, policy, settings, parallel, checkpoints, consistent)
+        _finish(run, policy, settings, parallel, steps.checkpoints, steps.consistent)
     except BaseException:
         # Keep what is done: the weights and state after the last whole step, resumable. The
         # status may say one step less than the weights (interrupted between update and log):
         # the checkpoint's own step is the truth.
-        if run is not None and consistent is not None and consistent[0] > start:
-            checkpoints.save(*consistent)
+        if run is not None and steps.consistent is not None and steps.consistent[0] > steps.start:
+            steps.checkpoints.save(*steps.consistent)
         raise
     finally:
         progress.close()
         if writer is not None:
             writer.close()
     return history
+
+
+@dataclass
+class _Steps:
+    """What every step of one training run shares, and one step: sample and judge, update, the row."""
+
+    policy: SequencePolicy
+    judge: Any
+    algorithm: RLAlgorithm
+    gate: ConfidenceGate
+    settings: LoopSettings
+    run: RunFolder | None
+    parallel: DataParallel
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    checkpoints: _Checkpoints
+    batches: Any
+    """prompt_batches(...): each step's prompts."""
+    prompt_count: int
+    start: int
+    totals: dict[str, float]
+    consistent: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+    """(steps done, RNG states then) while the weights are those of that many whole steps; None
+    while an update is half applied (an interruption then falls back on the last saved checkpoint)."""
+
+    @classmethod
+    def begin(cls, policy, prompts, judge, algorithm, gate, settings, run, resume_from, parallel) -> "_Steps":
+        optimizer, scheduler = _prepare_policy(policy, algorithm, settings, parallel)
+        generator = torch.Generator().manual_seed(settings.seed + 1_000_003 * parallel.rank)
+        start = _restore(resume_from, optimizer, scheduler, generator, algorithm)
+        checkpoints = _Checkpoints(run, policy, algorithm, optimizer, scheduler, generator)
+        steps = cls(policy, judge, algorithm, gate, settings, run, parallel, optimizer, scheduler, generator, checkpoints,
+                    prompt_batches(prompts, settings.prompts_per_step, settings.seed, start_step=start), len(prompts),
+                    start, {"num_tokens": _tokens_before(run, start)})
+        steps.consistent = (start, checkpoints.rng_states())
+        return steps
+
+    def one_step(self, step: int) -> tuple[dict[str, Any], Sampled]:
+        """One RL step: its metrics row and what was sampled and judged."""
+        self.consistent = (step, self.checkpoints.rng_states())
+        started = time.perf_counter()
+        counters_before = judge_counters(self.judge)
+        sampled = sample_and_judge(self.policy, self.parallel.shard(next(self.batches)), self.judge, self.algorithm,
+                                   self.gate, self.settings, self.generator)
+        if self.run is not None:
+            self.run.log_judgments(sampled.judged.judgments, stage="rl", step=step)
+        check_unscored(sampled.judged, self.settings, step, self.parallel)
+        prepared = self.algorithm.prepare(self.policy, sampled.rollout, sampled.judged)
+        self.consistent = None
+        losses = update(self.policy, self.algorithm, sampled.rollout, prepared, self.optimizer, self.settings,
+                        self.generator, self.parallel)
+        self.scheduler.step()
+        self.consistent = (step + 1, self.checkpoints.rng_states())
+        judge_calls = {name: value - counters_before.get(name, 0) for name, value in judge_counters(self.judge).items()}
+        row = step_row(step, sampled, prepared, losses, judge_calls, time.perf_counter() - started, self.policy,
+                       self.gate, self.parallel)
+        add_totals(row, self.totals, sampled.rollout, step, self.scheduler, self.settings, self.prompt_count, self.parallel)
+        return row, sampled
 
 
 def _prepare_policy(policy: SequencePolicy, algorithm: RLAlgorithm, settings: LoopSettings, parallel: DataParallel):
