@@ -244,3 +244,24 @@ def test_on_the_built_in_gold_suite_the_rules_catch_every_master_key_and_padded_
     kinds = {pair.kind: sum(1 for p in builtin_suite() if p.kind == pair.kind) for pair in builtin_suite()}
     assert sorted(caught) == sorted([("master_key", "bad", "hollow")] * kinds["master_key"]
                                     + [("padding", "bad", "padded")] * kinds["padding"])
+
+
+def test_the_defences_are_set_from_the_config_flat_or_in_the_methods_section():
+    from judgerl.build import build_judge
+    from judgerl.config import config_from_dict
+
+    def judge_of(judge: dict, rl: dict | None = None):
+        config = config_from_dict({"policy": {"kind": "causal_lm", "model": "m"}, "rl": rl or {},
+                                   "judge": {"provider": "openai", "model": "m", "cache": False, **judge}},
+                                  check_files=False)
+        return build_judge(config.judge)
+
+    default = judge_of({"method": "rubric"})
+    assert (default.defences.hollow, default.defences.padding, default.defences.padding_cap) == ("lowest", "cap", 0.5)
+    flat = judge_of({"method": "rubric", "hollow": "unscored", "padding": "off", "padding_cap": 0.3})
+    assert (flat.defences.hollow, flat.defences.padding, flat.defences.padding_cap) == ("unscored", "off", 0.3)
+    pairwise = judge_of({"method": "pairwise", "pairwise": {"position_debiasing": False, "min_margin": 0.2,
+                                                             "hollow": "off"}}, rl={"algorithm": "online_dpo"})
+    assert pairwise.position_debiasing is False and pairwise.min_margin == 0.2 and pairwise.defences.hollow == "off"
+    from_scores = judge_of({"method": "pairwise_from_scores", "padding": "unscored"}, rl={"algorithm": "online_dpo"})
+    assert from_scores.rubric_judge.defences.padding == "unscored"

@@ -105,7 +105,24 @@ ScaleField = Field("1-5", description="the score range, low-high")
 GuardField = Field(True, description="remove lines that address the grader from completions before judging")
 
 
-class RubricSettings(BaseModel):
+class DefenceSettings(BaseModel):
+    """What a judge does about completions with no substance and padded ones (judges/substance.py)."""
+
+    hollow: Literal["lowest", "unscored", "off"] = Field(
+        "lowest", description="no substance (empty, punctuation, a bare reasoning opener, emptied by the injection "
+        "guard): lowest score by rule with no call, unscored, or off (sent to the judge)")
+    padding: Literal["cap", "unscored", "off"] = Field(
+        "cap", description="padded (repeated phrases or statements, or far longer than the reference): reward capped "
+        "at padding_cap, unscored, or off")
+    padding_cap: float = Field(0.5, ge=0.0, le=1.0, description="the most a padded completion's reward can be")
+
+    def defences(self) -> Any:
+        from judgerl.judges.substance import Defences
+
+        return Defences(hollow=self.hollow, padding=self.padding, padding_cap=self.padding_cap)
+
+
+class RubricSettings(DefenceSettings):
     """rubric (and pairwise_from_scores, which scores each of the pair alone)."""
 
     scale: Scale = ScaleField
@@ -123,6 +140,16 @@ class GuardSettings(BaseModel):
     """group and pairwise: the completions are shown together."""
 
     guard_injections: bool = GuardField
+
+
+class PairwiseSettings(DefenceSettings):
+    """pairwise: A vs B in both orders, position-calibrated."""
+
+    guard_injections: bool = GuardField
+    position_debiasing: bool = Field(
+        True, description="calibrate P(first is better) over both orders so that a lean to a position cancels "
+        "(false: both orders must agree)")
+    min_margin: float = Field(0.1, ge=0.0, le=0.5, description="a calibrated margin below this is a tie")
 
 
 class ConstitutionSettings(BaseModel):
@@ -169,13 +196,14 @@ def _label_judge(method: str) -> Callable[..., Judge]:
     return build
 
 
-def _rubric_judge(parts: JudgeParts, scale: str, read: str, guard_injections: bool) -> Judge:
+def _rubric_judge(parts: JudgeParts, scale: str, read: str, guard_injections: bool, **defences: Any) -> Judge:
     from judgerl.judges.pointwise import RubricJudge
 
     config, rubric = parts.config, parts.rubric
     return RubricJudge(parts.provider, rubric.text, scale=_scale_pair(scale), cache=parts.cache, name=rubric.name,
                        version=rubric.version, top_k=config.top_logprobs, read=read, guard_injections=guard_injections,
-                       budget=config.budget, min_valid_mass=config.min_valid_mass)
+                       budget=config.budget, min_valid_mass=config.min_valid_mass,
+                       defences=DefenceSettings(**defences).defences())
 
 
 def _pairwise_from_scores_judge(parts: JudgeParts, **settings: Any) -> Judge:
@@ -200,13 +228,15 @@ def _group_judge(parts: JudgeParts, guard_injections: bool) -> Judge:
                       version=rubric.version, guard_injections=guard_injections)
 
 
-def _pairwise_judge(parts: JudgeParts, guard_injections: bool) -> Judge:
+def _pairwise_judge(parts: JudgeParts, guard_injections: bool, position_debiasing: bool, min_margin: float,
+                    **defences: Any) -> Judge:
     from judgerl.judges.pairwise import PairwiseJudge
 
     config, rubric = parts.config, parts.rubric
     return PairwiseJudge(parts.provider, rubric.text, cache=parts.cache, name=f"pairwise-{rubric.name}",
                          version=rubric.version, top_k=config.top_logprobs, guard_injections=guard_injections,
-                         min_valid_mass=config.min_valid_mass)
+                         min_valid_mass=config.min_valid_mass, position_debiasing=position_debiasing,
+                         min_margin=min_margin, defences=DefenceSettings(**defences).defences())
 
 
 def _constitution_judge(parts: JudgeParts, principles: list[str], principle_weights: list[float] | None,
@@ -239,7 +269,8 @@ def _register_builtin_judges() -> None:
     register_judge("critique", _critique_judge, settings=CritiqueSettings, help="critique first, then the score")
     register_judge("group", _group_judge, settings=GuardSettings,
                    help="all completions of a prompt scored in one call (RULER-style)")
-    register_judge("pairwise", _pairwise_judge, settings=GuardSettings, help="A vs B in both orders (online_dpo)")
+    register_judge("pairwise", _pairwise_judge, settings=PairwiseSettings,
+                   help="A vs B in both orders, position-calibrated (online_dpo)")
     register_judge("pairwise_from_scores", _pairwise_from_scores_judge, settings=RubricSettings,
                    help="each of the pair scored alone")
     register_judge("constitution", _constitution_judge, settings=ConstitutionSettings,

@@ -135,6 +135,18 @@ class JudgeConfig(StrictModel):
     guard_injections: bool = Field(
         True, description="remove lines that address the grader from completions before judging (flagged in the record)"
     )
+    hollow: Literal["lowest", "unscored", "off"] = Field(
+        "lowest", description="rubric/pairwise: a completion with no substance (empty, punctuation, a bare 'Thought "
+        "process:', or emptied by the injection guard) is scored lowest by rule with no judge call; unscored masks "
+        "it; off sends it to the judge (flagged in the record either way)")
+    padding: Literal["cap", "unscored", "off"] = Field(
+        "cap", description="rubric/pairwise: a padded completion (repeated phrases or statements, or far longer than "
+        "the row's reference) has its reward capped at padding_cap (pairwise: it cannot win); unscored masks it")
+    padding_cap: float = Field(0.5, ge=0.0, le=1.0, description="rubric: the most a padded completion's reward can be")
+    position_debiasing: bool = Field(
+        True, description="pairwise: calibrate P(first is better) over both orders so that the judge's lean to a "
+        "position cancels (false: both orders must agree)")
+    min_margin: float = Field(0.1, ge=0.0, le=0.5, description="pairwise: a calibrated margin below this is a tie")
     principles: list[str] = Field(default_factory=list, description="constitution: the principles, each judged alone")
     principle_weights: list[float] | None = Field(None, description="constitution: a weight per principle (default equal)")
     grader_file: str | None = Field(None, description="grader: a JSON file holding an OpenAI reinforcement fine-tuning grader")
