@@ -80,7 +80,21 @@ def check_run_inputs(config: RunConfig, command: str = "train") -> None:
         check_function(config.judge.function)
     if command != "sft" and config.judge.cache and config.judge.cache_path:
         check_cache_path(config.judge.cache_path, "judge.cache_path")
+    if command != "sft" and config.judge.audit:
+        check_auditable_judge(config)
     check_output_dir(config.output_dir, "output_dir")
+
+
+def check_auditable_judge(config: RunConfig) -> None:
+    """judge.audit on a judge the gold pairs cannot audit (the 8-ball's), or with unknown thresholds."""
+    from judgerl.audit.from_config import NotAuditable, check_auditable
+    from judgerl.audit.verdict import Thresholds
+
+    try:
+        check_auditable(config.judge)
+        Thresholds.with_overrides(config.judge.audit_thresholds)
+    except (NotAuditable, ValueError) as error:
+        raise ConfigError(f"judge.audit: {error}") from None
 
 
 def check_chat_template(config: RunConfig) -> None:

@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from judgerl.cli_commands.common import SET_HELP, parse_overrides, positive_int
+from judgerl.cli_commands.common import EXIT_AUDIT_FAILED, SET_HELP, parse_overrides, positive_int
 
-EXIT_AUDIT_FAILED = 5
 """The judge was audited and did not pass (bad input is 2, a judge that cannot be reached 3)."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from judgerl.cli_commands.common import EXIT_INTERRUPTED, EXIT_UNSCORED
+from judgerl.cli_commands.common import EXIT_AUDIT_FAILED, EXIT_INTERRUPTED, EXIT_UNSCORED
 
 
 def run_experiment(config, run=None, resume_from=None) -> int:
@@ -16,6 +16,7 @@ def run_experiment(config, run=None, resume_from=None) -> int:
     from judgerl.config import ConfigError
     from judgerl.report import write_report
     from judgerl.training.experiment import create_run_folder
+    from judgerl.audit.before_training import JudgeAuditFailed
     from judgerl.training.loop import TooManyUnscored
     from judgerl.training.runner import run_task
 
@@ -35,6 +36,9 @@ def run_experiment(config, run=None, resume_from=None) -> int:
     except TooManyUnscored as error:
         print(f"error: {error}", file=sys.stderr)
         code = EXIT_UNSCORED
+    except JudgeAuditFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = EXIT_AUDIT_FAILED
     except ConfigError:
         # An input found wrong only once the run had started (the checks before it catch the rest):
         # a new run folder holding nothing but its config is removed, not left behind as "failed".

@@ -155,6 +155,11 @@ class JudgeConfig(StrictModel):
     confidence_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="judgments less confident than this are rejected (masked, not rewarded low)"
     )
+    audit: bool = Field(
+        False, description="judgerl train audits the judge on the built-in gold suite before anything else (cached "
+        "by the judge's identity: a second run costs no model call) and refuses a judge that fails (see judgerl audit)")
+    audit_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="judge.audit: thresholds to change, e.g. {overall: 0.9, per_kind: 0.8}")
     min_valid_mass: float = Field(
         0.5, ge=0.0, le=1.0, description="a log-probability verdict counts only when the valid tokens (digits, labels, "
         "A/B) hold at least this share of the judge's probability; below it the judgment is unscored"

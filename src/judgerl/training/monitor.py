@@ -25,9 +25,6 @@ section holds `MonitorSettings`.
 from __future__ import annotations
 
 import json
-import math
-import re
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
@@ -145,83 +142,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: `from judgerl.training.monitor im
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# -- text statistics (no model) ------------------------------------------------------------
-
-FREE_TEXT_WORDS = 3
-"""Completions averaging fewer words at the baseline are answers picked from a few (labels), not free text."""
-
-MAX_CHARS = 20_000
-"""Only the first this many characters of a completion are read (a huge one costs no more)."""
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\U0001FC00-\U0001FFFF]")
-_FORMAT = re.compile(r"(^\s*(#{1,6}\s|[-*+]\s|\d+[.)]\s|>\s|```))|\*\*[^*\n]+\*\*|__[^_\n]+__", re.MULTILINE)
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased runs of letters and digits: "Absol!Absol! It's" -> [absol, absol, it, s]."""
-    return _WORD.findall(text[:MAX_CHARS].lower())
-
-
-def repeated_share(texts: Sequence[str], n: int = 3) -> float:
-    """Of all word n-grams inside the completions, the share that repeat an earlier one of the
-    same completion (pooled over completions; 0 when none has n words)."""
-    total = repeated = 0
-    for text in texts:
-        tokens = words(text)
-        grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-        total += len(grams)
-        repeated += len(grams) - len(set(grams))
-    return repeated / total if total else 0.0
-
-
-def opening(text: str, count: int) -> str | None:
-    """The first `count` words, or None for a completion of no more than `count` words (an answer
-    that is all opening, such as the 8-ball's "Yes", has none)."""
-    tokens = words(text)
-    return " ".join(tokens[:count]) if len(tokens) > count else None
-
-
-def text_statistics(texts: Sequence[str], opening_words: int = 1) -> dict[str, Any]:
-    """Statistics of a batch of completions (no model). `openings`: each opening's share of the
-    completions that have one."""
-    texts = [t if isinstance(t, str) else str(t) for t in texts]
-    count = max(1, len(texts))
-    heads = [o for o in (opening(t, opening_words) for t in texts) if o is not None]
-    return {
-        "completions": len(texts),
-        "mean_words": sum(len(words(t)) for t in texts) / count,
-        "repetition": repeated_share(texts),
-        "emoji_share": sum(bool(_EMOJI.search(t[:MAX_CHARS])) for t in texts) / count,
-        "exclamation_share": sum("!" in t[:MAX_CHARS] for t in texts) / count,
-        "format_share": sum(bool(_FORMAT.search(t[:MAX_CHARS])) for t in texts) / count,
-        "with_opening": len(heads),
-        "openings": {o: c / len(heads) for o, c in Counter(heads).most_common(200)} if heads else {},
-    }
-
-
-def _as_written(texts: Sequence[str], head: str, count: int) -> str:
-    """The opening as the completions that have it most often write it ("Absol!" for "absol")."""
-    written: Counter[str] = Counter()
-    for text in texts:
-        if opening(text, count) == head:
-            end = list(_WORD.finditer(text[:MAX_CHARS]))[count - 1].end()
-            while end < len(text) and not text[end].isspace() and not text[end].isalnum():
-                end += 1
-            written[text[:end].strip()[:40]] += 1
-    return written.most_common(1)[0][0] if written else head
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+from judgerl.training.monitor_text import (  # noqa: E402,F401  (the text statistics; imported from here too)
+    FREE_TEXT_WORDS, MAX_CHARS, _as_written, _finite, _mean, opening, repeated_share, text_statistics, words)
 
 
 # -- the monitor -----------------------------------------------------------------------------
@@ -465,54 +387,4 @@ def build_monitor(config: Any, judge: Any, run_path: Path | None = None,
                           say=say)
 
 
-# -- its part of the report ----------------------------------------------------------------------
-
-TEXT_SIGNALS = (("monitor/opening_share", "same opening"), ("monitor/emoji_share", "emojis"),
-                ("monitor/exclamation_share", "exclamation marks"), ("monitor/format_share", "markdown"),
-                ("monitor/repetition", "repeated 3-grams"))
-
-
-def report_lines(rl_rows: Sequence[dict[str, Any]], plt: Any, plots_dir: Path, shown: int = 20) -> list[str]:
-    """The monitor's part of report.md, from the monitor/* keys of metrics.jsonl: a plot of the
-    signals and of the training vs audit judge's reward per check (plots_dir/monitor.png), and
-    the warnings. [] for a run the monitor did not watch."""
-    checks = [row for row in rl_rows if "monitor/warnings" in row]
-    if not checks:
-        return []
-    steps = [row["step"] for row in checks]
-    warned = [row for row in checks if row.get("monitor/warnings")]
-
-    def series(key: str) -> list[float]:
-        return [v if (v := _finite(row.get(key))) is not None else math.nan for row in checks]
-
-    audited = any(_finite(row.get("monitor/audit_reward")) is not None for row in checks)
-    fig, axes = plt.subplots(1, 3 if audited else 2, figsize=(14 if audited else 10, 3.6))
-    for key, label in TEXT_SIGNALS:
-        axes[0].plot(steps, series(key), marker="o", ms=3, lw=1.2, label=label)
-    axes[0].set_ylim(-0.05, 1.05)
-    axes[0].set_title("Share of completions (repeated: of 3-grams)")
-    for key, label in (("monitor/length_ratio", "length / baseline"), ("monitor/entropy_ratio", "entropy / first"),
-                       ("monitor/kl", "KL (per token)")):
-        axes[1].plot(steps, series(key), marker="o", ms=3, lw=1.2, label=label)
-    axes[1].set_title("Length, entropy, KL")
-    if audited:
-        axes[2].plot(steps, series("monitor/train_reward"), marker="o", ms=3, color="#1f5fa0", label="training judge")
-        axes[2].plot(steps, series("monitor/audit_reward"), marker="o", ms=3, color="#d08020", label="audit judge")
-        axes[2].set_title("Mean reward on the same completions")
-    for ax in axes:
-        for row in warned:
-            ax.axvline(row["step"], color="#c03030", alpha=0.25, lw=3)
-        ax.set_xlabel("RL step")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    plots_dir.mkdir(exist_ok=True)
-    fig.savefig(plots_dir / "monitor.png", dpi=110)
-    plt.close(fig)
-    lines = ["## Reward-hacking monitor", "",
-             f"{len(checks)} checks (steps {steps[0]}-{steps[-1]}), compared with the completions of step {steps[0]}; "
-             f"{len(warned)} with warnings" + (" (red bands)." if warned else "."), ""]
-    texts = [text for row in warned for text in str(row.get("monitor/warning_text", "")).split(" | ") if text]
-    lines += [f"- {text}" for text in texts[:shown]]
-    if len(texts) > shown:
-        lines.append(f"- ... and {len(texts) - shown} more (metrics.jsonl, monitor/warning_text)")
-    return lines + ([] if texts else ["No warnings."]) + ["", "![Reward-hacking monitor](plots/monitor.png)", ""]
+from judgerl.training.monitor_report import TEXT_SIGNALS, report_lines  # noqa: E402,F401

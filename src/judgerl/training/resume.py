@@ -31,6 +31,8 @@ MAY_CHANGE_ON_RESUME: dict[str, str] = {
     "rl.overlap_judging": "when the judge is asked, not what it answers",
     "rl.monitor": "what is watched and warned of, not what is trained (the whole section, audit judge included)",
     "judge.max_concurrency": "how the same judge is called",
+    "judge.audit": "whether a new run audits its judge first (a resumed run does not)",
+    "judge.audit_thresholds": "whether a new run audits its judge first (a resumed run does not)",
     "judge.requests_per_minute": "how the same judge is called",
     "judge.tokens_per_minute": "how the same judge is called",
     "judge.max_retries": "how the same judge is called",

@@ -32,6 +32,11 @@ def run_task(config: RunConfig, run: RunFolder, say: Say = print, resume_from: P
     try:
         run.set_status("running", stage="setup")
         attach_trackers(config, run)
+        if config.judge.audit and resume_from is None:  # a judge that fails costs no training
+            run.set_status("running", stage="judge_audit")
+            from judgerl.audit.before_training import audit_before_training
+
+            audit_before_training(config.judge, run.path, say)
         task = build_task(config)
         policy = task.policy(run, generator, say, resume_from)
         judge = task.judge()
