@@ -263,5 +263,22 @@ def test_the_defences_are_set_from_the_config_flat_or_in_the_methods_section():
     pairwise = judge_of({"method": "pairwise", "pairwise": {"position_debiasing": False, "min_margin": 0.2,
                                                              "hollow": "off"}}, rl={"algorithm": "online_dpo"})
     assert pairwise.position_debiasing is False and pairwise.min_margin == 0.2 and pairwise.defences.hollow == "off"
+    critique = judge_of({"method": "critique", "critique": {"hollow": "unscored", "padding_cap": 0.25}})
+    assert critique.defences.hollow == "unscored" and critique.defences.padding_cap == 0.25
     from_scores = judge_of({"method": "pairwise_from_scores", "padding": "unscored"}, rl={"algorithm": "online_dpo"})
     assert from_scores.rubric_judge.defences.padding == "unscored"
+
+
+def test_the_critique_judge_has_the_same_defences():
+    from judgerl.judges.critique import CritiqueJudge
+
+    provider = ScriptedProvider(lambda m: [("Looks thorough.\nScore: 5", 0.0)])  # a judge that likes everything
+    judge = CritiqueJudge(provider, "Correct answers score high.")
+    key, padded, right = judge.score(["What is 17 * 3?", "Capital of Australia?", "Capital of Australia?"],
+                                     ["Thought process:", PADDED_WRONG, RIGHT])
+    assert provider.calls == 2  # the master key cost no call
+    assert key.scored and key.reward == 0.0 and any(f.startswith("no substance:") for f in key.flags)
+    assert padded.reward == 0.5 and padded.details["padding"]["uncapped_reward"] == 1.0
+    assert right.reward == 1.0 and right.critique == "Looks thorough."
+    off = CritiqueJudge(provider, "x", defences=Defences(hollow="off", padding="off"))
+    assert [j.reward for j in off.score(["q", "q"], ["Thought process:", PADDED_WRONG])] == [1.0, 1.0]

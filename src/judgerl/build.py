@@ -131,7 +131,7 @@ class RubricSettings(DefenceSettings):
     guard_injections: bool = GuardField
 
 
-class CritiqueSettings(BaseModel):
+class CritiqueSettings(DefenceSettings):
     scale: Scale = ScaleField
     guard_injections: bool = GuardField
 
@@ -212,12 +212,13 @@ def _pairwise_from_scores_judge(parts: JudgeParts, **settings: Any) -> Judge:
     return PairwiseFromScores(_rubric_judge(parts, **settings))
 
 
-def _critique_judge(parts: JudgeParts, scale: str, guard_injections: bool) -> Judge:
+def _critique_judge(parts: JudgeParts, scale: str, guard_injections: bool, **defences: Any) -> Judge:
     from judgerl.judges.critique import CritiqueJudge
 
     rubric = parts.rubric
     return CritiqueJudge(parts.provider, rubric.text, scale=_scale_pair(scale), cache=parts.cache,
-                         name=f"critique-{rubric.name}", version=rubric.version, guard_injections=guard_injections)
+                         name=f"critique-{rubric.name}", version=rubric.version, guard_injections=guard_injections,
+                         defences=DefenceSettings(**defences).defences())
 
 
 def _group_judge(parts: JudgeParts, guard_injections: bool) -> Judge:

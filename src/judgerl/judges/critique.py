@@ -17,6 +17,7 @@ from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.parsing import parse_score
 from judgerl.judges.pointwise import GRADER_PREAMBLE, grading_messages, references_of, shown_to_judge
+from judgerl.judges.substance import Defences, control_padding, judgment_by_rule
 from judgerl.providers import LogprobProvider
 
 TEMPLATE_VERSION = 1
@@ -36,7 +37,9 @@ class CritiqueJudge:
 
     def __init__(self, provider: LogprobProvider, rubric: str, scale: tuple[int, int] = (1, 5),
                  cache: JudgmentCache | None = None, name: str = "critique", version: int = 1, max_tokens: int = 96,
-                 guard_injections: bool = True):
+                 guard_injections: bool = True, defences: Defences = Defences()):
+        self.defences = defences
+        """No-substance and padding defences, as RubricJudge's (judges/substance.py)."""
         self.rubric = rubric.strip()
         self.scale = scale
         self.max_tokens = max_tokens
@@ -62,25 +65,37 @@ class CritiqueJudge:
         return grading_messages(SYSTEM, self.rubric, self.scale, prompt, completion, reference)
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
+        """A completion with no substance is judged by rule, with no call; a padded one is capped."""
         check_columns(columns, len(prompts))
+        references = references_of(columns, len(prompts))
         shown = [shown_to_judge(c, self.guard_injections) for c in completions]
-        batch = [self.messages(p, g.text, r)
-                 for p, g, r in zip(prompts, shown, references_of(columns, len(prompts)), strict=True)]
-        results = self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0)
+        ruled = [judgment_by_rule(p, c, g, self.judge_id, self.scale[0], self.defences)
+                 for p, c, g in zip(prompts, completions, shown, strict=True)]
+        batch = [self.messages(p, g.text, r) for p, g, r, rule in zip(prompts, shown, references, ruled) if rule is None]
+        results = iter(self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0))
         judgments = []
-        low, high = self.scale
-        for prompt, completion, guarded, result in zip(prompts, completions, shown, results):
-            judgment = judgment_from_call("score", prompt, completion, result, self.judge_id)
+        for prompt, completion, guarded, reference, rule in zip(prompts, completions, shown, references, ruled):
+            if rule is not None:
+                judgments.append(rule)
+                continue
+            judgment = self._read(prompt, completion, next(results))
             judgment.flags = guarded.flags
-            if not judgment.error:
-                text = judgment.raw_text or ""
-                judgment.critique = _SCORE_LINE.sub("", text).strip() or None
-                parsed = parse_score(text, low, high)
-                if parsed.parsed:
-                    judgment.status = "scored"
-                    judgment.score = parsed.value
-                    judgment.reward = (parsed.value - low) / (high - low)  # type: ignore[operator]
-                else:
-                    judgment.error = f"unparsed: {parsed.reason}"
-            judgments.append(judgment)
+            judgments.append(control_padding(judgment, guarded.text, reference, self.defences))
         return judgments
+
+    def _read(self, prompt: str, completion: str, result: Any) -> Judgment:
+        """The critique and the strictly parsed score of one answer."""
+        judgment = judgment_from_call("score", prompt, completion, result, self.judge_id)
+        if judgment.error:
+            return judgment
+        low, high = self.scale
+        text = judgment.raw_text or ""
+        judgment.critique = _SCORE_LINE.sub("", text).strip() or None
+        parsed = parse_score(text, low, high)
+        if parsed.parsed:
+            judgment.status = "scored"
+            judgment.score = parsed.value
+            judgment.reward = (parsed.value - low) / (high - low)  # type: ignore[operator]
+        else:
+            judgment.error = f"unparsed: {parsed.reason}"
+        return judgment
