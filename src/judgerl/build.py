@@ -18,6 +18,7 @@ from typing import Annotated, Any, Callable, Literal, Sequence
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from judgerl.config import ConfigError, JudgeConfig, PolicyConfig, own_settings
+from judgerl.config.sections import low_high_scale
 from judgerl.judges import JUDGES, register_judge
 from judgerl.judges.base import Judge
 from judgerl.judges.cache import JudgmentCache
@@ -86,21 +87,12 @@ def build_judge(config: JudgeConfig, labels: Sequence[str] = ()) -> Judge:
 # method's section would be `judge.rubric`, which names the rubric: its settings are the flat ones.
 
 
-def _low_high(scale: str) -> str:
-    low, sep, high = scale.partition("-")
-    if not (sep and low.isdigit() and high.isdigit()):
-        raise ValueError("the score range must be LOW-HIGH in whole numbers, e.g. 1-5 or 0-10")
-    if not int(low) < int(high):
-        raise ValueError(f"low must be below high (e.g. 1-5, not {scale})")
-    return scale
-
-
 def _scale_pair(scale: str) -> tuple[int, int]:
     low, high = (int(part) for part in scale.split("-"))
     return low, high
 
 
-Scale = Annotated[str, AfterValidator(_low_high)]
+Scale = Annotated[str, AfterValidator(low_high_scale)]
 ScaleField = Field("1-5", description="the score range, low-high")
 GuardField = Field(True, description="remove lines that address the grader from completions before judging")
 

@@ -188,12 +188,17 @@ class JudgeConfig(StrictModel):
     @field_validator("scale")
     @classmethod
     def _scale_low_high(cls, scale: str) -> str:
-        low, sep, high = scale.partition("-")
-        if not (sep and low.isdigit() and high.isdigit()):
-            raise ValueError("the score range must be LOW-HIGH in whole numbers, e.g. 1-5 or 0-10")
-        if not int(low) < int(high):
-            raise ValueError(f"low must be below high (e.g. 1-5, not {scale})")
-        return scale
+        return low_high_scale(scale)
+
+
+def low_high_scale(scale: str) -> str:
+    """A score range "LOW-HIGH" in whole numbers, low below high (judge.scale and the methods' own scale)."""
+    low, sep, high = scale.partition("-")
+    if not (sep and low.isdigit() and high.isdigit()):
+        raise ValueError("the score range must be LOW-HIGH in whole numbers, e.g. 1-5 or 0-10")
+    if not int(low) < int(high):
+        raise ValueError(f"low must be below high (e.g. 1-5, not {scale})")
+    return scale
 
 
 class RLConfig(StrictModel):
