@@ -77,6 +77,15 @@ def test_a_judge_that_fails_its_audit_trains_nothing_and_the_second_run_asks_it_
     assert second.returncode == 5 and "cached" in second.stderr
     assert calls(tmp_path) == asked  # the cached audit: the judge was asked nothing
 
+    # a damaged cache entry is audited again, never trusted (and never a traceback)
+    [entry] = list((tmp_path / "cache" / "audits").glob("*.json"))
+    for damage in ('{"judge_id": ', '{"passed": true}', "[1, 2]"):
+        entry.write_text(damage)
+        again = train(path, tmp_path)
+        assert again.returncode == 5 and "Traceback" not in again.stderr and "cached" not in again.stderr
+        assert calls(tmp_path) > asked
+        asked = calls(tmp_path)
+
 
 def test_a_judge_that_passes_is_trained_with_and_a_bad_threshold_is_refused_before_anything_runs(tmp_path):
     lenient = {"overall": 0.0, "per_kind": 0.0, "master_key_false_accepts": 1.0, "position_consistency": 0.0}

@@ -45,6 +45,17 @@ def audit_identity(config: JudgeConfig, thresholds: Thresholds) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _cached_result(path: Path) -> AuditResult | None:
+    """The cached audit, or None when there is none or it cannot be read back whole (a truncated or
+    edited file is audited again, never trusted)."""
+    try:
+        return AuditResult.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except Exception:  # anything a damaged file can raise: JSON, a missing key, a wrong type
+        return None
+
+
 def audit_before_training(config: JudgeConfig, run_dir: Path, say: Callable[[str], Any] = print,
                           audits: Path | None = None) -> AuditResult:
     """The judge's audit (cached, or run now into run_dir/audit); raises JudgeAuditFailed on FAIL."""
@@ -53,8 +64,8 @@ def audit_before_training(config: JudgeConfig, run_dir: Path, say: Callable[[str
     except ValueError as error:
         raise ConfigError(f"judge.audit_thresholds: {error}") from None
     cached = (audits or cache_dir() / "audits") / f"{audit_identity(config, thresholds)}.json"
-    if cached.exists():
-        result = AuditResult.from_dict(json.loads(cached.read_text()))
+    result = _cached_result(cached)
+    if result is not None:
         (run_dir / "audit").mkdir(parents=True, exist_ok=True)
         (run_dir / "audit" / "audit.json").write_text(cached.read_text())
         say(f"judge audit (cached from an earlier run of the same judge, no model call): {result.summary()}")
