@@ -128,8 +128,8 @@ class CritiqueSettings(DefenceSettings):
     guard_injections: bool = GuardField
 
 
-class GuardSettings(BaseModel):
-    """group and pairwise: the completions are shown together."""
+class GroupSettings(DefenceSettings):
+    """group: the completions of a prompt are shown together (RULER-style)."""
 
     guard_injections: bool = GuardField
 
@@ -213,12 +213,13 @@ def _critique_judge(parts: JudgeParts, scale: str, guard_injections: bool, **def
                          defences=DefenceSettings(**defences).defences())
 
 
-def _group_judge(parts: JudgeParts, guard_injections: bool) -> Judge:
+def _group_judge(parts: JudgeParts, guard_injections: bool, **defences: Any) -> Judge:
     from judgerl.judges.group import GroupJudge
 
     rubric = parts.rubric
     return GroupJudge(parts.provider, rubric.text, cache=parts.cache, name=f"group-{rubric.name}",
-                      version=rubric.version, guard_injections=guard_injections)
+                      version=rubric.version, guard_injections=guard_injections,
+                      defences=DefenceSettings(**defences).defences())
 
 
 def _pairwise_judge(parts: JudgeParts, guard_injections: bool, position_debiasing: bool, min_margin: float,
@@ -260,7 +261,7 @@ def _register_builtin_judges() -> None:
     register_judge("score", _label_judge("score"), help="1-5 score per 8-ball answer")
     register_judge("rubric", _rubric_judge, settings=RubricSettings, help="a score per completion on judge.scale")
     register_judge("critique", _critique_judge, settings=CritiqueSettings, help="critique first, then the score")
-    register_judge("group", _group_judge, settings=GuardSettings,
+    register_judge("group", _group_judge, settings=GroupSettings,
                    help="all completions of a prompt scored in one call (RULER-style)")
     register_judge("pairwise", _pairwise_judge, settings=PairwiseSettings,
                    help="A vs B in both orders, position-calibrated (online_dpo)")

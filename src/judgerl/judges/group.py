@@ -5,18 +5,27 @@ As OpenPipe's RULER does for GRPO: the judge sees every completion of the group 
 a score from 0 to 10; relative judgments are easier for a judge than absolute ones, and a
 group costs one call instead of n. The answer is parsed strictly: it must give exactly one
 score in range for every completion id, or the whole group is unscored.
+
+Against master keys and padding (substance.py, `defences`), as the pointwise judge: a
+completion with no substance (empty, ":", "Let's think step by step", or emptied by the
+injection guard) is decided by rule and left out of the group the judge sees, so it can neither
+take a score from the judge nor pull the others' relative scores; a group with nothing but such
+completions costs no call. A padded completion's reward is capped after the judge's score.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from judgerl.judges.base import Judgment, check_columns, columns_at, runs_of_same_prompt
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
+from judgerl.judges.injection import Guarded
 from judgerl.judges.pointwise import defuse_markers, references_of, shown_to_judge
+from judgerl.judges.substance import Defences, control_padding, judgment_by_rule
 from judgerl.providers import LogprobProvider
 
 TEMPLATE_VERSION = 1
@@ -63,7 +72,9 @@ class GroupJudge:
 
     def __init__(self, provider: LogprobProvider, rubric: str, cache: JudgmentCache | None = None,
                  name: str = "group", version: int = 1, max_tokens_per_item: int = 8, seed: int = 0,
-                 guard_injections: bool = True):
+                 guard_injections: bool = True, defences: Defences = Defences()):
+        self.defences = defences
+        """No-substance and padding defences, as RubricJudge's (judges/substance.py)."""
         self.rubric = rubric.strip()
         self.max_tokens_per_item = max_tokens_per_item
         self.seed = seed
@@ -102,39 +113,73 @@ class GroupJudge:
 
     def score_groups(self, prompts: Sequence[str], groups: Sequence[Sequence[str]],
                      **columns: Sequence[Any]) -> list[list[Judgment]]:
+        """Each group in one call, but for its completions with no substance: those are judged by
+        rule and not shown; a group of nothing else makes no call."""
         check_columns(columns, len(prompts))
-        batch, layouts = [], []
-        for prompt, group, reference in zip(prompts, groups, references_of(columns, len(prompts)), strict=True):
-            shown = [shown_to_judge(c, self.guard_injections) for c in group]
-            order = self.order(prompt, len(group))  # order[k] = index of the completion shown as id k + 1
-            blocks = "\n\n".join(
-                f"<response id={k + 1}>\n{defuse_markers(shown[index].text)}\n</response>" for k, index in enumerate(order)
-            )
-            system = SYSTEM.format(rubric=self.rubric, n=len(group))
-            material = f"<prompt>\n{defuse_markers(prompt)}\n</prompt>\n\n"
-            if reference is not None:
-                system += REFERENCE_NOTE
-                material += f"<reference>\n{defuse_markers(reference)}\n</reference>\n\n"
-            batch.append([
-                {"role": "system", "content": system},
-                {"role": "user", "content": f"{material}{blocks}\n\nScores:"},
-            ])
-            layouts.append((order, shown))
+        layouts = [self._layout(prompt, group, reference)
+                   for prompt, group, reference in zip(prompts, groups, references_of(columns, len(prompts)), strict=True)]
+        batch = [layout.messages for layout in layouts if layout.messages is not None]
+        # sized by the whole groups, as before the defences, so that a hollow completion in one group
+        # does not change max_tokens (part of every cache key) for the other groups of the batch
         max_tokens = self.max_tokens_per_item * max((len(g) for g in groups), default=1)
-        results = self.caller.responses(batch, max_tokens=max_tokens, top_k=0)
-        out = []
-        for prompt, group, (order, shown), result in zip(prompts, groups, layouts, results):
-            parsed = None if result[2] else parse_group_scores(result[0].get("text") if result[0] else "", range(1, len(group) + 1))
-            judgments = []
-            for k, index in sorted(enumerate(order), key=lambda pair: pair[1]):  # back to the caller's order
-                judgment = judgment_from_call("score", prompt, group[index], result, self.judge_id)
-                judgment.flags = shown[index].flags
-                if isinstance(parsed, dict):
-                    judgment.status = "scored"
-                    judgment.score = parsed[k + 1]
-                    judgment.reward = judgment.score / 10
-                elif not judgment.error:
-                    judgment.error = f"group unscored: {parsed}"
-                judgments.append(judgment)
-            out.append(judgments)
-        return out
+        results = iter(self.caller.responses(batch, max_tokens=max_tokens, top_k=0) if batch else [])
+        return [self._finish(layout, next(results) if layout.messages is not None else None) for layout in layouts]
+
+    def _layout(self, prompt: str, group: Sequence[str], reference: str | None) -> "_Layout":
+        """What the judge is shown of one group: the completions with substance, shuffled."""
+        shown = [shown_to_judge(c, self.guard_injections) for c in group]
+        # lowest score 0: the bottom of the group's 0-10 scale
+        ruled = [judgment_by_rule(prompt, c, g, self.judge_id, 0, self.defences) for c, g in zip(group, shown)]
+        judged = [index for index, rule in enumerate(ruled) if rule is None]
+        # order[k] = index (in the caller's group) of the completion shown as id k + 1; seeded by
+        # the prompt and the shown count, so the same shown group is shown (and cached) alike
+        order = [judged[position] for position in self.order(prompt, len(judged))]
+        layout = _Layout(prompt, list(group), reference, shown, ruled, order)
+        if not order:
+            return layout
+        blocks = "\n\n".join(
+            f"<response id={k + 1}>\n{defuse_markers(shown[index].text)}\n</response>" for k, index in enumerate(order)
+        )
+        system = SYSTEM.format(rubric=self.rubric, n=len(order))
+        material = f"<prompt>\n{defuse_markers(prompt)}\n</prompt>\n\n"
+        if reference is not None:
+            system += REFERENCE_NOTE
+            material += f"<reference>\n{defuse_markers(reference)}\n</reference>\n\n"
+        layout.messages = [{"role": "system", "content": system},
+                           {"role": "user", "content": f"{material}{blocks}\n\nScores:"}]
+        return layout
+
+    def _finish(self, layout: "_Layout", result: Any) -> list[Judgment]:
+        """The group's judgments in the caller's order: by rule where ruled, else read from the
+        judge's answer by shown id (ids of completions not shown are never read), padding controlled."""
+        judgments: list[Judgment | None] = list(layout.ruled)
+        if result is None:
+            return judgments  # type: ignore[return-value]  # every completion was ruled
+        text = result[0].get("text") if result[0] else ""
+        parsed = None if result[2] else parse_group_scores(text, range(1, len(layout.order) + 1))
+        for k, index in enumerate(layout.order):
+            judgment = judgment_from_call("score", layout.prompt, layout.group[index], result, self.judge_id)
+            judgment.flags = layout.shown[index].flags
+            if isinstance(parsed, dict):
+                judgment.status = "scored"
+                judgment.score = parsed[k + 1]
+                judgment.reward = judgment.score / 10
+                control_padding(judgment, layout.shown[index].text, layout.reference, self.defences)
+            elif not judgment.error:
+                judgment.error = f"group unscored: {parsed}"
+            judgments[index] = judgment
+        return judgments  # type: ignore[return-value]
+
+
+@dataclass
+class _Layout:
+    """One group as prepared for the judge: the guarded completions, those judged by rule (None
+    where the judge must read it), the shown order, and the messages (None when nothing is shown)."""
+
+    prompt: str
+    group: list[str]
+    reference: str | None
+    shown: list[Guarded]
+    ruled: list[Judgment | None]
+    order: list[int]
+    messages: list[dict[str, str]] | None = None
