@@ -27,6 +27,7 @@ from judgerl.judges.rubrics import Rubric, resolve_rubric
 from judgerl.paths import default_judgment_cache
 from judgerl.policies import POLICIES
 from judgerl.providers import PROVIDERS, LogprobProvider, make_provider
+from judgerl.reward_models.judge import RewardModelJudgeSettings, reward_model_judge
 
 
 @dataclass
@@ -271,6 +272,8 @@ def _register_builtin_judges() -> None:
                    help="each of judge.principles scored, weighted")
     register_judge("grader", _grader_judge, settings=GraderSettings, help="an OpenAI RFT grader JSON (judge.grader_file)")
     register_judge("reward_function", _reward_function_judge, help="your Python function (judge.function)")
+    register_judge("reward_model", reward_model_judge, settings=RewardModelJudgeSettings,
+                   help="a trained reward model (judgerl train-rm): judge.reward_model.path")
 
 
 _register_builtin_judges()

@@ -1,0 +1,223 @@
+"""A Bradley–Terry reward model: a scalar head on a local Hugging Face causal-LM backbone.
+
+    (prompt, completion) -> chat template (user turn, assistant turn) when the tokenizer has one,
+                            else prompt + "\\n" + completion + eos
+                         -> ids, the last max_length kept (B, L), right-padded, mask (B, L)
+                         -> backbone decoder (no LM head) -> hidden states (B, L, H)
+                         -> the hidden state at the last real token of each row (B, H)
+                         -> head: Linear(H, 1) -> reward (B,)
+
+The reward is read at the last real token (as TRL's sequence-classification models do): it is the
+only position that has seen the whole completion through causal attention. Too-long sequences
+lose their beginning, not their end, for the same reason. The backbone is fully fine-tuned or
+carries a LoRA adapter (peft); the head is always trained.
+
+A saved reward model is a folder: `reward_model.json` (the manifest: backbone, head, tokenizer,
+max_length, chat template, LoRA), `head.safetensors`, the tokenizer's files, and the backbone's
+weights (`model.safetensors` + `config.json`), or for LoRA only the adapter
+(`adapter_model.safetensors`) over the base folder the manifest names. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+MANIFEST = "reward_model.json"
+HEAD_FILE = "head.safetensors"
+KIND = "bradley_terry"
+
+
+class RewardModelLoadError(ValueError):
+    """A folder that is not a usable reward model; one line naming it and what is missing."""
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Without transformers' progress bars and its report of the causal LM's head weights that a
+    bare backbone does not use (expected, not a problem)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _quiet_from_pretrained(loader: Any, folder: Path) -> Any:
+    with _quiet_transformers():
+        return loader.from_pretrained(folder, dtype=torch.float32)
+
+
+class BradleyTerryRewardModel(nn.Module):
+    def __init__(self, backbone: Any, tokenizer: Any, *, backbone_folder: Path, max_length: int = 512,
+                 use_chat_template: bool = True, lora: dict[str, Any] | None = None, name: str | None = None):
+        super().__init__()
+        if lora is not None and not hasattr(backbone, "peft_config"):
+            import peft
+
+            config = peft.LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                                     task_type="FEATURE_EXTRACTION", target_modules="all-linear")
+            backbone = peft.get_peft_model(backbone, config)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.backbone_folder = Path(backbone_folder)
+        self.max_length = max_length
+        self.use_chat_template = use_chat_template and bool(getattr(tokenizer, "chat_template", None))
+        self.lora = lora
+        self.name = name or self.backbone_folder.name
+        hidden = self._base().config.hidden_size
+        self.head = nn.Linear(hidden, 1)
+        # Small random weights (std 1/sqrt(H)/10), zero bias: rewards start near 0 but not all equal,
+        # so the backbone gets a gradient from the first step.
+        nn.init.normal_(self.head.weight, std=0.1 / math.sqrt(hidden))
+        nn.init.zeros_(self.head.bias)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        self.eval()  # no dropout, in training too: a pair's two rewards are read from the same function
+
+    @classmethod
+    def from_backbone(cls, folder: str | Path, *, lora: dict[str, Any] | None = None, max_length: int = 512,
+                      use_chat_template: bool = True, seed: int = 0) -> "BradleyTerryRewardModel":
+        """A fresh reward model (random head) over the causal LM in `folder` (a local folder only)."""
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = Path(folder).expanduser()
+        if not (folder / "config.json").is_file():
+            raise RewardModelLoadError(f"backbone {str(folder)!r} is not a local transformers model folder (it has "
+                                       "no config.json; nothing is downloaded)")
+        backbone = _quiet_from_pretrained(AutoModel, folder)
+        torch.manual_seed(seed)  # the head's (and LoRA's) initial weights
+        return cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=folder.resolve(), lora=lora,
+                   max_length=max_length, use_chat_template=use_chat_template)
+
+    def _base(self) -> Any:
+        """The transformers model under the peft wrapper (with its LoRA layers in place)."""
+        return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+
+    # -- text -> ids -> reward -----------------------------------------------------------------
+
+    def encode(self, prompt: Any, completion: str) -> list[int]:
+        """One (prompt, completion) as token ids, at most max_length (the end kept). A prompt is a
+        string (one user turn) or a chat conversation (a list of {"role", "content"} messages)."""
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        if self.use_chat_template:
+            messages = messages + [{"role": "assistant", "content": completion}]
+            ids = list(self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+        else:
+            text = "\n".join(str(message.get("content", "")) for message in messages)
+            ids = list(self.tokenizer(text + "\n" + completion)["input_ids"])
+            if self.tokenizer.eos_token_id is not None:
+                ids.append(self.tokenizer.eos_token_id)
+        return ids[-self.max_length:] if len(ids) > self.max_length else ids
+
+    def collate(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) ids right-padded with pad_id, and the (B, L) mask (1 on real tokens)."""
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros(len(sequences), width, dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids[row, : len(sequence)] = torch.tensor(list(sequence), dtype=torch.long)
+            mask[row, : len(sequence)] = 1
+        return ids, mask
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask: (B, L), right-padded -> rewards (B,)."""
+        hidden = self.backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # (B, L, H)
+        last = mask.sum(dim=1) - 1  # (B,) index of the last real token
+        at_last = hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
+        return self.head(at_last).squeeze(-1)  # (B,)
+
+    @torch.no_grad()
+    def rewards(self, prompts: Sequence[Any], completions: Sequence[str], batch_size: int = 16) -> torch.Tensor:
+        """(N,) raw rewards, float32, in order; sorted by length inside so that batches pad little."""
+        encoded = [self.encode(p, c) for p, c in zip(prompts, completions)]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out = torch.empty(len(encoded))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self(*self.collate([encoded[i] for i in rows])).float()
+        return out
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        if self.lora is not None:
+            backbone = [p for n, p in self.backbone.named_parameters() if "lora_" in n and p.requires_grad]
+        else:
+            backbone = list(self.backbone.parameters())
+        return backbone + list(self.head.parameters())
+
+    # -- save / load ---------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "kind": KIND, "version": 1, "name": self.name,
+            "backbone": {"folder": str(self.backbone_folder), "weights": "lora" if self.lora else "full",
+                         "architecture": type(self._base()).__name__},
+            "head": {"file": HEAD_FILE, "hidden_size": self.head.in_features},
+            "tokenizer": ".", "max_length": self.max_length, "use_chat_template": self.use_chat_template,
+            "lora": self.lora,
+        }
+
+    def save(self, folder: str | Path) -> None:
+        """save_pretrained-like: the backbone (or its adapter), the tokenizer, the head, the manifest."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _quiet_transformers():
+            self.backbone.save_pretrained(folder)  # peft: adapter_model.safetensors; else model.safetensors
+        self.tokenizer.save_pretrained(folder)
+        save_file({k: v.detach().contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
+        (folder / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "BradleyTerryRewardModel":
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = Path(folder).expanduser()
+        manifest = read_manifest(folder)
+        lora = manifest.get("lora")
+        if lora is not None:
+            import peft
+
+            base_folder = Path(manifest["backbone"]["folder"])
+            if not (base_folder / "config.json").is_file():
+                raise RewardModelLoadError(f"{folder}: its LoRA adapter's base backbone {str(base_folder)!r} is gone")
+            backbone = peft.PeftModel.from_pretrained(_quiet_from_pretrained(AutoModel, base_folder), folder,
+                                                      is_trainable=True)
+        else:
+            base_folder = Path(manifest["backbone"]["folder"])
+            backbone = _quiet_from_pretrained(AutoModel, folder)
+        model = cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=base_folder,
+                    max_length=manifest["max_length"], use_chat_template=manifest["use_chat_template"],
+                    lora=lora, name=manifest.get("name"))
+        model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+        return model
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's reward_model.json, checked for what `load` reads; RewardModelLoadError otherwise."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise RewardModelLoadError(f"{folder}: not a reward model folder (it has no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RewardModelLoadError(f"{path}: does not parse ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise RewardModelLoadError(f"{path}: not a {KIND} reward model manifest")
+    for key in ("backbone", "max_length", "use_chat_template"):
+        if key not in manifest:
+            raise RewardModelLoadError(f"{path}: has no {key!r}")
+    if not (Path(folder) / HEAD_FILE).is_file():
+        raise RewardModelLoadError(f"{folder}: {HEAD_FILE} is missing")
+    return manifest

@@ -1,0 +1,251 @@
+"""Training a Bradley–Terry reward model on preference pairs, in a run folder like an RL run's.
+
+    {output_dir}/{name}__bradley_terry__{seed}__{YYYYmmdd-HHMMSS}/
+        config.yaml      the resolved train-rm config
+        status.json      running | completed | interrupted | failed, with the epoch
+        metrics.jsonl    one row per epoch (epoch 0: before training): train/loss, train/accuracy,
+                         eval/accuracy, eval/margin, eval/reward_{mean,std,min,q10,q50,q90,max}
+        checkpoints/epoch-N/   the reward model after epoch N (load it with
+                         BradleyTerryRewardModel.load, or name the run folder as a judge's path),
+                         its trainer state (AdamW moments) and checkpoint.json (sizes and sha256);
+                         the newest train.keep_checkpoints are kept
+        report.md        the per-epoch table
+
+One epoch visits every training pair once in an order fixed by (seed, epoch), and the model runs
+without dropout: a run resumed from epoch N's checkpoint continues exactly as if never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from judgerl.config.base import ConfigError
+from judgerl.reward_models.config import RewardModelRunConfig, backbone_folder, rm_config_yaml
+from judgerl.reward_models.data import PreferencePair, read_many, read_preferences
+from judgerl.reward_models.loss import bradley_terry_loss, preference_accuracy, reward_summary
+from judgerl.reward_models.model import BradleyTerryRewardModel, RewardModelLoadError
+from judgerl.reward_models.report import write_report
+from judgerl.training.checkpoints import CheckpointError, save_checkpoint, verify_checkpoint
+from judgerl.training.run_folder import RunFolder
+from judgerl.training.trainer_state import load_trainer_state, save_trainer_state
+
+STAGE = "reward_model"
+Say = Callable[[str], None]
+
+
+@dataclass
+class EncodedPairs:
+    """Pairs as token ids: chosen[i], rejected[i] (lists of ids) and margins (P,)."""
+
+    chosen: list[list[int]]
+    rejected: list[list[int]]
+    margins: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+
+def encode_pairs(model: BradleyTerryRewardModel, pairs: list[PreferencePair]) -> EncodedPairs:
+    return EncodedPairs([model.encode(p.prompt, p.chosen) for p in pairs],
+                        [model.encode(p.prompt, p.rejected) for p in pairs],
+                        torch.tensor([p.margin if p.margin is not None else 0.0 for p in pairs]))
+
+
+def split_pairs(config: RewardModelRunConfig) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """(training pairs, held-out pairs): a held-out file, or a share drawn with the seed."""
+    pairs = read_many(config.data.train)
+    held_out = config.data.held_out
+    if isinstance(held_out, str):
+        return pairs, read_preferences(held_out)
+    count = max(1, round(len(pairs) * held_out))
+    if len(pairs) - count < 1:
+        raise ConfigError(f"data.train: {len(pairs)} pair(s) cannot be split into training and held-out pairs "
+                          f"(data.held_out {held_out}); give more pairs or a held-out file")
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(config.seed)).tolist()
+    return [pairs[i] for i in order[count:]], [pairs[i] for i in order[:count]]
+
+
+def pair_rewards(model: BradleyTerryRewardModel, data: EncodedPairs, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards of the pairs `rows`: chosen and rejected ones in one forward pass -> (B,), (B,)."""
+    ids, mask = model.collate([data.chosen[i] for i in rows] + [data.rejected[i] for i in rows])  # (2B, L)
+    rewards = model(ids, mask)  # (2B,)
+    return rewards[: len(rows)], rewards[len(rows):]
+
+
+@torch.no_grad()
+def evaluate(model: BradleyTerryRewardModel, data: EncodedPairs, batch_size: int) -> dict[str, float]:
+    """Held-out accuracy, margin and reward distribution (loss.reward_summary), with eval/ names."""
+    chosen, rejected = [], []
+    for start in range(0, len(data), batch_size):
+        c, r = pair_rewards(model, data, list(range(start, min(start + batch_size, len(data)))))
+        chosen.append(c)
+        rejected.append(r)
+    summary = reward_summary(torch.cat(chosen), torch.cat(rejected))
+    return {f"eval/{key}": value for key, value in summary.items()}
+
+
+def train_epoch(model: BradleyTerryRewardModel, optimizer: torch.optim.Optimizer, data: EncodedPairs,
+                config: RewardModelRunConfig, epoch: int) -> dict[str, float]:
+    """One pass over the training pairs in the order fixed by (seed, epoch); mean loss and accuracy."""
+    settings = config.train
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).tolist()
+    losses, accuracies, steps = [], [], 0
+    for start in range(0, len(order), settings.batch_size):
+        rows = order[start:start + settings.batch_size]
+        chosen, rejected = pair_rewards(model, data, rows)
+        margin = data.margins[rows] if settings.use_margin else None
+        loss = bradley_terry_loss(chosen, rejected, margin, settings.center_rewards_coefficient)
+        if not torch.isfinite(loss):
+            raise ConfigError(f"train.learning_rate: the loss became {loss.item()} at epoch {epoch} (the rewards "
+                              f"diverged); lower train.learning_rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        accuracies.append(preference_accuracy(chosen.detach(), rejected.detach()))
+        steps += 1
+    return {"train/loss": sum(losses) / len(losses), "train/accuracy": sum(accuracies) / len(accuracies),
+            "train/steps": steps}
+
+
+def make_optimizer(model: BradleyTerryRewardModel, config: RewardModelRunConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.trainable_parameters(), lr=config.train.learning_rate,
+                             weight_decay=config.train.weight_decay)
+
+
+def save_epoch(run: RunFolder, model: BradleyTerryRewardModel, optimizer: torch.optim.Optimizer, epoch: int,
+               step: int, keep: int) -> Path:
+    """checkpoints/epoch-N: the model, the optimiser's state, checkpoint.json; older ones past `keep` go."""
+    def trainer_state(folder: Path) -> None:
+        save_trainer_state(folder, step=step, optimizer=optimizer, scheduler=None,
+                           rng_states=(torch.Generator().get_state(), torch.get_rng_state()),
+                           algorithm_state={"epoch": epoch})
+
+    folder = save_checkpoint(model, run.checkpoint_dir(f"epoch-{epoch}"), trainer_state,
+                             stage=STAGE, epoch=epoch, step=step)
+    for old in epoch_checkpoints(run.path)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def epoch_checkpoints(run_path: Path) -> list[Path]:
+    """checkpoints/epoch-N folders, newest first (`.partial` ones, saves that never finished, excluded)."""
+    found = [p for p in (Path(run_path) / "checkpoints").glob("epoch-*") if p.is_dir() and p.name[6:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[6:]), reverse=True)
+
+
+def newest_verified_epoch(run_path: Path, say: Say = lambda _: None) -> Path | None:
+    """The newest epoch checkpoint whose files match its checkpoint.json; each one passed over is said."""
+    for folder in epoch_checkpoints(run_path):
+        try:
+            verify_checkpoint(folder)
+        except CheckpointError as error:
+            say(f"checkpoints/{folder.name}: {error}; trying an older one")
+            continue
+        return folder
+    return None
+
+
+def start_run(config: RewardModelRunConfig) -> RunFolder:
+    run = RunFolder.create(config.output_dir, [config.name, "bradley_terry", str(config.seed)])
+    (run.path / "config.yaml").write_text(rm_config_yaml(config))
+    run.set_status("running", stage=STAGE, epoch=0)
+    return run
+
+
+def train_reward_model(config: RewardModelRunConfig, run: RunFolder, say: Say = lambda _: None,
+                       resume_from: Path | None = None) -> Path:
+    """Train (or continue from `resume_from`, an epoch-N checkpoint) to config.train.epochs; returns
+    the newest checkpoint folder. The status says how the run ended."""
+    try:
+        folder = _train(config, run, say, resume_from)
+    except KeyboardInterrupt:
+        run.set_status("interrupted")
+        raise
+    except BaseException as error:
+        run.set_status("failed", error=f"{type(error).__name__}: {error}")
+        raise
+    run.set_status("completed", model=str(folder))
+    write_report(run, config)
+    return folder
+
+
+def _train(config: RewardModelRunConfig, run: RunFolder, say: Say, resume_from: Path | None) -> Path:
+    train_pairs, held_out_pairs = split_pairs(config)
+    model, optimizer, epoch, step = _model_and_state(config, resume_from)
+    say(f"reward model: {len(train_pairs)} training pairs, {len(held_out_pairs)} held out; epochs {epoch + 1}.."
+        f"{config.train.epochs}; run folder {run.path}")
+    train_data, held_out = encode_pairs(model, train_pairs), encode_pairs(model, held_out_pairs)
+    if resume_from is None:  # epoch 0: the untrained model, the baseline the epochs are compared with
+        run.log_metrics({"stage": STAGE, "epoch": 0, "step": 0, **evaluate(model, held_out, config.train.eval_batch_size)})
+    folder = resume_from
+    while epoch < config.train.epochs:
+        epoch += 1
+        run.set_status("running", stage=STAGE, epoch=epoch)
+        started = time.perf_counter()
+        trained = train_epoch(model, optimizer, train_data, config, epoch)
+        seconds = time.perf_counter() - started
+        step += int(trained["train/steps"])
+        row = {"stage": STAGE, "epoch": epoch, "step": step, **trained,
+               **evaluate(model, held_out, config.train.eval_batch_size),
+               "time/epoch_s": seconds, "time/pairs_per_s": len(train_data) / seconds if seconds > 0 else math.nan}
+        run.log_metrics(row)
+        say(f"epoch {epoch}: loss {row['train/loss']:.4f}, held-out accuracy {row['eval/accuracy']:.3f}, "
+            f"margin {row['eval/margin']:.3f} ({seconds:.1f} s)")
+        folder = save_epoch(run, model, optimizer, epoch, step, config.train.keep_checkpoints)
+        write_report(run, config)
+    if folder is None:
+        raise ConfigError("train.epochs: nothing to train")
+    return folder
+
+
+def _model_and_state(config: RewardModelRunConfig, resume_from: Path | None):
+    """(model, optimizer, epochs done, optimiser steps done): fresh, or as saved at `resume_from`."""
+    torch.manual_seed(config.seed)
+    if resume_from is None:
+        try:
+            model = BradleyTerryRewardModel.from_backbone(
+                backbone_folder(config.model.backbone), lora=config.model.lora_settings(),
+                max_length=config.model.max_length, use_chat_template=config.model.chat_template, seed=config.seed)
+        except RewardModelLoadError as error:
+            raise ConfigError(f"model.backbone: {error}") from None
+        return model, make_optimizer(model, config), 0, 0
+    try:
+        model = BradleyTerryRewardModel.load(resume_from)
+    except RewardModelLoadError as error:
+        raise ConfigError(f"--resume: {error}") from None
+    optimizer = make_optimizer(model, config)
+    state = load_trainer_state(resume_from, optimizer=optimizer, scheduler=None, sampling_generator=torch.Generator())
+    return model, optimizer, int(state["algorithm"]["epoch"]), int(state["step"])
+
+
+def resume_run(run_path: Path, epochs: int | None = None, say: Say = lambda _: None) -> Path:
+    """Continue the run in `run_path` from its newest whole epoch checkpoint, with its own config
+    (`epochs`: train to this many instead, to go on past a finished run); the newest checkpoint."""
+    from judgerl.reward_models.config import load_rm_config
+
+    run_path = Path(run_path)
+    if not (run_path / "config.yaml").is_file() or not (run_path / "checkpoints").is_dir():
+        raise ConfigError(f"--resume: {str(run_path)!r} is not a train-rm run folder (it has no config.yaml "
+                          "and checkpoints/)")
+    config = load_rm_config(run_path / "config.yaml")
+    if epochs is not None:
+        config.train.epochs = epochs
+    checkpoint = newest_verified_epoch(run_path, say)
+    run = RunFolder(run_path)
+    if checkpoint is None:
+        say("no whole epoch checkpoint to resume from: starting again from the backbone")
+        return train_reward_model(config, run, say)
+    if int(checkpoint.name[6:]) >= config.train.epochs:
+        say(f"{checkpoint.name} is already the last epoch of {config.train.epochs} (--epochs trains longer)")
+        return checkpoint
+    (run_path / "config.yaml").write_text(rm_config_yaml(config))
+    say(f"resuming from checkpoints/{checkpoint.name}")
+    return train_reward_model(config, run, say, resume_from=checkpoint)
