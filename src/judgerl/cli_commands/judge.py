@@ -18,6 +18,7 @@ JUDGE_FILE_MODES = {  # --mode -> (judge.method, the file layout judge_file read
     "constitution": ("constitution", "pointwise"), "grader": ("grader", "pointwise"),
     "pairwise": ("pairwise", "pairwise"), "pairwise-from-scores": ("pairwise_from_scores", "pairwise-from-scores"),
     "group": ("group", "group"),
+    "reward-model": ("reward_model", "pointwise"), "reward-model-pairwise": ("reward_model", "pairwise"),
 }
 JUDGE_FLAGS = {"scale": "--scale", "principles": "--principle", "grader_file": "--grader",
                "rubric_text": "--rubric"}
@@ -33,7 +34,9 @@ def add_parser(subcommands) -> None:
     judge.add_argument("--mode", choices=list(JUDGE_FILE_MODES), default="pointwise",
                        help="pointwise, critique (critique then score), constitution (--principle ...), grader "
                        "(--grader FILE): {prompt, completion}; pairwise (both orders) and pairwise-from-scores: "
-                       "{prompt, completion_a, completion_b}; group: {prompt, completions: [...]} scored in one call")
+                       "{prompt, completion_a, completion_b}; group: {prompt, completions: [...]} scored in one call; "
+                       "reward-model (pointwise) and reward-model-pairwise: a trained reward model, "
+                       "--set reward_model.path=FOLDER")
     judge.add_argument("--principle", action="append", help="constitution: a principle (repeat for each)")
     judge.add_argument("--grader", help="grader: a JSON file holding an OpenAI reinforcement fine-tuning grader")
     judge.add_argument("--trust-grader-code", action="store_true",
@@ -107,6 +110,9 @@ def _missing_option(args: argparse.Namespace, method: str, judge_config) -> str 
         return "--mode constitution needs --principle (one per principle)"
     if args.mode == "grader" and not args.grader:
         return "--mode grader needs --grader FILE (an OpenAI grader JSON)"
+    if method == "reward_model":  # a trained reward model has no rubric; it needs its folder
+        return None if judge_config.reward_model is not None else \
+            "--mode reward-model needs --set reward_model.path=FOLDER (a reward model or train-rm run folder)"
     if method not in ("constitution", "grader") and judge_config.rubric_text is None:
         return "give the rubric with --rubric TEXT or --rubric-file FILE"
     return None
