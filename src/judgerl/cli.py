@@ -22,11 +22,11 @@ import sys
 import traceback
 from typing import Sequence
 
-from judgerl.cli_commands import audit, config, demo, judge, judge_model, report, resume, sft, train
+from judgerl.cli_commands import audit, config, demo, judge, judge_model, label, report, resume, sft, train
 from judgerl.cli_commands.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_JUDGE, EXIT_UNSCORED  # noqa: F401
 from judgerl.cli_commands import train_rm  # issue 11: reward models
 
-COMMANDS = (demo, resume, train, sft, report, judge, audit, config, judge_model)
+COMMANDS = (demo, resume, train, sft, report, judge, label, audit, config, judge_model)
 """The subcommands, in the order `judgerl --help` lists them. Each is a module with
 add_parser(subcommands) and run(args); a new command is a new module and one entry here."""
 COMMANDS += (train_rm,)
