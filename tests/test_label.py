@@ -322,3 +322,51 @@ def test_cli_labels_a_file_from_scores_over_a_loopback_judge_and_a_rerun_costs_n
     assert second.returncode == 0, second.stderr
     again = json.loads((tmp_path / "one.summary.json").read_text())
     assert again["prompts"] == 1 and again["model_calls"] == 0 and again["cache_hits"] == 3
+
+
+def test_the_reward_model_reader_reads_what_label_writes(tmp_path):
+    from judgerl.reward_models.data import read_preferences
+
+    judge = TableJudge({"great": (1.0, 0.9, "Correct."), "poor": (0.0, 0.8), "fine": (0.5, 0.7)})
+    output = tmp_path / "pairs.jsonl"
+    label_to_file(Labeller(judge, "pairwise_from_scores", ConfidenceGate(0.5)), rows(("q", ["great", "poor", "fine"])),
+                  output)
+    read = read_preferences(output)
+    assert [(p.chosen, p.rejected, p.margin, p.critique_chosen) for p in read] == [
+        ("great", "poor", 1.0, "Correct."), ("great", "fine", 0.5, "Correct."), ("fine", "poor", 0.5, None)]
+
+
+def word_count_reward(prompts, completions, **columns):
+    """A TRL-style reward function for the sampling test: longer is better, up to 5 words."""
+    return [min(1.0, len(completion.split()) / 5) for completion in completions]
+
+
+def test_label_samples_completions_from_the_configs_causal_lm_and_samples_the_same_again(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from tiny_hf import causal_lm, tokenizer
+
+    tok = tokenizer()
+    causal_lm(len(tok)).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p, "reference": "good"} for p in
+                                                       ["the question is good", "hi question", "bad answer"]])
+    config = tmp_path / "lm.yaml"
+    config.write_text(json.dumps({
+        "policy": {"kind": "causal_lm", "model": str(tmp_path / "model"), "lora": False},
+        "judge": {"provider": "python", "method": "reward_function", "function": "test_label:word_count_reward"},
+        "data": {"rl": str(prompts), "eval": str(prompts)},
+        "rl": {"max_new_tokens": 6, "temperature": 1.5}}))
+    args = ["label", str(config), "-o", str(tmp_path / "sampled.jsonl"), "--samples", "4", "--limit", "2",
+            "--min-margin", "0.2", "--batch-size", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    first = (tmp_path / "sampled.jsonl").read_text()
+    summary = json.loads((tmp_path / "sampled.summary.json").read_text())
+    assert summary["prompts"] == 2 and summary["completions"] + summary["duplicate_completions"] == 8
+    assert summary["candidate_pairs"] == summary["pairs_written"] + sum(summary["dropped"].values()) > 0
+    pairs = [json.loads(line) for line in first.splitlines()]
+    assert len(pairs) == summary["pairs_written"] > 0
+    assert {p["prompt"] for p in pairs} <= {"the question is good", "hi question"}
+    assert all(p["margin"] >= 0.2 - 1e-9 and p["chosen"] != p["rejected"] for p in pairs)
+    assert all(len(p["chosen"].split()) > len(p["rejected"].split()) for p in pairs)
+    assert main(args) == 0  # the same config, seed and batch size sample the same completions
+    assert (tmp_path / "sampled.jsonl").read_text() == first
