@@ -1,25 +1,18 @@
-"""`judgerl label`: preference pairs from a judge. Fake judges, no model; one real CLI subprocess
-against a loopback judge server. Never a pair the judge does not stand behind."""
+"""Preference pairs from a judge (judgerl.labelling): fake judges, no model, no network. Never a pair
+the judge does not stand behind. The command line is tests/test_label_cli.py."""
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fake_judges import ScriptedProvider
-from judgerl.cli import main
 from judgerl.judges.base import Judgment
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.gate import ConfidenceGate
 from judgerl.judges.pairwise import PairwiseJudge
 from judgerl.labelling import LabelCounts, Labeller, LabelRow, label_to_file, summary_path
-from judgerl.labelling.records import DROP_REASONS
 
-TESTS = Path(__file__).parent
 ln = math.log
 
 
@@ -231,99 +224,6 @@ def test_columns_reach_the_judge_once_per_completion():
     assert columns == {"reference": ["Paris", "Paris", None, None]} and len(prompts) == 4
 
 
-# -- the command line ---------------------------------------------------------------------------------
-
-
-def write_jsonl(path, items):
-    path.write_text("".join((item if isinstance(item, str) else json.dumps(item)) + "\n" for item in items))
-    return path
-
-
-GOOD_ROW = {"prompt": "hi", "completions": ["thanks", "go away"]}
-
-
-@pytest.mark.parametrize("line, says", [
-    ("{not json", "line 2: not JSON"),
-    ("[1, 2]", "line 2: a JSON object"),
-    ({"prompt": "hi", "completions": ["only one"]}, "line 2: \"completions\" has 1; a pair needs at least 2"),
-    ({"prompt": "hi", "completions": "a, b"}, "line 2: \"completions\" must be a list of strings"),
-    ({"prompt": "hi", "completions": ["a", 7]}, "line 2: \"completions\"[1] must be a string, got a int (7)"),
-    ({"prompt": "hi", "completions": ["a", None]}, "line 2: \"completions\"[1] must be a string"),
-    ({"prompt": 3, "completions": ["a", "b"]}, "line 2: \"prompt\" must be a string"),
-    ({"completions": ["a", "b"]}, "line 2: \"prompt\" must be a string, got nothing"),
-    ({"prompt": "  ", "completions": ["a", "b"]}, "line 2: \"prompt\" is empty"),
-    ({"prompt": "hi", "completions": ["a", "b"], "reference": ["x"]}, "line 2: \"reference\" must be a string"),
-])
-def test_bad_input_is_one_line_naming_the_file_and_line_exit_2(tmp_path, capsys, line, says):
-    source = write_jsonl(tmp_path / "in.jsonl", [GOOD_ROW, line])
-    code = main(["label", "--input", str(source), "--set", f"judge.cache_path={tmp_path / 'c.sqlite'}"])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert str(source) in err and says in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # nothing written, no judge built
-
-
-@pytest.mark.parametrize("args, says", [
-    ([], "give --input FILE"),
-    (["--input", "missing.jsonl"], "missing.jsonl"),
-    (["--input", "in.jsonl", "--samples", "4"], "--samples and --checkpoint sample from the policy"),
-    (["--input", "in.jsonl", "--method", "pairwise", "--min-margin", "0.2"], "--min-margin applies to"),
-    (["--input", "in.jsonl", "-o", "no/such/folder/out.jsonl"], "does not exist"),
-])
-def test_bad_options_are_one_line_exit_2(tmp_path, capsys, monkeypatch, args, says):
-    monkeypatch.chdir(tmp_path)
-    write_jsonl(tmp_path / "in.jsonl", [GOOD_ROW])
-    assert main(["label", *args, "--set", "judge.provider=openai", "--set", "judge.base_url=http://127.0.0.1:9/v1"]) == 2
-    err = capsys.readouterr().err
-    assert says in err and len(err.strip().splitlines()) == 1
-
-
-def judgerl(*args, cwd=None):
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "judgerl.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=cwd)
-
-
-def test_cli_labels_a_file_from_scores_over_a_loopback_judge_and_a_rerun_costs_no_call(tmp_path):
-    from loopback_servers import FaultyOpenAIServer
-
-    def politeness(content):  # a 1-5 score by the response's text; "mumble" cannot be scored
-        response = content.split("<response>\n")[1].split("\n</response>")[0]
-        if response == "mumble":
-            return [("I", -0.1)]
-        return {"thank you kindly": [("5", 0.0)], "thanks": [("4", 0.0)]}.get(response, [("1", 0.0)])
-
-    source = write_jsonl(tmp_path / "prompts.jsonl", [
-        {"prompt": "hi", "completions": ["thanks", "go away", "mumble", "thanks"]},  # a repeated text counts once
-        {"prompt": "hello", "completions": ["thank you kindly", "thanks"], "reference": "be polite"},
-        "",
-        {"prompt": "bye", "completions": ["no", "nope"]}])
-    config = tmp_path / "judge.yaml"
-    with FaultyOpenAIServer(responder=politeness) as server:
-        config.write_text(json.dumps({"judge": {"provider": "openai", "model": "m", "base_url": server.base_url,
-                                                "method": "rubric", "rubric_text": "Polite answers score high.",
-                                                "cache_path": str(tmp_path / "cache.sqlite")}}))
-        first = judgerl("label", config, "--input", source)
-        second = judgerl("label", config, "--input", source, "--limit", "1", "-o", tmp_path / "one.jsonl")
-        requests = server.requests
-    assert first.returncode == 0, first.stderr
-    [line] = first.stderr.strip().splitlines()
-    assert line.startswith("label: 3 prompts, 7 completions, 7 judgments (pairwise_from_scores): 2 of 5 pairs written")
-    output = tmp_path / "prompts.pairs.jsonl"
-    pairs = [json.loads(row) for row in output.read_text().splitlines()]
-    assert [(p["prompt"], p["chosen"], p["rejected"], p["margin"]) for p in pairs] == [
-        ("hi", "thanks", "go away", 0.75), ("hello", "thank you kindly", "thanks", 0.25)]
-    summary = json.loads((tmp_path / "prompts.pairs.summary.json").read_text())
-    assert all(p["method"] == "pairwise_from_scores" and p["judge_id"] == summary["judge_id"] for p in pairs)
-    assert summary["judge_id"].startswith("openai/m")
-    assert summary["dropped"] == {"unsure": 0, "inconsistent": 0, "unscored": 2, "ties": 1}
-    assert summary["duplicate_completions"] == 1 and summary["completions_unscored"] == 1
-    assert summary["model_calls"] == 7 and requests == 7  # one call per completion; the rerun asked nothing
-    assert second.returncode == 0, second.stderr
-    again = json.loads((tmp_path / "one.summary.json").read_text())
-    assert again["prompts"] == 1 and again["model_calls"] == 0 and again["cache_hits"] == 3
-
-
 def test_the_reward_model_reader_reads_what_label_writes(tmp_path):
     from judgerl.reward_models.data import read_preferences
 
@@ -336,37 +236,27 @@ def test_the_reward_model_reader_reads_what_label_writes(tmp_path):
         ("great", "poor", 1.0, "Correct."), ("great", "fine", 0.5, "Correct."), ("fine", "poor", 0.5, None)]
 
 
-def word_count_reward(prompts, completions, **columns):
-    """A TRL-style reward function for the sampling test: longer is better, up to 5 words."""
-    return [min(1.0, len(completion.split()) / 5) for completion in completions]
+def test_a_critique_judges_critiques_reach_the_pairs_and_a_gate_above_0_says_why_nothing_was_written(tmp_path, capsys):
+    from judgerl.judges.critique import CritiqueJudge
+
+    def critic(messages):
+        response = messages[-1]["content"].split("<response>\n")[1].split("\n</response>")[0]
+        return [("Polite and warm.\nScore: 5" if "thank" in response else "Curt.\nScore: 1", 0.0)]
+
+    judge = CritiqueJudge(ScriptedProvider(critic), "Polite answers score high.")
+    pairs, counts = label(judge, "pairwise_from_scores", rows(("hi", ["go away", "thank you"])), threshold=0.0)
+    [pair] = pairs
+    assert (pair.chosen, pair.critique_chosen, pair.critique_rejected) == ("thank you", "Polite and warm.", "Curt.")
+    assert pair.margin == 1.0 and pair.confidence is None  # read from text: no confidence, taken by a gate at 0
+    _, gated = label(judge, "pairwise_from_scores", rows(("hi", ["go away", "thank you"])))
+    assert gated.dropped["unsure"] == 1 and gated.completions_without_confidence == 2
 
 
-def test_label_samples_completions_from_the_configs_causal_lm_and_samples_the_same_again(tmp_path, capsys):
-    pytest.importorskip("transformers")
-    from tiny_hf import causal_lm, tokenizer
+def test_a_byte_order_mark_and_blank_lines_are_not_rows(tmp_path):
+    from judgerl.labelling import read_label_rows
 
-    tok = tokenizer()
-    causal_lm(len(tok)).save_pretrained(tmp_path / "model")
-    tok.save_pretrained(tmp_path / "model")
-    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p, "reference": "good"} for p in
-                                                       ["the question is good", "hi question", "bad answer"]])
-    config = tmp_path / "lm.yaml"
-    config.write_text(json.dumps({
-        "policy": {"kind": "causal_lm", "model": str(tmp_path / "model"), "lora": False},
-        "judge": {"provider": "python", "method": "reward_function", "function": "test_label:word_count_reward"},
-        "data": {"rl": str(prompts), "eval": str(prompts)},
-        "rl": {"max_new_tokens": 6, "temperature": 1.5}}))
-    args = ["label", str(config), "-o", str(tmp_path / "sampled.jsonl"), "--samples", "4", "--limit", "2",
-            "--min-margin", "0.2", "--batch-size", "1"]
-    assert main(args) == 0, capsys.readouterr().err
-    first = (tmp_path / "sampled.jsonl").read_text()
-    summary = json.loads((tmp_path / "sampled.summary.json").read_text())
-    assert summary["prompts"] == 2 and summary["completions"] + summary["duplicate_completions"] == 8
-    assert summary["candidate_pairs"] == summary["pairs_written"] + sum(summary["dropped"].values()) > 0
-    pairs = [json.loads(line) for line in first.splitlines()]
-    assert len(pairs) == summary["pairs_written"] > 0
-    assert {p["prompt"] for p in pairs} <= {"the question is good", "hi question"}
-    assert all(p["margin"] >= 0.2 - 1e-9 and p["chosen"] != p["rejected"] for p in pairs)
-    assert all(len(p["chosen"].split()) > len(p["rejected"].split()) for p in pairs)
-    assert main(args) == 0  # the same config, seed and batch size sample the same completions
-    assert (tmp_path / "sampled.jsonl").read_text() == first
+    source = tmp_path / "in.jsonl"
+    row = {"prompt": "hi", "completions": ["thanks", "go away"]}
+    source.write_text("\ufeff" + json.dumps(row) + "\n\n  \n" + json.dumps({**row, "prompt": "yo"}) + "\n")
+    assert [row.prompt for row in read_label_rows(source)] == ["hi", "yo"]
+    assert [row.prompt for row in read_label_rows(source, limit=1)] == ["hi"]

@@ -75,12 +75,24 @@ def run(args: argparse.Namespace) -> int:
         sampling = SamplingSettings(config.rl.temperature, config.rl.top_p, config.rl.max_new_tokens)
         rows = sampled_rows(policy, prompts, args.samples or config.rl.samples_per_question, sampling, config.seed,
                             args.batch_size)
-    summary = label_to_file(labeller, rows, output)
+    from tqdm.auto import tqdm
+
+    # a progress bar on a terminal only (disable=None), counted in prompts done
+    with tqdm(total=len(prompts if prompts is not None else rows), desc="labelling", unit="prompt", disable=None) as bar:
+        summary = label_to_file(labeller, rows, output, on_batch=lambda counts: bar.update(counts.prompts - bar.n))
     print(one_line(summary), file=sys.stderr)
     if summary["pairs_written"] == 0:
-        print("error: no preference pair could be written (see the dropped counts above)", file=sys.stderr)
+        print(f"error: no preference pair could be written{_why_none(summary)}", file=sys.stderr)
         return EXIT_UNSCORED
     return 0
+
+
+def _why_none(summary: dict) -> str:
+    """What to change when the gate dropped everything for want of a confidence (scores read from text)."""
+    if summary["completions_without_confidence"] and summary["confidence_threshold"] > 0:
+        return (f": {summary['completions_without_confidence']} judgments carry no confidence (a score read from "
+                "text, as critique and group judges give), and only judge.confidence_threshold: 0 accepts them")
+    return " (see the dropped counts above)"
 
 
 def _beside(input_path: Path) -> Path:

@@ -42,7 +42,9 @@ def pairs_from_rewards(prompt: str, completions: Sequence[str], judgments: Seque
     scored = [judgment.scored for judgment in judgments]
     accepted = [gate.accepts(judgment) for judgment in judgments]
     counts.completions_unscored += scored.count(False)
-    counts.completions_unsure += sum(ok and not gate_ok for ok, gate_ok in zip(scored, accepted))
+    unsure = [ok and not gate_ok for ok, gate_ok in zip(scored, accepted)]
+    counts.completions_unsure += sum(unsure)
+    counts.completions_without_confidence += sum(no and j.confidence is None for no, j in zip(unsure, judgments))
     pairs = []
     for i in range(len(completions)):
         for j in range(i + 1, len(completions)):

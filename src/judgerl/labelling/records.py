@@ -90,6 +90,9 @@ class LabelCounts:
     completions_unscored: int = 0
     completions_unsure: int = 0
     """Completions whose own judgment was unscored, or rejected by the gate (scores and group methods)."""
+    completions_without_confidence: int = 0
+    """Of the unsure: scored, but with no confidence (a score read from text: critique, group), which
+    only a gate at 0 accepts."""
     preferences_from_disagreeing_orders: int = 0
     """pairwise: pairs written although the two orders picked the same position, because the judge's
     position calibration still left a margin (kept, as the judge itself keeps them)."""
@@ -107,7 +110,8 @@ def read_label_rows(path: Path, limit: int | None = None) -> list[LabelRow]:
     """The rows of a labelling input file (the first `limit` of them); LabelInputError naming the
     file and line for anything else. Lines are split on "\\n" only: a JSON string may hold U+2028."""
     rows: list[LabelRow] = []
-    for number, line in enumerate(path.read_text("utf-8").split("\n"), start=1):
+    text = path.read_text("utf-8").removeprefix("\ufeff")  # a byte-order mark is not part of line 1's JSON
+    for number, line in enumerate(text.split("\n"), start=1):
         if limit is not None and len(rows) >= limit:
             break
         if not line.strip():
