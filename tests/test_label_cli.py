@@ -2,6 +2,7 @@
 subprocess against a loopback judge server, sampling from a tiny causal LM, exit 4 and why."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -161,3 +162,20 @@ def test_cli_group_ranking_under_the_default_gate_writes_nothing_exit_4_and_says
     assert opened == 0
     [pair] = [json.loads(line) for line in (tmp_path / "open.jsonl").read_text().splitlines()]
     assert (pair["chosen"], pair["method"], pair["margin"]) == ("kind words", "group", pytest.approx(0.7))
+
+
+def test_cli_a_judge_less_sure_than_the_gate_writes_nothing_exit_4_and_names_the_threshold(tmp_path, capsys):
+    from loopback_servers import FaultyOpenAIServer
+
+    def hesitant(content):  # prefers "good" but puts only 0.4 on its most likely score
+        best = ("5", "4") if "<response>\ngood" in content else ("1", "2")
+        return [(best[0], math.log(0.4)), (best[1], math.log(0.3)), ("3", math.log(0.3))]
+
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "hi", "completions": ["good", "bad"]}])
+    with FaultyOpenAIServer(responder=hesitant) as server:
+        code = main(["label", "--input", str(source), "--set", "judge.provider=openai", "--set", "judge.model=m",
+                     "--set", f"judge.base_url={server.base_url}", "--set", "judge.method=rubric",
+                     "--set", "judge.rubric_text=Good is good.", "--set", f"judge.cache_path={tmp_path / 'c.sqlite'}"])
+    err = capsys.readouterr().err
+    assert code == 4 and "1 unsure" in err
+    assert "the confidence gate (judge.confidence_threshold 0.5) dropped 1 pairs as unsure" in err

@@ -88,10 +88,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _why_none(summary: dict) -> str:
-    """What to change when the gate dropped everything for want of a confidence (scores read from text)."""
-    if summary["completions_without_confidence"] and summary["confidence_threshold"] > 0:
+    """What the gate did, when it dropped pairs: judgments with no confidence (scores read from text),
+    or less sure than judge.confidence_threshold (for a score, the probability of the judge's most
+    likely score, often below 0.5 on a 1-5 scale for a small judge)."""
+    threshold, dropped = summary["confidence_threshold"], summary["dropped"]
+    if summary["completions_without_confidence"] and threshold > 0:
         return (f": {summary['completions_without_confidence']} judgments carry no confidence (a score read from "
                 "text, as critique and group judges give), and only judge.confidence_threshold: 0 accepts them")
+    if dropped["unsure"]:
+        return (f": the confidence gate (judge.confidence_threshold {threshold:g}) dropped {dropped['unsure']} pairs "
+                "as unsure; a lower threshold (--set judge.confidence_threshold=...) takes less sure judgments")
     return " (see the dropped counts above)"
 
 
