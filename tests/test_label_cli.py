@@ -139,6 +139,16 @@ def test_label_samples_completions_from_the_configs_causal_lm_and_samples_the_sa
     assert all(len(p["chosen"].split()) > len(p["rejected"].split()) for p in pairs)
     assert main(args) == 0  # the same config, seed and batch size sample the same completions
     assert (tmp_path / "sampled.jsonl").read_text() == first
+    # a checkpoint of the same weights (as a run saves it) samples the same completions too
+    from judgerl.cli_commands.common import load_config
+    from judgerl.labelling.from_config import policy_of
+    from judgerl.training.checkpoints import save_checkpoint
+
+    save_checkpoint(policy_of(load_config(str(config), {})), tmp_path / "step-0")
+    assert main([*args, "--checkpoint", str(tmp_path / "step-0")]) == 0
+    assert (tmp_path / "sampled.jsonl").read_text() == first
+    assert main([*args, "--checkpoint", str(tmp_path / "nowhere")]) == 2
+    assert "--checkpoint" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_cli_group_ranking_under_the_default_gate_writes_nothing_exit_4_and_says_why(tmp_path, capsys):
@@ -179,3 +189,24 @@ def test_cli_a_judge_less_sure_than_the_gate_writes_nothing_exit_4_and_names_the
     err = capsys.readouterr().err
     assert code == 4 and "1 unsure" in err
     assert "the confidence gate (judge.confidence_threshold 0.5) dropped 1 pairs as unsure" in err
+
+
+@pytest.mark.parametrize("config, args, says", [
+    ({"rl": {"algorithm": "reinforce"}}, [], "samples free text from a causal_lm policy, not 'tiny_transformer'"),
+    ({"policy": {"kind": "causal_lm", "model": "MODEL"}}, ["--checkpoint", "/nowhere/step-1"], "--checkpoint"),
+    ({"policy": {"kind": "causal_lm", "model": "MODEL"}, "data": {"rl": "/nowhere/prompts.jsonl"}}, [], "data.rl"),
+])
+def test_sampling_is_refused_before_any_model_or_judge_is_built(tmp_path, capsys, monkeypatch, config, args, says):
+    import judgerl.labelling.from_config as from_config
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # a folder the config accepts; never loaded here
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({**config, "judge": {"provider": "python", "method": "reward_function",
+                                                    "function": "test_label_cli:word_count_reward"}})
+                    .replace("MODEL", str(tmp_path / "model")))
+    monkeypatch.setattr(from_config, "build_judge", lambda *a, **k: pytest.fail("the judge was built"))
+    assert main(["label", str(path), "-o", str(tmp_path / "out.jsonl"), *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "model"]

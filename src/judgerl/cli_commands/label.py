@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(output, "-o/--output" if args.output else "output file")
     _check_judge_inputs(judge_config)
     rows = _file_rows(args) if args.input is not None else None
-    prompts = _prompt_rows(config, args.limit) if config is not None else None
+    prompts = _sampling_prompts(config, args) if config is not None else None
     from judgerl.labelling.from_config import config_labeller, policy_of, sampled_rows
 
     labeller = config_labeller(judge_config, args.method, args.min_margin, args.batch_size)
@@ -117,16 +117,19 @@ def _file_rows(args: argparse.Namespace) -> list:
         raise ConfigError(f"--input: {error}") from None
 
 
-def _prompt_rows(config, limit: int | None) -> list:
-    """data.rl's prompt rows (the first `limit`), read and checked before any model is built."""
+def _sampling_prompts(config, args: argparse.Namespace) -> list:
+    """data.rl's prompt rows (the first --limit), with the policy and --checkpoint, checked before any
+    model is built."""
     from judgerl.config import ConfigError
     from judgerl.datasets import load_prompt_rows
+    from judgerl.labelling.from_config import check_sampling
 
+    check_sampling(config, Path(args.checkpoint) if args.checkpoint else None)
     try:
         rows = load_prompt_rows(config.data.rl)
     except (ValueError, OSError) as error:
         raise ConfigError(f"data.rl: {error}") from None
-    return rows[:limit] if limit else rows
+    return rows[:args.limit] if args.limit else rows
 
 
 def _judge_section(path: str | None, overrides: dict):

@@ -58,13 +58,18 @@ def config_labeller(config: JudgeConfig, method: str | None = None, min_margin: 
                     DEFAULT_MIN_MARGIN if min_margin is None else min_margin, batch_size)
 
 
-def policy_of(config: RunConfig, checkpoint: Path | None = None) -> Any:
-    """The config's causal LM (fresh, or from a checkpoint folder of a run), to sample from."""
+def check_sampling(config: RunConfig, checkpoint: Path | None = None) -> None:
+    """ConfigError unless `policy_of` can build what the config names (checked before any model loads)."""
     if config.policy.kind != "causal_lm":
         raise ConfigError(f"judgerl label samples free text from a causal_lm policy, not {config.policy.kind!r}: set "
                           "policy.kind: causal_lm, or give the completions with --input FILE")
     if checkpoint is not None and not checkpoint.is_dir():
         raise ConfigError(f"--checkpoint {str(checkpoint)!r} is not a folder (checkpoints are RUN/checkpoints/step-N)")
+
+
+def policy_of(config: RunConfig, checkpoint: Path | None = None) -> Any:
+    """The config's causal LM (fresh, or from a checkpoint folder of a run), to sample from."""
+    check_sampling(config, checkpoint)
     return build_policy(config.policy, checkpoint=checkpoint)
 
 
