@@ -194,3 +194,26 @@ def test_a_resumed_run_ends_where_an_unbroken_run_ends(tmp_path, backbone):
     assert torch.allclose(BradleyTerryRewardModel.load(resumed_model).rewards(prompts, completions), expected, atol=1e-6)
     first = [r["eval/accuracy"] for r in held_out_rows(unbroken)]
     assert [r["eval/accuracy"] for r in held_out_rows(stopped)] == pytest.approx(first, abs=1e-6)
+
+
+def test_margins_from_the_data_and_the_centring_coefficient_reach_the_loss(tmp_path, backbone, monkeypatch):
+    import judgerl.reward_models.train as train_module
+    from judgerl.reward_models.config import rm_config_from_dict
+    from judgerl.reward_models.train import start_run, train_reward_model
+
+    seen = []
+
+    def spy(chosen, rejected, margin=None, center_coefficient=None):
+        seen.append((None if margin is None else sorted(set(margin.tolist())), center_coefficient))
+        return bradley_terry_loss(chosen, rejected, margin, center_coefficient)
+
+    monkeypatch.setattr(train_module, "bradley_terry_loss", spy)
+    rows = [{**row, "margin": 0.5 if i % 2 else None} for i, row in enumerate(planted_pairs(40, seed=2))]
+    config = rm_config(tmp_path, backbone, epochs=1, batch_size=40, use_margin=True, center_rewards_coefficient=0.01)
+    config["data"]["train"] = [str(write_jsonl(tmp_path / "margins.jsonl", rows))]
+    train_reward_model(rm_config_from_dict(config, "test"), start_run(rm_config_from_dict(config, "test")))
+    assert seen == [([0.0, 0.5], 0.01)]  # one step of 32 pairs: margins 0.5, and 0 where the data has none
+    seen.clear()
+    config["train"].update(use_margin=False, center_rewards_coefficient=None)
+    train_reward_model(rm_config_from_dict(config, "test"), start_run(rm_config_from_dict(config, "test")))
+    assert seen == [(None, None)]
