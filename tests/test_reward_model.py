@@ -103,6 +103,8 @@ def test_the_reader_takes_the_format_and_ignores_extra_keys(tmp_path):
     row = {**planted_pairs(1, 0)[0], "margin": 0.4, "confidence": 0.9, "critique_chosen": "fine\u2028line",
            "extra": [1, 2]}
     [pair] = read_preferences(write_jsonl(tmp_path / "p.jsonl", [row]))
+    (tmp_path / "bom.jsonl").write_text("\ufeff" + json.dumps(row) + "\n", encoding="utf-8")
+    assert read_preferences(tmp_path / "bom.jsonl") == [pair]
     assert pair.margin == 0.4 and pair.confidence == 0.9 and pair.critique_chosen == "fine\u2028line"
     assert pair.judge_id == "planted" and pair.method == "pairwise"
 

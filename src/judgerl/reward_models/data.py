@@ -98,7 +98,7 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
     if path.is_dir():
         raise PreferenceDataError(f"{path}: is a folder, not a JSONL file of preference pairs")
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # -sig: a byte-order mark (some editors write one) is not JSON
     except FileNotFoundError:
         raise PreferenceDataError(f"{path}: does not exist") from None
     except OSError as exc:
