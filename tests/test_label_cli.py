@@ -50,6 +50,7 @@ def test_bad_input_is_one_line_naming_the_file_and_line_exit_2(tmp_path, capsys,
     (["--input", "in.jsonl", "--samples", "4"], "--samples and --checkpoint sample from the policy"),
     (["--input", "in.jsonl", "--method", "pairwise", "--min-margin", "0.2"], "--min-margin applies to"),
     (["--input", "in.jsonl", "-o", "no/such/folder/out.jsonl"], "does not exist"),
+    (["--input", "in.jsonl", "-o", "./in.jsonl"], "is the input file"),
 ])
 def test_bad_options_are_one_line_exit_2(tmp_path, capsys, monkeypatch, args, says):
     monkeypatch.chdir(tmp_path)
@@ -195,6 +196,7 @@ def test_cli_a_judge_less_sure_than_the_gate_writes_nothing_exit_4_and_names_the
     ({"rl": {"algorithm": "reinforce"}}, [], "samples free text from a causal_lm policy, not 'tiny_transformer'"),
     ({"policy": {"kind": "causal_lm", "model": "MODEL"}}, ["--checkpoint", "/nowhere/step-1"], "--checkpoint"),
     ({"policy": {"kind": "causal_lm", "model": "MODEL"}, "data": {"rl": "/nowhere/prompts.jsonl"}}, [], "data.rl"),
+    ({"policy": {"kind": "causal_lm", "model": "MODEL"}, "rl": {"samples_per_question": 1}}, [], "give --samples N"),
 ])
 def test_sampling_is_refused_before_any_model_or_judge_is_built(tmp_path, capsys, monkeypatch, config, args, says):
     import judgerl.labelling.from_config as from_config

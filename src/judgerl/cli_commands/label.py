@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     judge_config = config.judge if config is not None else _judge_section(args.config, overrides)
     output = Path(args.output) if args.output else _beside(Path(args.input))
     check_output_file(output, "-o/--output" if args.output else "output file")
+    if args.input is not None and output.resolve() == Path(args.input).resolve():
+        raise ConfigError(f"-o/--output {str(output)!r} is the input file; the pairs would replace it")
     _check_judge_inputs(judge_config)
     rows = _file_rows(args) if args.input is not None else None
     prompts = _sampling_prompts(config, args) if config is not None else None
@@ -125,6 +127,9 @@ def _sampling_prompts(config, args: argparse.Namespace) -> list:
     from judgerl.labelling.from_config import check_sampling
 
     check_sampling(config, Path(args.checkpoint) if args.checkpoint else None)
+    if args.samples is None and config.rl.samples_per_question < 2:
+        raise ConfigError(f"rl.samples_per_question is {config.rl.samples_per_question}; a pair needs 2 completions "
+                          "of a prompt: give --samples N (N >= 2)")
     try:
         rows = load_prompt_rows(config.data.rl)
     except (ValueError, OSError) as error:
