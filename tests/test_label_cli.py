@@ -196,7 +196,7 @@ def test_cli_a_judge_less_sure_than_the_gate_writes_nothing_exit_4_and_names_the
     ({"rl": {"algorithm": "reinforce"}}, [], "samples free text from a causal_lm policy, not 'tiny_transformer'"),
     ({"policy": {"kind": "causal_lm", "model": "MODEL"}}, ["--checkpoint", "/nowhere/step-1"], "--checkpoint"),
     ({"policy": {"kind": "causal_lm", "model": "MODEL"}, "data": {"rl": "/nowhere/prompts.jsonl"}}, [], "data.rl"),
-    ({"policy": {"kind": "causal_lm", "model": "MODEL"}, "rl": {"samples_per_question": 1}}, [], "give --samples N"),
+    ({"policy": {"kind": "causal_lm", "model": "MODEL"}, "rl": {"samples_per_question": 1}}, [], "samples_per_question"),
 ])
 def test_sampling_is_refused_before_any_model_or_judge_is_built(tmp_path, capsys, monkeypatch, config, args, says):
     import judgerl.labelling.from_config as from_config

@@ -127,9 +127,6 @@ def _sampling_prompts(config, args: argparse.Namespace) -> list:
     from judgerl.labelling.from_config import check_sampling
 
     check_sampling(config, Path(args.checkpoint) if args.checkpoint else None)
-    if args.samples is None and config.rl.samples_per_question < 2:
-        raise ConfigError(f"rl.samples_per_question is {config.rl.samples_per_question}; a pair needs 2 completions "
-                          "of a prompt: give --samples N (N >= 2)")
     try:
         rows = load_prompt_rows(config.data.rl)
     except (ValueError, OSError) as error:
