@@ -260,3 +260,14 @@ def test_a_byte_order_mark_and_blank_lines_are_not_rows(tmp_path):
     source.write_text("\ufeff" + json.dumps(row) + "\n\n  \n" + json.dumps({**row, "prompt": "yo"}) + "\n")
     assert [row.prompt for row in read_label_rows(source)] == ["hi", "yo"]
     assert [row.prompt for row in read_label_rows(source, limit=1)] == ["hi"]
+
+
+def test_repeated_completions_count_once_and_a_prompt_left_with_one_text_costs_no_judgment():
+    from judgerl.labelling.records import checked_row
+
+    judge = TableJudge({"a": (1.0, 0.9), "b": (0.0, 0.9)})
+    same = checked_row({"prompt": "q", "completions": ["a", "a", "a"]}, "in.jsonl, line 1")
+    pairs, counts = label(judge, "pairwise_from_scores", [same, checked_row({"prompt": "q2", "completions": ["a", "b", "a"]}, "")])
+    assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [("q2", "a", "b")]
+    assert counts.duplicate_completions == 3 and counts.completions == 3 and counts.judgments == 2
+    assert [completions for _, completions, _ in judge.asked] == [["a", "b"]]

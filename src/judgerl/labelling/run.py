@@ -49,6 +49,9 @@ class Labeller:
             counts.prompts += 1
             counts.completions += len(row.completions)
             counts.duplicate_completions += row.duplicates
+        batch = [row for row in batch if len(row.completions) >= 2]  # one distinct text: no pair to judge for
+        if not batch:
+            return []
         judge_id = str(getattr(self.judge, "judge_id", type(self.judge).__name__))
         if self.method == "pairwise":
             verdicts = self._verdicts(batch)
