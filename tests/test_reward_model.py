@@ -50,11 +50,11 @@ def tiny_backbone(path: Path) -> Path:
     return path
 
 
-def rm_config(tmp_path: Path, backbone: Path, **train) -> dict:
+def rm_config(tmp_path: Path, backbone: Path, model: dict | None = None, **train) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
     pairs = write_jsonl(tmp_path / "pairs.jsonl", planted_pairs(200, seed=0))
     return {"name": "rm", "output_dir": str(tmp_path / "runs"), "seed": 0,
-            "data": {"train": [str(pairs)], "held_out": 0.2}, "model": {"backbone": str(backbone)},
+            "data": {"train": [str(pairs)], "held_out": 0.2}, "model": {"backbone": str(backbone), **(model or {})},
             "train": {"learning_rate": 3e-3, "epochs": 2, "batch_size": 16, **train}}
 
 
@@ -149,8 +149,9 @@ def held_out_rows(run) -> list[dict]:
     return [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_training_learns_a_planted_preference(tmp_path, backbone):
-    run, checkpoint = train_run(tmp_path, backbone)
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_training_learns_a_planted_preference(tmp_path, backbone, lora):
+    run, checkpoint = train_run(tmp_path, backbone, model={"lora": lora, "lora_r": 4})
     rows = held_out_rows(run)
     assert [row["epoch"] for row in rows] == [0, 1, 2]
     assert rows[0]["eval/accuracy"] <= 0.75  # the untrained model: no better than chance on this split
@@ -161,6 +162,9 @@ def test_training_learns_a_planted_preference(tmp_path, backbone):
     assert checkpoint == run.path / "checkpoints/epoch-2" and (checkpoint / "checkpoint.json").is_file()
     assert json.loads((run.path / "status.json").read_text())["status"] == "completed"
     assert "| 2 |" in (run.path / "report.md").read_text()
+    # LoRA checkpoints hold the adapter, not a second copy of the backbone
+    assert (checkpoint / "adapter_model.safetensors").is_file() == lora
+    assert (checkpoint / "model.safetensors").is_file() != lora
 
 
 @pytest.mark.parametrize("lora", [None, {"r": 4, "alpha": 8.0, "dropout": 0.0}], ids=["full", "lora"])

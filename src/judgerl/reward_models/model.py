@@ -41,15 +41,19 @@ class RewardModelLoadError(ValueError):
 
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """Without transformers' progress bars and its report of the causal LM's head weights that a
-    bare backbone does not use (expected, not a problem)."""
+    """Without transformers' progress bars, its report of the causal LM's head weights that a bare
+    backbone does not use (expected, not a problem), and the FutureWarning peft's wrapping triggers."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -70,7 +74,8 @@ class BradleyTerryRewardModel(nn.Module):
 
             config = peft.LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                      task_type="FEATURE_EXTRACTION", target_modules="all-linear")
-            backbone = peft.get_peft_model(backbone, config)
+            with _quiet_transformers():
+                backbone = peft.get_peft_model(backbone, config)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.backbone_folder = Path(backbone_folder)
@@ -192,8 +197,9 @@ class BradleyTerryRewardModel(nn.Module):
             base_folder = Path(manifest["backbone"]["folder"])
             if not (base_folder / "config.json").is_file():
                 raise RewardModelLoadError(f"{folder}: its LoRA adapter's base backbone {str(base_folder)!r} is gone")
-            backbone = peft.PeftModel.from_pretrained(_quiet_from_pretrained(AutoModel, base_folder), folder,
-                                                      is_trainable=True)
+            base = _quiet_from_pretrained(AutoModel, base_folder)
+            with _quiet_transformers():
+                backbone = peft.PeftModel.from_pretrained(base, folder, is_trainable=True)
         else:
             base_folder = Path(manifest["backbone"]["folder"])
             backbone = _quiet_from_pretrained(AutoModel, folder)
