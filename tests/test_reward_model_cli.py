@@ -116,3 +116,14 @@ def test_a_trained_reward_model_judges_a_file_and_rewards_an_rl_run(tmp_path, ba
     judgments = [json.loads(line) for line in (rl_run / "judgments.jsonl").read_text().splitlines()]
     assert judgments and all(j["judge_id"].startswith("reward_model/") for j in judgments)
     assert all(j["status"] == "scored" for j in judgments)
+
+
+def test_judgerl_train_refuses_a_missing_reward_model_before_a_run_folder(tmp_path, backbone):  # noqa: F811
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "question 1"}])
+    config = tmp_path / "lm.yaml"
+    config.write_text(yaml.safe_dump({
+        "output_dir": str(tmp_path / "runs"), "policy": {"kind": "causal_lm", "model": str(backbone)},
+        "judge": {"method": "reward_model", "reward_model": {"path": str(tmp_path / "no-such-rm")}},
+        "data": {"rl": str(prompts), "eval": str(prompts)}}))
+    assert_one_line_refusal(judgerl("train", str(config)), "judge.reward_model.path", "no-such-rm")
+    assert not (tmp_path / "runs").exists()

@@ -41,6 +41,10 @@ def _check_files(config: RunConfig) -> None:
     grader_file, grader_file_field = _written_where(config.judge, config.judge.method, "grader_file")
     if config.judge.method == "grader" and not Path(grader_file).expanduser().is_file():
         raise ConfigError(f"{grader_file_field}: {grader_file!r} does not exist")
+    reward_model = getattr(config.judge, "reward_model", None)  # judge.reward_model: {path}, a trained reward model
+    if config.judge.method == "reward_model" and reward_model and not Path(reward_model.path).expanduser().is_dir():
+        raise ConfigError(f"judge.reward_model.path: {reward_model.path!r} is not a folder (give a reward model "
+                          "folder or a `judgerl train-rm` run folder)")
     policy_model, policy_model_field = _written_where(config.policy, config.policy.kind, "model")
     if config.policy.kind == "causal_lm" and policy_model != "smollm2-135m-instruct" and not (
         Path(policy_model).expanduser() / "config.json"
