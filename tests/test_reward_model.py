@@ -223,3 +223,34 @@ def test_margins_from_the_data_and_the_centring_coefficient_reach_the_loss(tmp_p
     config["train"].update(use_margin=False, center_rewards_coefficient=None)
     train_reward_model(rm_config_from_dict(config, "test"), start_run(rm_config_from_dict(config, "test")))
     assert seen == [(None, None)]
+
+
+def test_an_interrupted_run_resumes_from_its_last_whole_epoch(tmp_path, backbone, monkeypatch):
+    import judgerl.reward_models.train as train_module
+    from judgerl.reward_models.config import rm_config_from_dict
+    from judgerl.reward_models.train import resume_run, start_run, train_reward_model
+
+    config = rm_config_from_dict(rm_config(tmp_path, backbone, epochs=3, keep_checkpoints=3), "test")
+    run = start_run(config)
+    real_epoch = train_module.train_epoch
+
+    def stop_in_epoch_3(model, optimizer, data, config, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return real_epoch(model, optimizer, data, config, epoch)
+
+    monkeypatch.setattr(train_module, "train_epoch", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_reward_model(config, run)
+    assert json.loads((run.path / "status.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(train_module, "train_epoch", real_epoch)
+    # the newest checkpoint damaged: the resume names it and falls back to the one before
+    head = run.path / "checkpoints/epoch-2/head.safetensors"
+    head.write_bytes(head.read_bytes()[:-4] + b"\0\0\0\0")
+    said: list[str] = []
+    assert resume_run(run.path, say=said.append) == run.path / "checkpoints/epoch-3"
+    assert any("epoch-2: head.safetensors has sha256" in line for line in said), said
+    assert "resuming from checkpoints/epoch-1" in said
+    rows = run.read_metrics()
+    assert [row["epoch"] for row in rows] == [0, 1, 2, 3]
+    assert json.loads((run.path / "status.json").read_text())["status"] == "completed"
