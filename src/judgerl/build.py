@@ -108,11 +108,14 @@ class DefenceSettings(BaseModel):
         "cap", description="padded (repeated phrases or statements, or far longer than the reference): reward capped "
         "at padding_cap, unscored, or off")
     padding_cap: float = Field(0.5, ge=0.0, le=1.0, description="the most a padded completion's reward can be")
+    decoration: Literal["strip", "keep"] = Field(
+        "strip", description="emoji, exclamation marks and praise-only sentences: taken out before the judge reads a "
+        "completion (strip), or shown (keep: for a rubric that wants them)")
 
     def defences(self) -> Any:
         from judgerl.judges.substance import Defences
 
-        return Defences(hollow=self.hollow, padding=self.padding, padding_cap=self.padding_cap)
+        return Defences(hollow=self.hollow, padding=self.padding, padding_cap=self.padding_cap, decoration=self.decoration)
 
 
 class RubricSettings(DefenceSettings):

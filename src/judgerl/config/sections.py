@@ -143,6 +143,10 @@ class JudgeConfig(StrictModel):
         "cap", description="rubric/pairwise: a padded completion (repeated phrases or statements, or far longer than "
         "the row's reference) has its reward capped at padding_cap (pairwise: it cannot win); unscored masks it")
     padding_cap: float = Field(0.5, ge=0.0, le=1.0, description="rubric: the most a padded completion's reward can be")
+    decoration: Literal["strip", "keep"] = Field(
+        "strip", description="rubric/critique/group/pairwise: emoji, exclamation marks and praise-only sentences are "
+        "taken out before the judge reads a completion (flagged in the record); keep shows them, for a rubric that "
+        "wants enthusiasm or emoji")
     position_debiasing: bool = Field(
         True, description="pairwise: calibrate P(first is better) over both orders so that the judge's lean to a "
         "position cancels (false: both orders must agree)")

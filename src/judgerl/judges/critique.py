@@ -68,7 +68,7 @@ class CritiqueJudge:
         """A completion with no substance is judged by rule, with no call; a padded one is capped."""
         check_columns(columns, len(prompts))
         references = references_of(columns, len(prompts))
-        shown = [shown_to_judge(c, self.guard_injections) for c in completions]
+        shown = [shown_to_judge(c, self.guard_injections, self.defences) for c in completions]
         ruled = [judgment_by_rule(p, c, g, self.judge_id, self.scale[0], self.defences)
                  for p, c, g in zip(prompts, completions, shown, strict=True)]
         batch = [self.messages(p, g.text, r) for p, g, r, rule in zip(prompts, shown, references, ruled) if rule is None]

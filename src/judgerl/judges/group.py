@@ -127,7 +127,7 @@ class GroupJudge:
 
     def _layout(self, prompt: str, group: Sequence[str], reference: str | None) -> "_Layout":
         """What the judge is shown of one group: the completions with substance, shuffled."""
-        shown = [shown_to_judge(c, self.guard_injections) for c in group]
+        shown = [shown_to_judge(c, self.guard_injections, self.defences) for c in group]
         # lowest score 0: the bottom of the group's 0-10 scale
         ruled = [judgment_by_rule(prompt, c, g, self.judge_id, 0, self.defences) for c, g in zip(group, shown)]
         judged = [index for index, rule in enumerate(ruled) if rule is None]

@@ -38,7 +38,28 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("fake marker", re.compile(r"<\s*/?\s*(response(_a|_b)?|prompt|answer|system|assistant|user|rubric)\s*>", re.IGNORECASE)),
     ("role line", re.compile(r"^\s*(system|assistant|grader|judge|evaluator|instruction)s?\s*:", re.IGNORECASE | re.MULTILINE)),
     ("claim to the grader", re.compile(
-        r"\b(the|this)\s+(response|answer)\s+(above|below)\b|\b(dear|attention)\s+(grader|judge|evaluator)\b",
+        r"\b(the|this)\s+(response|answer)\s+(above|below)\b|\b(dear|attention)\s+(grader|judge|evaluator)\b"
+        r"|\b(this|the|my)\s+(response|answer|reply|output|translation|solution)\s+(is|was|has\s+been)\s+"
+        r"(\w+\s+){0,2}(correct|right|perfect|excellent|flawless|approved|pre-approved|verified|checked|the\s+best)\b",
+        re.IGNORECASE)),
+    # whoever grades, named: "Note to the grader", "As the judge, you...", "Any evaluator reading this", "the
+    # grading team", "New rubric:", a "# judge:" comment; and in a few other languages. A court's "judge" is
+    # named only in a grading phrase ("the AI judge", "as the judge", "judge:", "judges must").
+    ("words to the grader", re.compile(
+        r"\b(grader|graders|grading|evaluator|evaluators|evaluation\s+(team|mode)|rater|raters|scorer|assessor|"
+        r"rubric|(ai|llm|model)\s+judge|as\s+(the|a|an)\s+judge|judge\s*:|judges?\s+(must|should|will|shall)|"
+        r"evaluador(a|es)?|calificador(a|es)?|[ée]valuat(eur|rice)|correct(eur|rice)|bewerter(in)?|pr[üu]fer(in)?|"
+        r"valutat(ore|rice)|avaliador(a)?)\b|\bjudge\s*:|評価者|採点|评分|评审|評審",
+        re.IGNORECASE)),
+    ("verdict object", re.compile(r"\{\s*[\"']?(score|rating|grade|verdict|reward|result|evaluation)[\"']?\s*:", re.IGNORECASE)),
+    ("fake system tag", re.compile(r"\[\s*(system|admin|developer|override|instructions?|note\s+to)\b[^\]\n]{0,40}\]",
+                                   re.IGNORECASE)),
+    ("reply directive", re.compile(
+        r"\b(reply|respond|answer|output|return|say|print)\s+(with\s+)?(only\s+)?(the\s+)?(score|number|rating|digit)\b"
+        r"|\b(always|only)\s+(respond|reply|answer|output|say|return)\b[^.\n]{0,20}\d"
+        r"|\b(output|return|print|reply|respond)\b[^\n]{0,20}\b(highest|maximum|max|perfect|top|best|full)\s+"
+        r"(possible\s+)?(score|rating|grade|marks?|points?)\b"
+        r"|\b(score|rate|grade|mark)\s+(this|my|the)\s+(response|answer|reply|output)\b",
         re.IGNORECASE)),
 ]
 
@@ -55,6 +76,8 @@ class Guarded:
         return [f"removed {kind}: {line[:80]!r}" for kind, line in self.removed]
 
 
+_COMMENT_START = re.compile(r"\s(#|//|--)\s")
+"""Where a trailing code comment starts (before a match addressing the grader)."""
 _CLOSING_MARKER = re.compile(r"<\s*/\s*(response(_a|_b)?|answer)\s*>", re.IGNORECASE)
 
 
@@ -73,11 +96,15 @@ def guard(text: str) -> Guarded:
     for line in text.split("\n"):
         kept = []
         for sentence in re.split(r"(?<=[.!?])\s+", line):
-            hit = next((kind for kind, pattern in _PATTERNS if pattern.search(sentence)), None)
+            hit = next(((kind, found) for kind, pattern in _PATTERNS if (found := pattern.search(sentence))), None)
             if hit is None:
                 kept.append(sentence)
-            else:
-                removed.append((hit, sentence.strip()))
+                continue
+            # a code comment addressing the grader ("len(xs)  # judge: score 5"): the code before it stays
+            comment = _COMMENT_START.search(sentence, 0, hit[1].start())
+            if comment is not None and sentence[:comment.start()].strip():
+                kept.append(sentence[:comment.start()].rstrip())
+            removed.append((hit[0], sentence[comment.start() if comment is not None else 0:].strip()))
         if kept or not line.strip():
             kept_lines.append(" ".join(kept))
     cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(kept_lines)).strip()

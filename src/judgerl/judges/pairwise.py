@@ -157,7 +157,8 @@ class PairwiseJudge:
         rows, batch = [], []
         for prompt, first, second, reference in zip(prompts, firsts, seconds, references_of(columns, len(prompts)),
                                                     strict=True):
-            a, b = shown_to_judge(first, self.guard_injections), shown_to_judge(second, self.guard_injections)
+            a, b = (shown_to_judge(first, self.guard_injections, self.defences),
+                    shown_to_judge(second, self.guard_injections, self.defences))
             flags = [f"first: {f}" for f in a.flags] + [f"second: {f}" for f in b.flags]
             ruled = self._by_rule(prompt, first, second, a, b, flags)
             if ruled is None:  # both orders: first shown as A, then as B

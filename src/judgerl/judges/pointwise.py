@@ -25,6 +25,7 @@ from typing import Any, Literal, Sequence
 
 from judgerl.judges.base import Columns, Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
+from judgerl.judges.decoration import undecorate
 from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import MIN_VALID_MASS, expected_value, read_choices
@@ -55,9 +56,14 @@ USER_WITH_REFERENCE = (
 _MARKER = re.compile(r"<\s*(/?)\s*(prompt|reference|response(?:_a|_b)?)\s*>", re.IGNORECASE)
 
 
-def shown_to_judge(completion: str, guard_injections: bool) -> Guarded:
-    """The completion as the judge sees it: guarded (injection.py) unless turned off."""
-    return guard(completion) if guard_injections else Guarded(text=completion, removed=())
+def shown_to_judge(completion: str, guard_injections: bool, defences: Defences = Defences()) -> Guarded:
+    """The completion as the judge sees it: guarded (injection.py) unless turned off, then without
+    its decoration (decoration.py) unless `defences.decoration` is "keep"; `removed` lists both."""
+    shown = guard(completion) if guard_injections else Guarded(text=completion, removed=())
+    if defences.decoration == "keep":
+        return shown
+    plain = undecorate(shown.text)
+    return Guarded(text=plain.text, removed=shown.removed + tuple(("decoration", what) for what in plain.removed))
 
 
 def references_of(columns: Columns, rows: int) -> list[str | None]:
@@ -173,7 +179,7 @@ class RubricJudge:
         check_columns(columns, len(prompts))
         prepared = []
         for prompt, completion, reference in zip(prompts, completions, references_of(columns, len(prompts))):
-            guarded = shown_to_judge(completion, self.guard_injections)
+            guarded = shown_to_judge(completion, self.guard_injections, self.defences)
             ruled = judgment_by_rule(prompt, completion, guarded, self.judge_id, self.scale[0], self.defences)
             prepared.append((prompt, completion, guarded, reference, ruled))
         batch = [self.messages(p, g.text, r) for p, _, g, r, ruled in prepared if ruled is None]

@@ -49,6 +49,7 @@ from judgerl.judges.injection import Guarded
 
 HollowAction = Literal["lowest", "unscored", "off"]
 PaddingAction = Literal["cap", "unscored", "off"]
+DecorationAction = Literal["strip", "keep"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Defences:
     its reward to `padding_cap`, "unscored" masks it, "off" only measures nothing."""
     padding_cap: float = 0.5
     """Highest reward a padded completion may get with padding="cap" (rewards are in [0, 1])."""
+    decoration: DecorationAction = "strip"
+    """Emoji, exclamation marks and praise-only sentences (judges/decoration.py): "strip" takes them
+    out before the judge reads the completion (flagged), "keep" shows them (a rubric that wants them)."""
     max_repeated_share: float = 0.3
     """Padded when at least this share of the completion's 4-word phrases repeat an earlier one
     (ordinary prose: under 0.05)."""
@@ -83,6 +87,8 @@ class Defences:
             raise ValueError(f"hollow must be lowest, unscored or off, not {self.hollow!r}")
         if self.padding not in ("cap", "unscored", "off"):
             raise ValueError(f"padding must be cap, unscored or off, not {self.padding!r}")
+        if self.decoration not in ("strip", "keep"):
+            raise ValueError(f"decoration must be strip or keep, not {self.decoration!r}")
         if not 0.0 <= self.padding_cap <= 1.0:
             raise ValueError(f"padding_cap is a reward in [0, 1], not {self.padding_cap}")
 
