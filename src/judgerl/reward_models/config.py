@@ -71,6 +71,8 @@ class RMTrainConfig(StrictModel):
     epochs: int = Field(1, ge=1, description="passes over the training pairs; a checkpoint after each")
     batch_size: int = Field(8, ge=1, description="pairs per optimiser step")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient's norm to this (TRL's default "
+                                        "1.0); none: no clipping")
     use_margin: bool = Field(False, description="subtract each pair's margin in the loss, −log σ(r⁺ − r⁻ − margin) "
                              "(pairs without one: margin 0)")
     center_rewards_coefficient: float | None = Field(

@@ -107,6 +107,8 @@ def train_epoch(model: BradleyTerryRewardModel, optimizer: torch.optim.Optimizer
                               f"diverged); lower train.learning_rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if settings.max_grad_norm is not None:  # as TRL's default (1.0): one bad batch cannot wreck the backbone
+            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), settings.max_grad_norm)
         optimizer.step()
         losses.append(loss.item())
         accuracies.append(preference_accuracy(chosen.detach(), rejected.detach()))
@@ -116,8 +118,10 @@ def train_epoch(model: BradleyTerryRewardModel, optimizer: torch.optim.Optimizer
 
 
 def make_optimizer(model: BradleyTerryRewardModel, config: RewardModelRunConfig) -> torch.optim.Optimizer:
+    # fused: one kernel over every parameter (as the HF Trainer's default); foreach would also hold
+    # temporaries the size of the parameters, which for a full backbone is most of a gigabyte.
     return torch.optim.AdamW(model.trainable_parameters(), lr=config.train.learning_rate,
-                             weight_decay=config.train.weight_decay)
+                             weight_decay=config.train.weight_decay, fused=True)
 
 
 def save_epoch(run: RunFolder, model: BradleyTerryRewardModel, optimizer: torch.optim.Optimizer, epoch: int,
