@@ -359,3 +359,30 @@ def test_the_default_audit_judge_shares_the_training_judges_model_and_asks_with_
     assert metrics["monitor/compared"] == 8 and provider.calls == 8
     assert AUDIT_RUBRIC[:40] in seen[0] and "be friendly" not in seen[0]
     assert metrics["monitor/audit_reward"] < 0.5 < metrics["monitor/train_reward"]
+
+
+def test_the_stop_rule_ends_judgerl_train_with_its_own_exit_code_and_a_report(tmp_path):
+    pytest.importorskip("transformers")
+    from test_lm_experiment import PROMPTS, tiny_model_folder
+
+    from judgerl.cli_commands.common import EXIT_REWARD_HACKING, EXIT_UNSCORED
+
+    model = tiny_model_folder(tmp_path / "model")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    config = tmp_path / "lm.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "tiny-lm", "output_dir": str(tmp_path / "runs"),
+        "policy": {"kind": "causal_lm", "model": str(model), "lora": True, "lora_r": 4},
+        "judge": {"provider": "python", "method": "reward_function", "function": "fake_judges:says_yes"},
+        "data": {"rl": str(prompts), "eval": str(prompts), "eval_limit": 2},
+        # any KL to the reference warns (kl_max tiny), and one warning stops the run
+        "rl": {"algorithm": "grpo", "steps": 6, "batch_size": 2, "samples_per_question": 2, "max_new_tokens": 4,
+               "kl_coef": 0.05, "learning_rate": 0.05, "monitor": {"every": 1, "stop_after": 1, "kl_max": 1e-9}},
+    }))
+    result = subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(config)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(TESTS)})
+    assert result.returncode == EXIT_REWARD_HACKING != EXIT_UNSCORED, result.stderr
+    assert "stopped: " in result.stderr and "Traceback" not in result.stderr
+    [run] = list((tmp_path / "runs").iterdir())
+    assert "## Reward-hacking monitor" in (run / "report.md").read_text()

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import yaml
 
-EXIT_CONFIG, EXIT_JUDGE, EXIT_UNSCORED, EXIT_AUDIT_FAILED, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
+EXIT_CONFIG, EXIT_JUDGE, EXIT_UNSCORED, EXIT_AUDIT_FAILED, EXIT_REWARD_HACKING, EXIT_INTERRUPTED = 2, 3, 4, 5, 6, 130
 
 SET_HELP = "override a config field, e.g. --set rl.steps=20 --set judge.rubric=realist"
 

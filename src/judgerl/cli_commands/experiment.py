@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from judgerl.cli_commands.common import EXIT_AUDIT_FAILED, EXIT_INTERRUPTED, EXIT_UNSCORED
+from judgerl.cli_commands.common import EXIT_AUDIT_FAILED, EXIT_INTERRUPTED, EXIT_REWARD_HACKING, EXIT_UNSCORED
 
 
 def run_experiment(config, run=None, resume_from=None) -> int:
     """Run the config's task into `run` (a new run folder when None), then write its report.
-    Returns the exit code: 0, EXIT_INTERRUPTED or EXIT_UNSCORED."""
+    Returns the exit code: 0, EXIT_INTERRUPTED, EXIT_UNSCORED, EXIT_AUDIT_FAILED or EXIT_REWARD_HACKING
+    (the hacking monitor's stop rule: a script can tell it from a failing judge)."""
     import shutil
 
     from judgerl.config import ConfigError
@@ -18,6 +19,7 @@ def run_experiment(config, run=None, resume_from=None) -> int:
     from judgerl.training.experiment import create_run_folder
     from judgerl.audit.before_training import JudgeAuditFailed
     from judgerl.training.loop import TooManyUnscored
+    from judgerl.training.monitor import MonitorStop
     from judgerl.training.runner import run_task
 
     from judgerl.training.distributed import DataParallel
@@ -33,6 +35,9 @@ def run_experiment(config, run=None, resume_from=None) -> int:
         run_task(config, run, say=lambda text: print(text, file=sys.stderr), resume_from=resume_from)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
+    except MonitorStop as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        code = EXIT_REWARD_HACKING
     except TooManyUnscored as error:
         print(f"error: {error}", file=sys.stderr)
         code = EXIT_UNSCORED
