@@ -105,11 +105,13 @@ def train_epoch(model: BradleyTerryRewardModel, optimizer: torch.optim.Optimizer
         if not torch.isfinite(loss):
             raise ConfigError(f"train.learning_rate: the loss became {loss.item()} at epoch {epoch} (the rewards "
                               f"diverged); lower train.learning_rate")
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.max_grad_norm is not None:  # as TRL's default (1.0): one bad batch cannot wreck the backbone
             torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), settings.max_grad_norm)
         optimizer.step()
+        # Right after the step, not before the next backward: the next forward's activations then
+        # never share memory with a whole backbone's gradients.
+        optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         accuracies.append(preference_accuracy(chosen.detach(), rejected.detach()))
         steps += 1
