@@ -127,3 +127,16 @@ def test_judgerl_train_refuses_a_missing_reward_model_before_a_run_folder(tmp_pa
         "data": {"rl": str(prompts), "eval": str(prompts)}}))
     assert_one_line_refusal(judgerl("train", str(config)), "judge.reward_model.path", "no-such-rm")
     assert not (tmp_path / "runs").exists()
+
+
+def test_judgerl_audit_audits_a_trained_reward_model(tmp_path, backbone):  # noqa: F811
+    from test_reward_model import train_run
+
+    run, _ = train_run(tmp_path, backbone, epochs=2)
+    gold = write_jsonl(tmp_path / "gold.jsonl", [
+        {"id": f"g{i}", "kind": "marker", "prompt": p["prompt"], "good": p["chosen"], "bad": p["rejected"]}
+        for i, p in enumerate(planted_pairs(6, seed=11))])
+    result = judgerl("audit", "--method", "reward_model", "--set", f"judge.reward_model.path={run.path}",
+                     "--gold", str(gold), "-o", str(tmp_path / "audit"), "--no-stability")
+    assert result.returncode == 0, result.stderr
+    assert "PASS reward_model/" in result.stdout + result.stderr and (tmp_path / "audit" / "audit.json").is_file()
