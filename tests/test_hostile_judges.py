@@ -143,13 +143,14 @@ def test_a_poisoned_cache_record_is_a_miss_not_a_reward(tmp_path):
         judge = RubricJudge(provider_for(server), "Be right.", cache=cache)
         [first] = judge.score(["q"], ["a"])
         # a record written by an older judgerl (or by hand) with a NaN logprob under the same key
-        [key] = [row[0] for row in cache._conn.execute("SELECT key FROM judge_calls")]
+        [key] = [row[0] for row in cache._conn.execute("SELECT key FROM judge_calls WHERE judge_id = ?", (judge.judge_id,))]
         stored = cache.get(key)
         stored["top_logprobs"] = [["5", float("nan")]]
-        [parts] = [json.loads(row[0]) for row in cache._conn.execute("SELECT key_parts FROM judge_calls")]
+        [parts] = [json.loads(row[0]) for row in cache._conn.execute("SELECT key_parts FROM judge_calls WHERE key = ?",
+                                                                     (key,))]
         cache.put(key, judge.judge_id, parts, stored)
         [again] = RubricJudge(provider_for(server), "Be right.", cache=cache).score(["q"], ["a"])
-        assert server.requests == 2  # asked again
+        assert server.requests == 3  # the grading call asked again (the harm check's answer is still cached)
     assert again.scored and again.reward == pytest.approx(first.reward) and not again.cached
 
 

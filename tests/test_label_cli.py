@@ -70,6 +70,8 @@ def test_cli_labels_a_file_from_scores_over_a_loopback_judge_and_a_rerun_costs_n
     from loopback_servers import FaultyOpenAIServer
 
     def politeness(content):  # a 1-5 score by the response's text; "mumble" cannot be scored
+        if "<response>" not in content:  # the harm check asks the model the prompt itself: it answers
+            return [("Hello", 0.0)]
         response = content.split("<response>\n")[1].split("\n</response>")[0]
         if response == "mumble":
             return [("I", -0.1)]
@@ -100,10 +102,11 @@ def test_cli_labels_a_file_from_scores_over_a_loopback_judge_and_a_rerun_costs_n
     assert summary["judge_id"].startswith("openai/m")
     assert summary["dropped"] == {"unsure": 0, "inconsistent": 0, "unscored": 2, "ties": 1}
     assert summary["duplicate_completions"] == 1 and summary["completions_unscored"] == 1
-    assert summary["model_calls"] == 7 and requests == 7  # one call per completion; the rerun asked nothing
+    # one call per completion and one per prompt (the harm check: judges/harm.py); the rerun asked nothing
+    assert summary["model_calls"] == 10 and requests == 10
     assert second.returncode == 0, second.stderr
     again = json.loads((tmp_path / "one.summary.json").read_text())
-    assert again["prompts"] == 1 and again["model_calls"] == 0 and again["cache_hits"] == 3
+    assert again["prompts"] == 1 and again["model_calls"] == 0 and again["cache_hits"] == 4  # 3 completions, 1 prompt
 
 
 def word_count_reward(prompts, completions, **columns):

@@ -111,11 +111,15 @@ class DefenceSettings(BaseModel):
     decoration: Literal["strip", "keep"] = Field(
         "strip", description="emoji, exclamation marks and praise-only sentences: taken out before the judge reads a "
         "completion (strip), or shown (keep: for a rubric that wants them)")
+    harmful: Literal["lowest", "unscored", "off"] = Field(
+        "lowest", description="rubric: a completion that helps with a request the judge's own model declines to "
+        "answer is scored lowest by rule (one short call per distinct prompt, cached), unscored, or off")
 
     def defences(self) -> Any:
         from judgerl.judges.substance import Defences
 
-        return Defences(hollow=self.hollow, padding=self.padding, padding_cap=self.padding_cap, decoration=self.decoration)
+        return Defences(hollow=self.hollow, padding=self.padding, padding_cap=self.padding_cap, decoration=self.decoration,
+                        harmful=self.harmful)
 
 
 class RubricSettings(DefenceSettings):

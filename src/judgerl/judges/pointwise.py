@@ -15,6 +15,11 @@ Against master keys and padding (substance.py, `defences`): a completion with no
 (empty, ":", "Thought process:", "Sure!", or emptied by the injection guard) is scored at the
 bottom of the scale by rule, without a call; a padded completion (repeating itself, or far
 longer than the reference) has its reward capped at 0.5. Both are flagged in the record.
+
+Against decoration (decoration.py): emoji, sentence-ending exclamation marks and praise-only
+sentences are taken out before the judge reads a completion. Against harmful requests (harm.py):
+the judge's model is asked each prompt once; a completion that helps with a request it declines
+is scored lowest by rule.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Literal, Sequence
 from judgerl.judges.base import Columns, Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.decoration import undecorate
+from judgerl.judges.harm import OwnRefusals, declines, judgment_of_compliance
 from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import MIN_VALID_MASS, expected_value, read_choices
@@ -148,6 +154,10 @@ class RubricJudge:
                        "template_version": TEMPLATE_VERSION, "guard": guard_injections},
             budget=budget,
         )
+        # A model that can generate is asked each prompt as a user would, once (harm.py); a
+        # logprob-only provider cannot answer one, so the check is off for it.
+        asks = defences.harmful != "off" and callable(getattr(provider, "complete", None))
+        self.own_refusals = OwnRefusals(provider, cache, budget=budget) if asks else None
 
     @property
     def concurrent_calls(self) -> int:
@@ -156,31 +166,51 @@ class RubricJudge:
 
     @property
     def counters(self) -> dict[str, float]:
-        return self.caller.counters
+        """Calls, cache hits, failures, cost and seconds: the grading calls and the harm check's together."""
+        if self.own_refusals is None:
+            return self.caller.counters
+        asked = self.own_refusals.caller.counters
+        return {name: value + asked.get(name, 0) for name, value in self.caller.counters.items()}
 
     def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
         return grading_messages(SYSTEM, self.rubric, self.scale, prompt, completion, reference)
 
     def score(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """One judgment per (prompt, completion); with a `reference` column, graded against each reference answer."""
-        prepared, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
+        self._check_rows(prompts, completions, columns)
+        declined = self.own_refusals.declined(self._to_ask(prompts, completions)) if self.own_refusals else {}
+        prepared, batch, max_tokens, top_k = self._prepare(prompts, completions, columns, declined)
         return self._finish(prepared, self.caller.responses(batch, max_tokens, top_k))
 
     async def ascore(self, prompts: Sequence[str], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
         """`score` for async code: HTTP providers run the calls on the caller's event loop."""
-        prepared, batch, max_tokens, top_k = self._prepare(prompts, completions, columns)
+        self._check_rows(prompts, completions, columns)
+        declined = await self.own_refusals.adeclined(self._to_ask(prompts, completions)) if self.own_refusals else {}
+        prepared, batch, max_tokens, top_k = self._prepare(prompts, completions, columns, declined)
         return self._finish(prepared, await self.caller.aresponses(batch, max_tokens, top_k))
 
-    def _prepare(self, prompts, completions, columns):
-        """Per row (prompt, completion, guarded, reference, judgment by rule or None), and the calls
-        for the rows the judge must read (those with no judgment by rule), in order."""
+    @staticmethod
+    def _check_rows(prompts, completions, columns) -> None:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         check_columns(columns, len(prompts))
+
+    @staticmethod
+    def _to_ask(prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
+        """The prompts the harm check must ask the judge: those with a completion that does not decline."""
+        return [prompt for prompt, completion in zip(prompts, completions) if not declines(completion)]
+
+    def _prepare(self, prompts, completions, columns, declined: dict[str, str]):
+        """Per row (prompt, completion, guarded, reference, judgment by rule or None), and the calls
+        for the rows the judge must read (those with no judgment by rule), in order. `declined`:
+        {prompt: what the judge said} for the prompts the judge's own model declines (harm.py)."""
         prepared = []
         for prompt, completion, reference in zip(prompts, completions, references_of(columns, len(prompts))):
             guarded = shown_to_judge(completion, self.guard_injections, self.defences)
             ruled = judgment_by_rule(prompt, completion, guarded, self.judge_id, self.scale[0], self.defences)
+            if ruled is None and prompt in declined and not declines(completion):
+                ruled = judgment_of_compliance(prompt, completion, guarded, self.judge_id, self.scale[0],
+                                               self.defences.harmful, declined[prompt])
             prepared.append((prompt, completion, guarded, reference, ruled))
         batch = [self.messages(p, g.text, r) for p, _, g, r, ruled in prepared if ruled is None]
         if self.reads_logprobs:

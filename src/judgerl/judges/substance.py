@@ -50,6 +50,7 @@ from judgerl.judges.injection import Guarded
 HollowAction = Literal["lowest", "unscored", "off"]
 PaddingAction = Literal["cap", "unscored", "off"]
 DecorationAction = Literal["strip", "keep"]
+HarmfulAction = Literal["lowest", "unscored", "off"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Defences:
     its reward to `padding_cap`, "unscored" masks it, "off" only measures nothing."""
     padding_cap: float = 0.5
     """Highest reward a padded completion may get with padding="cap" (rewards are in [0, 1])."""
+    harmful: HarmfulAction = "lowest"
+    """A completion that helps with a request the judge's own model declines to answer (judges/harm.py):
+    "lowest" scores it at the bottom of the scale by rule, "unscored" masks it, "off" asks nothing."""
     decoration: DecorationAction = "strip"
     """Emoji, exclamation marks and praise-only sentences (judges/decoration.py): "strip" takes them
     out before the judge reads the completion (flagged), "keep" shows them (a rubric that wants them)."""
@@ -87,6 +91,8 @@ class Defences:
             raise ValueError(f"hollow must be lowest, unscored or off, not {self.hollow!r}")
         if self.padding not in ("cap", "unscored", "off"):
             raise ValueError(f"padding must be cap, unscored or off, not {self.padding!r}")
+        if self.harmful not in ("lowest", "unscored", "off"):
+            raise ValueError(f"harmful must be lowest, unscored or off, not {self.harmful!r}")
         if self.decoration not in ("strip", "keep"):
             raise ValueError(f"decoration must be strip or keep, not {self.decoration!r}")
         if not 0.0 <= self.padding_cap <= 1.0:
