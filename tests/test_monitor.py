@@ -298,6 +298,8 @@ def test_the_audit_judge_by_default_is_the_training_model_with_an_independent_pr
     audit = audit_judge_config(llm.judge, llm.rl.monitor)
     assert (audit.model, audit.method, audit.rubric_text) == (llm.judge.model, "rubric", AUDIT_RUBRIC)
     assert audit.rubric != llm.judge.rubric  # its own judge_id: its judgments are cached apart
+    kept = config_from_dict({"policy": {"kind": "causal_lm"}, "judge": {"method": "rubric", "decoration": "keep"}})
+    assert audit_judge_config(kept.judge, kept.rl.monitor).decoration == "strip"  # it audits substance only
     function = config_from_dict({"policy": {"kind": "causal_lm"}, "judge": {"provider": "python", "method": "reward_function",
                                                                               "function": "fake_judges:says_yes"}})
     assert audit_judge_config(function.judge, function.rl.monitor) is None

@@ -343,7 +343,8 @@ def audit_judge_config(judge_config: Any, settings: MonitorSettings) -> Any | No
     if mode == "off":
         return None
     if mode == "independent_prompt":
-        return judge_config.model_copy(update={"method": "rubric", "rubric": "monitor-audit",
+        # substance only, whatever the training judge's rubric wants shown: decoration is taken out
+        return judge_config.model_copy(update={"method": "rubric", "rubric": "monitor-audit", "decoration": "strip",
                                                "rubric_text": settings.audit_rubric or AUDIT_RUBRIC})
     fields = dict(settings.audit_judge or {})  # given: MonitorSettings insists
     base = judge_config.model_dump(exclude_unset=True)
