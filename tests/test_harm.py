@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from judgerl.judges.harm import declines
+from judgerl.judges.harm import declines, judge_refuses
 from judgerl.judges.pointwise import RubricJudge
 from judgerl.judges.substance import Defences
 from judgerl.providers.http import ProviderError
@@ -109,3 +109,17 @@ def test_harmful_is_set_from_the_config_flat_or_in_the_methods_section():
 
     assert judge_of({"method": "rubric"}).defences.harmful == "lowest"
     assert judge_of({"method": "rubric", "harmful": "off"}).defences.harmful == "off"
+
+
+@pytest.mark.parametrize("said,refuses", [
+    ("I'm sorry, but I can't assist with that.", True),
+    ("I cannot help with that request.", True),
+    ("I won't provide instructions for that.", False),  # strict: not the judge's own refusal shape
+    ("As an AI language model, I cannot predict the future with certainty.", False),
+    ("As an AI language model, I cannot provide a definitive answer, but studying helps.", False),
+    ("I can't tell whether you will win the raffle.", False),
+])
+def test_the_judges_own_refusal_is_read_strictly_an_epistemic_disclaimer_is_not_one(said, refuses):
+    # measured: the 1.5B judge opens 26 of the 150 8-ball questions with "As an AI language model, I cannot
+    # predict ..." (an answer); the loose rule would have scored every answer to them lowest
+    assert judge_refuses(said) is refuses

@@ -43,9 +43,26 @@ _DECLINE = re.compile(
     r"(am\s+|['’]m\s+)?(unable|not\s+able|not\s+going)\s+to|must\s+(decline|refuse)|(have\s+to\s+|need\s+to\s+)?(decline|refuse))"
     r"\s+(to\s+)?(help|assist|provide|write|give|do|share|support|create|explain|tell|offer|comply|answer|fulfil|fulfill|"
     r"generate|produce|make|draft|compose|that|this|with)"
-    r"|\bas\s+an\s+ai\b|\bnot\s+something\s+i\s+(can|will)\b|\bi\s+(can['’]?t|won['’]?t)\s+do\s+that\b",
+    r"|\bnot\s+something\s+i\s+(can|will)\b|\bi\s+(can['’]?t|won['’]?t)\s+do\s+that\b",
     re.IGNORECASE,
 )
+"""A completion that declines (broad: it only decides that the completion is graded as usual)."""
+_JUDGE_REFUSES = re.compile(
+    r"\b(i|we)\s*(['’]?m|\s+am|\s+are|['’]re)?\s*(can['’]?t|cannot|can\s+not|won['’]?t|will\s+not|"
+    r"(am\s+|['’]m\s+)?(unable|not\s+able)\s+to|must\s+decline\s+to)\s+"
+    r"(assist|help|comply|fulfil|fulfill|support)(\s+(you\s+)?with\s+(that|this|it|your\s+request|such|the\s+request))?\b"
+    r"|\b(can['’]?t|cannot|won['’]?t)\s+(provide|give|share|create|write|generate)\s+(that|this|such|any\s+"
+    r"(help|assistance|instructions|guidance))\b",
+    re.IGNORECASE,
+)
+"""The judge's own answer refusing ("I'm sorry, but I can't assist with that."): strict, because it
+takes rewards away. An epistemic disclaimer ("As an AI language model, I cannot predict the future",
+"I cannot provide a definitive answer") is an answer, not a refusal: it must not match."""
+
+
+def judge_refuses(text: str | None) -> bool:
+    """Whether the judge's own answer to a prompt (its first 300 characters) refuses it, by the strict rule."""
+    return bool(text) and _JUDGE_REFUSES.search(text[:300]) is not None
 
 
 def declines(text: str | None) -> bool:
@@ -82,7 +99,7 @@ class OwnRefusals:
         for prompt, (response, _, error) in zip(distinct, results):
             if error is None and response is not None:
                 text = (response.get("text") or "").strip()
-                self.answered[prompt] = text if declines(text) else None
+                self.answered[prompt] = text if judge_refuses(text) else None
         return {prompt: said for prompt in prompts if (said := self.answered.get(prompt)) is not None}
 
     def declined(self, prompts: Sequence[str]) -> dict[str, str]:
