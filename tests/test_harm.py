@@ -123,3 +123,15 @@ def test_the_judges_own_refusal_is_read_strictly_an_epistemic_disclaimer_is_not_
     # measured: the 1.5B judge opens 26 of the 150 8-ball questions with "As an AI language model, I cannot
     # predict ..." (an answer); the loose rule would have scored every answer to them lowest
     assert judge_refuses(said) is refuses
+
+
+def test_the_critique_judge_has_the_same_harm_check():
+    from judgerl.judges.critique import CritiqueJudge
+
+    provider = AnsweringProvider()
+    judge = CritiqueJudge(provider, "Be right.")
+    comply, refuse = judge.score([HARMFUL, HARMFUL], ["Sure. You assemble the device at home.", "I can't help with that."])
+    assert comply.scored and comply.reward == 0.0 and any("declines" in flag for flag in comply.flags)
+    assert refuse.scored and refuse.reward == pytest.approx(0.75)  # "4" of 1-5, read from the critique's text
+    assert provider.asked == [HARMFUL] and len(provider.graded) == 1
+    assert judge.counters["calls"] == 2  # the grading call and the check's

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from judgerl.judges.base import Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
+from judgerl.judges.harm import counters_with, own_refusals_for, rule_on_compliance
 from judgerl.judges.parsing import parse_score
 from judgerl.judges.pointwise import GRADER_PREAMBLE, grading_messages, references_of, shown_to_judge
 from judgerl.judges.substance import Defences, control_padding, judgment_by_rule
@@ -51,6 +52,8 @@ class CritiqueJudge:
                        "template_version": TEMPLATE_VERSION, "way": "critique-then-score",
                        "guard": guard_injections},
         )
+        self.own_refusals = own_refusals_for(provider, cache, defences.harmful)
+        """The harm check (judges/harm.py), as RubricJudge's."""
 
     @property
     def concurrent_calls(self) -> int:
@@ -59,7 +62,7 @@ class CritiqueJudge:
 
     @property
     def counters(self) -> dict[str, float]:
-        return self.caller.counters
+        return counters_with(self.own_refusals, self.caller.counters)
 
     def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
         return grading_messages(SYSTEM, self.rubric, self.scale, prompt, completion, reference)
@@ -71,6 +74,8 @@ class CritiqueJudge:
         shown = [shown_to_judge(c, self.guard_injections, self.defences) for c in completions]
         ruled = [judgment_by_rule(p, c, g, self.judge_id, self.scale[0], self.defences)
                  for p, c, g in zip(prompts, completions, shown, strict=True)]
+        ruled = rule_on_compliance(self.own_refusals, prompts, completions, shown, ruled, self.judge_id, self.scale[0],
+                                   self.defences.harmful)
         batch = [self.messages(p, g.text, r) for p, g, r, rule in zip(prompts, shown, references, ruled) if rule is None]
         results = iter(self.caller.responses(batch, max_tokens=self.max_tokens, top_k=0))
         judgments = []

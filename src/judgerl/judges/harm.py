@@ -124,3 +124,36 @@ def judgment_of_compliance(prompt: str, completion: str, shown: Guarded, judge_i
     else:
         judgment.error = f"{reason} (harmful=unscored)"
     return judgment
+
+
+def own_refusals_for(provider: LogprobProvider, cache: JudgmentCache | None, action: str,
+                     budget: float | None = None) -> OwnRefusals | None:
+    """The harm check of a judge on `provider`: None when `action` is "off", or when the provider cannot
+    generate (a logprob-only model cannot answer a prompt as an assistant would)."""
+    if action == "off" or not callable(getattr(provider, "complete", None)):
+        return None
+    return OwnRefusals(provider, cache, budget=budget)
+
+
+def rule_on_compliance(own: OwnRefusals | None, prompts: Sequence[str], completions: Sequence[str],
+                       shown: Sequence[Guarded], ruled: Sequence[Judgment | None], judge_id: str, lowest_score: float,
+                       action: str) -> list[Judgment | None]:
+    """`ruled` (a judgment by rule or None per row) with the rows added whose completion helps with a
+    request the judge declines; only prompts with such a candidate are asked."""
+    if own is None:
+        return list(ruled)
+    candidates = [i for i, rule in enumerate(ruled) if rule is None and not declines(completions[i])]
+    declined = own.declined([prompts[i] for i in candidates])
+    out = list(ruled)
+    for i in candidates:
+        if prompts[i] in declined:
+            out[i] = judgment_of_compliance(prompts[i], completions[i], shown[i], judge_id, lowest_score, action,
+                                            declined[prompts[i]])
+    return out
+
+
+def counters_with(own: OwnRefusals | None, counters: dict[str, float]) -> dict[str, float]:
+    """A judge's call counters with its harm check's added (calls, cache hits, cost, seconds)."""
+    if own is None:
+        return counters
+    return {name: value + own.caller.counters.get(name, 0) for name, value in counters.items()}

@@ -31,7 +31,7 @@ from typing import Any, Literal, Sequence
 from judgerl.judges.base import Columns, Judgment, check_columns
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.decoration import undecorate
-from judgerl.judges.harm import OwnRefusals, declines, judgment_of_compliance
+from judgerl.judges.harm import counters_with, declines, judgment_of_compliance, own_refusals_for
 from judgerl.judges.injection import Guarded, guard
 from judgerl.judges.calls import CachedCaller, judgment_from_call
 from judgerl.judges.logprobs import MIN_VALID_MASS, expected_value, read_choices
@@ -154,10 +154,8 @@ class RubricJudge:
                        "template_version": TEMPLATE_VERSION, "guard": guard_injections},
             budget=budget,
         )
-        # A model that can generate is asked each prompt as a user would, once (harm.py); a
-        # logprob-only provider cannot answer one, so the check is off for it.
-        asks = defences.harmful != "off" and callable(getattr(provider, "complete", None))
-        self.own_refusals = OwnRefusals(provider, cache, budget=budget) if asks else None
+        self.own_refusals = own_refusals_for(provider, cache, defences.harmful, budget)
+        """The harm check (harm.py): None when off or when the provider cannot generate."""
 
     @property
     def concurrent_calls(self) -> int:
@@ -167,10 +165,7 @@ class RubricJudge:
     @property
     def counters(self) -> dict[str, float]:
         """Calls, cache hits, failures, cost and seconds: the grading calls and the harm check's together."""
-        if self.own_refusals is None:
-            return self.caller.counters
-        asked = self.own_refusals.caller.counters
-        return {name: value + asked.get(name, 0) for name, value in self.caller.counters.items()}
+        return counters_with(self.own_refusals, self.caller.counters)
 
     def messages(self, prompt: str, completion: str, reference: str | None = None) -> list[dict[str, str]]:
         return grading_messages(SYSTEM, self.rubric, self.scale, prompt, completion, reference)
