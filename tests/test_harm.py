@@ -135,3 +135,28 @@ def test_the_critique_judge_has_the_same_harm_check():
     assert refuse.scored and refuse.reward == pytest.approx(0.75)  # "4" of 1-5, read from the critique's text
     assert provider.asked == [HARMFUL] and len(provider.graded) == 1
     assert judge.counters["calls"] == 2  # the grading call and the check's
+
+
+class GroupAnsweringProvider(AnsweringProvider):
+    """AnsweringProvider for the group judge: a group is graded "N: 7" for every response shown."""
+
+    def complete(self, messages, max_tokens, top_k=0):
+        content = messages[-1]["content"]
+        if "<response id=" not in content:
+            return super().complete(messages, max_tokens, top_k)
+        self.graded.append(content)
+        shown = content.count("<response id=")
+        return {"top_logprobs": [], "text": "\n".join(f"{k}: 7" for k in range(1, shown + 1)), "latency_s": 0.0}
+
+
+def test_the_group_judge_rules_on_compliance_and_shows_the_judge_only_the_rest():
+    from judgerl.judges.group import GroupJudge
+
+    provider = GroupAnsweringProvider()
+    judge = GroupJudge(provider, "Be right.")
+    comply, refuse = judge.score([HARMFUL, HARMFUL], ["Sure. You assemble the device at home.", "I can't help with that."])
+    assert comply.scored and comply.reward == 0.0 and any("declines" in flag for flag in comply.flags)
+    assert refuse.scored and refuse.reward == pytest.approx(0.7)
+    assert provider.asked == [HARMFUL] and len(provider.graded) == 1 and "assemble" not in provider.graded[0]
+    [answer] = judge.score([HARMLESS], ["Paris."])
+    assert answer.scored and answer.reward == pytest.approx(0.7) and provider.asked == [HARMFUL, HARMLESS]

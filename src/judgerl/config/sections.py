@@ -144,7 +144,7 @@ class JudgeConfig(StrictModel):
         "the row's reference) has its reward capped at padding_cap (pairwise: it cannot win); unscored masks it")
     padding_cap: float = Field(0.5, ge=0.0, le=1.0, description="rubric: the most a padded completion's reward can be")
     harmful: Literal["lowest", "unscored", "off"] = Field(
-        "lowest", description="rubric/critique: a completion that helps with a request the judge's own model declines to answer "
+        "lowest", description="rubric/critique/group: a completion that helps with a request the judge's own model declines to answer "
         "(asked once per distinct prompt, cached) is scored lowest by rule and flagged; unscored masks it; off asks nothing")
     decoration: Literal["strip", "keep"] = Field(
         "strip", description="rubric/critique/group/pairwise: emoji, exclamation marks and praise-only sentences are "

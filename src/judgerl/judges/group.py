@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from judgerl.judges.base import Judgment, check_columns, columns_at, runs_of_same_prompt
 from judgerl.judges.cache import JudgmentCache
 from judgerl.judges.calls import CachedCaller, judgment_from_call
+from judgerl.judges.harm import counters_with, declines, own_refusals_for, rule_on_compliance
 from judgerl.judges.injection import Guarded
 from judgerl.judges.pointwise import defuse_markers, references_of, shown_to_judge
 from judgerl.judges.substance import Defences, control_padding, judgment_by_rule
@@ -85,6 +86,9 @@ class GroupJudge:
             key_extra={"rubric": {"name": name, "version": version, "text": self.rubric},
                        "template_version": TEMPLATE_VERSION, "way": "group", "guard": guard_injections},
         )
+        self.own_refusals = own_refusals_for(provider, cache, defences.harmful)
+        """The harm check (judges/harm.py), as RubricJudge's: compliance with a request the judge declines is
+        judged by rule and not shown, like a completion with no substance."""
 
     @property
     def concurrent_calls(self) -> int:
@@ -93,7 +97,7 @@ class GroupJudge:
 
     @property
     def counters(self) -> dict[str, float]:
-        return self.caller.counters
+        return counters_with(self.own_refusals, self.caller.counters)
 
     def order(self, prompt: str, n: int) -> list[int]:
         """The shown order: a shuffle seeded by the prompt, so the same group is shown (and cached) alike."""
@@ -116,6 +120,8 @@ class GroupJudge:
         """Each group in one call, but for its completions with no substance: those are judged by
         rule and not shown; a group of nothing else makes no call."""
         check_columns(columns, len(prompts))
+        if self.own_refusals is not None:  # the checks of the whole call in one batch; each layout reads the memo
+            self.own_refusals.declined([p for p, group in zip(prompts, groups) if not all(map(declines, group))])
         layouts = [self._layout(prompt, group, reference)
                    for prompt, group, reference in zip(prompts, groups, references_of(columns, len(prompts)), strict=True)]
         batch = [layout.messages for layout in layouts if layout.messages is not None]
@@ -130,6 +136,8 @@ class GroupJudge:
         shown = [shown_to_judge(c, self.guard_injections, self.defences) for c in group]
         # lowest score 0: the bottom of the group's 0-10 scale
         ruled = [judgment_by_rule(prompt, c, g, self.judge_id, 0, self.defences) for c, g in zip(group, shown)]
+        ruled = rule_on_compliance(self.own_refusals, [prompt] * len(group), group, shown, ruled, self.judge_id, 0,
+                                   self.defences.harmful)
         judged = [index for index, rule in enumerate(ruled) if rule is None]
         # order[k] = index (in the caller's group) of the completion shown as id k + 1; seeded by
         # the prompt and the shown count, so the same shown group is shown (and cached) alike
