@@ -238,8 +238,8 @@ def test_the_stop_rule_stops_the_run_with_the_message_and_keeps_a_checkpoint(tmp
 
 # -- end to end ----------------------------------------------------------------------------------------
 
-def test_judgerl_train_writes_the_monitor_into_metrics_and_the_report(tmp_path):
-    pytest.importorskip("transformers")
+def train_tiny_lm(tmp_path, **rl):
+    """`judgerl train` as a subprocess: a tiny LoRA causal LM, GRPO with `rl` over the defaults, a fake judge."""
     from test_lm_experiment import PROMPTS, tiny_model_folder
 
     model = tiny_model_folder(tmp_path / "model")
@@ -251,11 +251,15 @@ def test_judgerl_train_writes_the_monitor_into_metrics_and_the_report(tmp_path):
         "policy": {"kind": "causal_lm", "model": str(model), "lora": True, "lora_r": 4},
         "judge": {"provider": "python", "method": "reward_function", "function": "fake_judges:says_yes"},
         "data": {"rl": str(prompts), "eval": str(prompts), "eval_limit": 2},
-        "rl": {"algorithm": "grpo", "steps": 3, "batch_size": 2, "samples_per_question": 2, "max_new_tokens": 4,
-               "monitor": {"every": 2}},
+        "rl": {"algorithm": "grpo", "batch_size": 2, "samples_per_question": 2, "max_new_tokens": 4, **rl},
     }))
-    result = subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(config)], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(TESTS)})
+    return subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(config)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(TESTS)})
+
+
+def test_judgerl_train_writes_the_monitor_into_metrics_and_the_report(tmp_path):
+    pytest.importorskip("transformers")
+    result = train_tiny_lm(tmp_path, steps=3, monitor={"every": 2})
     assert result.returncode == 0, result.stderr
     [run] = list((tmp_path / "runs").iterdir())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -365,25 +369,11 @@ def test_the_default_audit_judge_shares_the_training_judges_model_and_asks_with_
 
 def test_the_stop_rule_ends_judgerl_train_with_its_own_exit_code_and_a_report(tmp_path):
     pytest.importorskip("transformers")
-    from test_lm_experiment import PROMPTS, tiny_model_folder
-
     from judgerl.cli_commands.common import EXIT_REWARD_HACKING, EXIT_UNSCORED
 
-    model = tiny_model_folder(tmp_path / "model")
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
-    config = tmp_path / "lm.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "tiny-lm", "output_dir": str(tmp_path / "runs"),
-        "policy": {"kind": "causal_lm", "model": str(model), "lora": True, "lora_r": 4},
-        "judge": {"provider": "python", "method": "reward_function", "function": "fake_judges:says_yes"},
-        "data": {"rl": str(prompts), "eval": str(prompts), "eval_limit": 2},
-        # any KL to the reference warns (kl_max tiny), and one warning stops the run
-        "rl": {"algorithm": "grpo", "steps": 6, "batch_size": 2, "samples_per_question": 2, "max_new_tokens": 4,
-               "kl_coef": 0.05, "learning_rate": 0.05, "monitor": {"every": 1, "stop_after": 1, "kl_max": 1e-9}},
-    }))
-    result = subprocess.run([sys.executable, "-m", "judgerl.cli", "train", str(config)], capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(TESTS)})
+    # any KL to the reference warns (kl_max tiny), and one warning stops the run
+    result = train_tiny_lm(tmp_path, steps=6, kl_coef=0.05, learning_rate=0.05,
+                           monitor={"every": 1, "stop_after": 1, "kl_max": 1e-9})
     assert result.returncode == EXIT_REWARD_HACKING != EXIT_UNSCORED, result.stderr
     assert "stopped: " in result.stderr and "Traceback" not in result.stderr
     [run] = list((tmp_path / "runs").iterdir())

@@ -135,18 +135,22 @@ def read_text_file(path: str | Path, what: str) -> str:
                           "save it as UTF-8") from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist (`judgerl config > {path}` writes the defaults)")
-    text = read_text_file(path, "config file")
+def parse_yaml(text: str, path: str | Path) -> Any:
+    """The YAML `text` of the file `path`, parsed; a syntax error is a one-line ConfigError with its line and column."""
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         what = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
         raise ConfigError(f"{path} is not valid YAML{where}: {what or exc}") from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist (`judgerl config > {path}` writes the defaults)")
+    data = parse_yaml(read_text_file(path, "config file"), path)
     if data is None:
         raise ConfigError(f"{path} holds no settings (it is empty or only comments); write fields into it "
                           f"(`judgerl config > {path}` writes every default with its help), or run `judgerl demo` "

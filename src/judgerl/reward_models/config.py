@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from judgerl.config.base import ConfigError, StrictModel
 from judgerl.config.errors import _explain
-from judgerl.config.loading import apply_overrides, read_text_file
+from judgerl.config.loading import apply_overrides, parse_yaml, read_text_file
 
 SMOLLM2 = "smollm2-135m-instruct"
 
@@ -145,13 +145,7 @@ def rm_config_from_dict(data: Any, source: str, check: bool = True) -> RewardMod
 def load_rm_config(path: str | Path, overrides: dict[str, Any] | None = None,
                    check: bool = True) -> RewardModelRunConfig:
     """A YAML file -> the validated config, with `--set` overrides applied; ConfigError in one line."""
-    text = read_text_file(path, "config file")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    data = parse_yaml(read_text_file(path, "config file"), path)
     if data is None:
         raise ConfigError(f"{path} holds no settings; it needs at least data.train (a JSONL of preference pairs)")
     if isinstance(data, dict):
