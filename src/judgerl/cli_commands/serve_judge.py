@@ -1,0 +1,15 @@
+"""`judgerl serve-judge` (issue 12): being built; this placeholder only reserves the command's place."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subcommands) -> None:
+    parser = subcommands.add_parser("serve-judge", help="(being built, issue 12)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print("judgerl serve-judge: not built yet (issue 12)")
+    return 2
