@@ -132,7 +132,9 @@ def _register_builtins() -> None:
     register_provider("transformers", transformers, settings=TransformersSettings,
                       help="a local Hugging Face causal LM folder")
     register_provider("llamacpp", llamacpp, settings=LlamaCppSettings, help="a local GGUF model in-process")
-    register_provider("openai", openai, settings=HTTPSettings,
+    from judgerl.providers.openai_compatible import OpenAISettings  # its own settings, in its own file
+
+    register_provider("openai", openai, settings=OpenAISettings,
                       help="any OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama, OpenAI)")
     register_provider("anthropic", anthropic, settings=HTTPSettings, help="the Messages API")
 

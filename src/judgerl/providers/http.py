@@ -8,6 +8,8 @@
   and (estimated) tokens per minute.
 - Every retry is logged (logger "judgerl.providers") with the status and the delay, never
   with headers or keys.
+- Fail-over: with several replicas (fleet.py) a failed attempt goes to another replica at once,
+  within the same bound on attempts.
 The core is async (httpx.AsyncClient); `SyncRunner` runs it from synchronous code on a
 private event loop thread.
 """
@@ -110,37 +112,57 @@ async def post_with_retries(
     rng: random.Random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     redact: Callable[[str], str] = lambda text: text,
+    unusable: Callable[[Any], str | None] | None = None,
+    on_fault: Callable[[str, int | None], bool] | None = None,
 ) -> tuple[Any, int]:
     """Call `send()` (an httpx request) until it succeeds or retries run out: (response, attempts).
 
     `what` names the call in log lines and errors (provider and model, never a key); `redact`
     scrubs server text before it is quoted (a proxy may echo the request's headers back).
+    A fleet of replicas (fleet.py) adds two hooks: `unusable(response)` names what is wrong with
+    a 2xx answer that cannot be read (then it is retried, elsewhere, instead of failing at once),
+    and `on_fault(problem, status)` hears of each failed attempt and answers whether another
+    replica can take the next one at once (then there is no backoff: the fault was that replica's).
     """
-    import httpx
-
     attempt = 0
     while True:
         attempt += 1
-        retry_after: float | None = None
-        try:
-            response = await send()
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            problem, status = f"{type(exc).__name__}", None
-        else:
-            if response.status_code < 400:
-                return response, attempt
-            status = response.status_code
-            problem = f"HTTP {status}: {redact(response.text)[:200]!r}"
-            if status not in RETRYABLE_STATUS:
-                raise ProviderError(f"{what}: {problem} (not retried)", status=status, attempts=attempt)
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        problem, status, retry_after = await _attempt(send, redact, unusable)
+        if problem is None:
+            return status, attempt  # status holds the response on success
+        if isinstance(problem, ProviderError):  # not retryable
+            raise ProviderError(f"{what}: {problem}", status=problem.status, attempts=attempt)
+        fail_over = on_fault(problem, status) if on_fault is not None else False
         if attempt > policy.max_retries:
             raise ProviderError(
                 f"{what}: {problem}; gave up after {attempt} attempts", status=status, attempts=attempt
             )
-        delay = policy.delay(attempt - 1, retry_after, rng)
-        log.warning("%s: %s; retry %d of %d in %.2f s", what, problem, attempt, policy.max_retries, delay)
+        delay = 0.0 if fail_over else policy.delay(attempt - 1, retry_after, rng)
+        log.warning("%s: %s; retry %d of %d in %.2f s%s", what, problem, attempt, policy.max_retries, delay,
+                    " on another replica" if fail_over else "")
         await sleep(delay)
+
+
+async def _attempt(send: Callable[[], Awaitable[Any]], redact: Callable[[str], str],
+                   unusable: Callable[[Any], str | None] | None) -> tuple[Any, Any, float | None]:
+    """One attempt: (None, response, None) on success; (problem, status, retry_after) for a
+    retryable fault; (ProviderError, None, None) for a fault not worth retrying."""
+    import httpx
+
+    try:
+        response = await send()
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        return f"{type(exc).__name__}", None, None
+    if response.status_code < 400:
+        problem = unusable(response) if unusable is not None else None
+        if problem is None:
+            return None, response, None
+        return f"unusable answer: {redact(problem)[:200]}", response.status_code, None
+    status = response.status_code
+    problem = f"HTTP {status}: {redact(response.text)[:200]!r}"
+    if status not in RETRYABLE_STATUS:
+        return ProviderError(f"{problem} (not retried)", status=status), None, None
+    return problem, status, parse_retry_after(response.headers.get("retry-after"))
 
 
 class SyncRunner:

@@ -6,6 +6,12 @@ which those servers share). Calls go through judgerl.providers.http: one retry l
 backoff that honours Retry-After, a per-attempt timeout, a concurrency cap and optional
 requests/tokens-per-minute limits. The key (if the server needs one) comes from the
 environment or a file and travels only in the Authorization header.
+
+Several base URLs (`base_urls`, replicas of one model) make a fleet (fleet.py): requests spread
+over them, a failed attempt fails over to another replica, and the concurrency cap and rate
+limits stay one, shared by all. The cache identity is the model's name (and `model_revision`
+when given), not where it is served: a restarted server on another port, or another replica,
+answers from the same cached judgments.
 """
 
 from __future__ import annotations
@@ -16,10 +22,26 @@ import random
 import time
 from typing import Any, Sequence
 
-from judgerl.providers import ProviderResponse
+from pydantic import Field
+
+from judgerl.providers import HTTPSettings, ProviderResponse
+from judgerl.providers.fleet import Fleet, Replica, probe
 from judgerl.providers.openai_format import response_from_openai_json
 from judgerl.providers.http import ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
 from judgerl.providers.secrets import resolve_api_key
+
+
+class OpenAISettings(HTTPSettings):
+    """The openai provider's own settings (judge.openai: {...}): the HTTP ones, and a fleet."""
+
+    base_urls: list[str] | None = Field(None, min_length=1, description="several servers of the same model "
+                                        "(replicas), each up to /v1: requests spread over them with fail-over; "
+                                        "replaces base_url")
+    model_revision: str | None = Field(None, description="what identifies the served weights beyond the model "
+                                       "name (e.g. the GGUF sha256 `judgerl serve-judge` prints, or a checkpoint "
+                                       "tag): part of the cache key, so other weights under the same name miss")
+    replica_cooldown_s: float = Field(5.0, gt=0, description="seconds a failed replica rests before a health probe "
+                                      "(doubled on each failure in a row, up to 60)")
 
 
 class OpenAICompatibleProvider:
@@ -28,6 +50,9 @@ class OpenAICompatibleProvider:
         self,
         model: str,
         base_url: str = "http://127.0.0.1:8080/v1",
+        base_urls: list[str] | None = None,
+        model_revision: str | None = None,
+        replica_cooldown_s: float = 5.0,
         api_key_env: str | None = "OPENAI_API_KEY",
         api_key_file: str | None = None,
         api_key_required: bool = False,
@@ -39,7 +64,9 @@ class OpenAICompatibleProvider:
         prices: tuple[float, float] = (0.0, 0.0),
     ):
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        self.model_revision = model_revision
+        self.fleet = Fleet(list(base_urls) if base_urls else [base_url], cooldown_s=replica_cooldown_s)
+        self.base_url = self.fleet.replicas[0].base_url
         self.name = f"{self.provider_name}/{model}"
         self._key = resolve_api_key(api_key_env, api_key_file, api_key_required, self.name)
         self.prices = prices
@@ -53,10 +80,20 @@ class OpenAICompatibleProvider:
         self._runner = SyncRunner()
 
     def __repr__(self) -> str:
-        return f"OpenAICompatibleProvider(model={self.model!r}, base_url={self.base_url!r})"
+        urls = [replica.base_url for replica in self.fleet.replicas]
+        return f"{type(self).__name__}(model={self.model!r}, base_urls={urls!r})"
 
     def identity(self) -> dict[str, Any]:
-        return {"provider": self.provider_name, "model": self.model, "base_url": self.base_url}
+        """What determines the answers: the kind of API, the model's name and, when given, its
+        revision; not the host and port (a replica or a restarted server gives the same answers)."""
+        identity: dict[str, Any] = {"provider": self.provider_name, "model": self.model}
+        if self.model_revision:
+            identity["model_revision"] = self.model_revision
+        return identity
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each replica's state: up / down / probing, requests in flight, attempts served, last problem."""
+        return self.fleet.health()
 
     def _http(self) -> tuple[Any, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
@@ -66,8 +103,7 @@ class OpenAICompatibleProvider:
                 return client, semaphore
         import httpx
 
-        client = httpx.AsyncClient(
-            base_url=self.base_url,
+        client = httpx.AsyncClient(  # no base_url: each attempt names its replica
             headers=self._headers(),
             timeout=httpx.Timeout(self.retry.timeout_s),
             limits=httpx.Limits(max_connections=self.max_concurrency),
@@ -116,13 +152,38 @@ class OpenAICompatibleProvider:
         client, semaphore = self._http()
         body = json.dumps(self._payload(messages, max_tokens, top_k))
         estimated_tokens = len(body) // 4 + max_tokens
+        tried: set[str] = set()
+        current: list[Replica] = []  # the replica of the latest attempt
+
+        async def send() -> Any:
+            replica = await self._replica(client, tried)
+            current[:] = [replica]
+            try:
+                return await client.post(f"{replica.base_url}{self.path}", content=body)
+            finally:
+                self.fleet.release(replica)
+
+        def on_fault(problem: str, status: int | None) -> bool:
+            if status == 429:  # busy, not down: this request goes elsewhere, the replica stays in use
+                self.fleet.noted(current[0], problem)
+            else:
+                self.fleet.failed(current[0], problem)
+            return len(self.fleet) > 1 and self.fleet.has_other(tried)
+
         async with semaphore:
             await self._limiter.acquire(estimated_tokens)
             started = time.perf_counter()
-            response, attempts = await post_with_retries(
-                lambda: client.post(self.path, content=body), self.retry, self.name, self._rng, redact=self._redact
-            )
+            try:
+                response, attempts = await post_with_retries(
+                    send, self.retry, self.name, self._rng, redact=self._redact, on_fault=on_fault,
+                    unusable=self._unusable if len(self.fleet) > 1 else None)
+            except ProviderError as error:
+                if len(self.fleet) > 1:
+                    raise ProviderError(f"{error} (replicas: {self._redact(self.fleet.summary())})",
+                                        status=error.status, attempts=error.attempts) from None
+                raise
             latency = time.perf_counter() - started
+        self.fleet.succeeded(current[0])
         try:
             return self._scrubbed(self._read(response.json(), latency, attempts))
         except ProviderError as exc:
@@ -131,6 +192,31 @@ class OpenAICompatibleProvider:
             raise ProviderError(
                 f"{self.name}: malformed response ({type(exc).__name__}): {self._redact(response.text)[:200]!r}"
             ) from None
+
+    async def _replica(self, client: Any, tried: set[str]) -> Replica:
+        """The replica for the next attempt; one whose rest is over is probed first (fleet.py)."""
+        replica = self.fleet.pick(tried)
+        tried.add(replica.base_url)
+        for _ in range(len(self.fleet)):
+            if len(self.fleet) == 1 or not replica.needs_probe or replica.down_until > time.monotonic():
+                break
+            problem = await probe(client, replica, min(2.0, self.retry.timeout_s))
+            if problem is None:
+                self.fleet.succeeded(replica)
+                break
+            self.fleet.release(replica)
+            self.fleet.failed(replica, problem)
+            replica = self.fleet.pick(tried)
+            tried.add(replica.base_url)
+        return replica
+
+    def _unusable(self, response: Any) -> str | None:
+        """What makes a 2xx answer unreadable (then a fleet asks another replica), or None."""
+        try:
+            self._read(response.json(), 0.0, 1)
+        except Exception as exc:  # the same failures acomplete turns into one unscored judgment
+            return f"{type(exc).__name__}: {response.text[:120]!r}"
+        return None
 
     async def amany(
         self, batch: Sequence[list[dict[str, str]]], top_k: int, max_tokens: int = 1
