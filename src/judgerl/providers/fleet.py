@@ -92,10 +92,13 @@ class Fleet:
         if len(self.replicas) == 1:
             return  # one server: the retry policy alone decides, as without a fleet
         with self._lock:
-            replica.failures_in_a_row += 1
             replica.last_problem = problem
+            now = self._clock()
+            if replica.down_until > now:
+                return  # another request in flight saw it fail already: one failure, one rest
+            replica.failures_in_a_row += 1
             cooldown = min(self.max_cooldown_s, self.cooldown_s * 2 ** (replica.failures_in_a_row - 1))
-            replica.down_until = self._clock() + cooldown
+            replica.down_until = now + cooldown
             replica.needs_probe = True
 
     def succeeded(self, replica: Replica) -> None:
