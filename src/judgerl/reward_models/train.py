@@ -1,12 +1,14 @@
-"""Training a Bradley–Terry reward model on preference pairs, in a run folder like an RL run's.
+"""Training a reward model on preference pairs, in a run folder like an RL run's. The kind
+(model.kind: bradley_terry, critique_conditioned, cloud, a plugin's; kinds.py) builds the model and
+its `KindTrainer` (what one epoch and one evaluation are); this file owns the run's life.
 
-    {output_dir}/{name}__bradley_terry__{seed}__{YYYYmmdd-HHMMSS}/
+    {output_dir}/{name}__{kind}__{seed}__{YYYYmmdd-HHMMSS}/
         config.yaml      the resolved train-rm config
         status.json      running | completed | interrupted | failed, with the epoch
         metrics.jsonl    one row per epoch (epoch 0: before training): train/loss, train/accuracy,
                          eval/accuracy, eval/margin, eval/reward_{mean,std,min,q10,q50,q90,max}
         checkpoints/epoch-N/   the reward model after epoch N (load it with
-                         BradleyTerryRewardModel.load, or name the run folder as a judge's path),
+                         kinds.load_reward_model, or name the run folder as a judge's path),
                          its trainer state (AdamW moments) and checkpoint.json (sizes and sha256);
                          the newest train.keep_checkpoints are kept
         report.md        the per-epoch table
@@ -22,13 +24,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
 from judgerl.config.base import ConfigError
 from judgerl.reward_models.config import RewardModelRunConfig, backbone_folder, rm_config_yaml
-from judgerl.reward_models.data import PreferencePair, read_many, read_preferences
+from judgerl.reward_models.data import PreferencePair, read_numbered
+from judgerl.reward_models.kinds import RM_KINDS, KindManifestError, manifest_kind
 from judgerl.reward_models.loss import bradley_terry_loss, preference_accuracy, reward_summary
 from judgerl.reward_models.model import BradleyTerryRewardModel, RewardModelLoadError
 from judgerl.reward_models.report import write_report
@@ -58,12 +61,63 @@ def encode_pairs(model: BradleyTerryRewardModel, pairs: list[PreferencePair]) ->
                         torch.tensor([p.margin if p.margin is not None else 0.0 for p in pairs]))
 
 
+class KindTrainer(Protocol):
+    """What a kind of reward model trains and evaluates in one epoch (epochs count from 1)."""
+
+    def epochs(self, config: RewardModelRunConfig) -> int:
+        """Epochs in all (cloud: its critique fine-tuning epochs, then train.epochs)."""
+        ...
+
+    def stage(self, epoch: int) -> str:
+        """The stage epoch `epoch` belongs to, as written in metrics.jsonl ("reward_model", ...)."""
+        ...
+
+    def train_epoch(self, model: Any, optimizer: torch.optim.Optimizer, config: RewardModelRunConfig,
+                    epoch: int) -> dict[str, float]: ...
+
+    def evaluate(self, model: Any, config: RewardModelRunConfig, epoch: int) -> dict[str, float]: ...
+
+
+class PairsTrainer:
+    """Bradley–Terry training on pairs encoded once (bradley_terry; critique_conditioned, whose
+    encoding carries the judge's critiques)."""
+
+    def __init__(self, train_data: EncodedPairs, held_out: EncodedPairs):
+        self.train_data, self.held_out = train_data, held_out
+
+    def epochs(self, config: RewardModelRunConfig) -> int:
+        return config.train.epochs
+
+    def stage(self, epoch: int) -> str:
+        return STAGE
+
+    def train_epoch(self, model: Any, optimizer: torch.optim.Optimizer, config: RewardModelRunConfig,
+                    epoch: int) -> dict[str, float]:
+        return train_epoch(model, optimizer, self.train_data, config, epoch)
+
+    def evaluate(self, model: Any, config: RewardModelRunConfig, epoch: int) -> dict[str, float]:
+        return evaluate(model, self.held_out, config.train.eval_batch_size)
+
+
+def config_kind(config: RewardModelRunConfig) -> Any:
+    """The kind object model.kind names, built with its settings (model.kind_settings)."""
+    return RM_KINDS.build(config.model.kind, config.model.own_settings())
+
+
+def _read_checked(path: str, kind: Any) -> list[PreferencePair]:
+    numbered = read_numbered(path)
+    kind.check_pairs(numbered, path)  # e.g. critique_conditioned: every pair has both critiques
+    return [pair for _, pair in numbered]
+
+
 def split_pairs(config: RewardModelRunConfig) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """(training pairs, held-out pairs): a held-out file, or a share drawn with the seed."""
-    pairs = read_many(config.data.train)
+    """(training pairs, held-out pairs): a held-out file, or a share drawn with the seed; each
+    file checked by the kind (PreferenceDataError naming the file and line)."""
+    kind = config_kind(config)
+    pairs = [pair for path in config.data.train for pair in _read_checked(path, kind)]
     held_out = config.data.held_out
     if isinstance(held_out, str):
-        return pairs, read_preferences(held_out)
+        return pairs, _read_checked(held_out, kind)
     count = max(1, round(len(pairs) * held_out))
     if len(pairs) - count < 1:
         raise ConfigError(f"data.train: {len(pairs)} pair(s) cannot be split into training and held-out pairs "
@@ -163,7 +217,7 @@ def newest_verified_epoch(run_path: Path, say: Say = lambda _: None) -> Path | N
 
 
 def start_run(config: RewardModelRunConfig) -> RunFolder:
-    run = RunFolder.create(config.output_dir, [config.name, "bradley_terry", str(config.seed)])
+    run = RunFolder.create(config.output_dir, [config.name, config.model.kind, str(config.seed)])
     (run.path / "config.yaml").write_text(rm_config_yaml(config))
     run.set_status("running", stage=STAGE, epoch=0)
     return run
@@ -188,26 +242,30 @@ def train_reward_model(config: RewardModelRunConfig, run: RunFolder, say: Say = 
 
 def _train(config: RewardModelRunConfig, run: RunFolder, say: Say, resume_from: Path | None) -> Path:
     train_pairs, held_out_pairs = split_pairs(config)
-    model, optimizer, epoch, step = _model_and_state(config, resume_from)
-    say(f"reward model: {len(train_pairs)} training pairs, {len(held_out_pairs)} held out; epochs {epoch + 1}.."
-        f"{config.train.epochs}; run folder {run.path}")
-    train_data, held_out = encode_pairs(model, train_pairs), encode_pairs(model, held_out_pairs)
+    kind = config_kind(config)
+    model, optimizer, epoch, step = _model_and_state(config, kind, resume_from)
+    trainer = kind.trainer(model, train_pairs, held_out_pairs, run.path, say)
+    total = trainer.epochs(config)
+    say(f"reward model ({config.model.kind}): {len(train_pairs)} training pairs, {len(held_out_pairs)} held out; "
+        f"epochs {epoch + 1}..{total}; run folder {run.path}")
     if resume_from is None:  # epoch 0: the untrained model, the baseline the epochs are compared with
-        run.log_metrics({"stage": STAGE, "epoch": 0, "step": 0, **evaluate(model, held_out, config.train.eval_batch_size)})
+        run.log_metrics({"stage": trainer.stage(0), "epoch": 0, "step": 0, **trainer.evaluate(model, config, 0)})
     folder = resume_from
-    while epoch < config.train.epochs:
+    while epoch < total:
         epoch += 1
-        run.set_status("running", stage=STAGE, epoch=epoch)
+        stage = trainer.stage(epoch)
+        run.set_status("running", stage=stage, epoch=epoch)
         started = time.perf_counter()
-        trained = train_epoch(model, optimizer, train_data, config, epoch)
+        trained = trainer.train_epoch(model, optimizer, config, epoch)
         seconds = time.perf_counter() - started
         step += int(trained["train/steps"])
-        row = {"stage": STAGE, "epoch": epoch, "step": step, **trained,
-               **evaluate(model, held_out, config.train.eval_batch_size),
-               "time/epoch_s": seconds, "time/pairs_per_s": len(train_data) / seconds if seconds > 0 else math.nan}
+        row = {"stage": stage, "epoch": epoch, "step": step, **trained, **trainer.evaluate(model, config, epoch),
+               "time/epoch_s": seconds,
+               "time/pairs_per_s": len(train_pairs) / seconds if seconds > 0 else math.nan}
         run.log_metrics(row)
-        say(f"epoch {epoch}: loss {row['train/loss']:.4f}, held-out accuracy {row['eval/accuracy']:.3f}, "
-            f"margin {row['eval/margin']:.3f} ({seconds:.1f} s)")
+        say(f"epoch {epoch} ({stage}): " + ", ".join(f"{key.split('/')[-1]} {row[key]:.4f}" for key in
+            ("train/loss", "train/lm_loss", "eval/accuracy", "eval/margin") if isinstance(row.get(key), float))
+            + f" ({seconds:.1f} s)")
         folder = save_epoch(run, model, optimizer, epoch, step, config.train.keep_checkpoints)
         write_report(run, config)
     if folder is None:
@@ -215,20 +273,21 @@ def _train(config: RewardModelRunConfig, run: RunFolder, say: Say, resume_from: 
     return folder
 
 
-def _model_and_state(config: RewardModelRunConfig, resume_from: Path | None):
+def _model_and_state(config: RewardModelRunConfig, kind: Any, resume_from: Path | None):
     """(model, optimizer, epochs done, optimiser steps done): fresh, or as saved at `resume_from`."""
     torch.manual_seed(config.seed)
     if resume_from is None:
         try:
-            model = BradleyTerryRewardModel.from_backbone(
-                backbone_folder(config.model.backbone), lora=config.model.lora_settings(),
-                max_length=config.model.max_length, use_chat_template=config.model.chat_template, seed=config.seed)
+            model = kind.fresh(backbone_folder(config.model.backbone), config.model, config.seed)
         except RewardModelLoadError as error:
             raise ConfigError(f"model.backbone: {error}") from None
         return model, make_optimizer(model, config), 0, 0
     try:
-        model = BradleyTerryRewardModel.load(resume_from)
-    except RewardModelLoadError as error:
+        if manifest_kind(resume_from) != config.model.kind:
+            raise ConfigError(f"--resume: {resume_from} holds a {manifest_kind(resume_from)} reward model but the "
+                              f"run's config says model.kind {config.model.kind}")
+        model = kind.load(resume_from)
+    except (RewardModelLoadError, KindManifestError) as error:
         raise ConfigError(f"--resume: {error}") from None
     optimizer = make_optimizer(model, config)
     state = load_trainer_state(resume_from, optimizer=optimizer, scheduler=None, sampling_generator=torch.Generator())
@@ -252,8 +311,9 @@ def resume_run(run_path: Path, epochs: int | None = None, say: Say = lambda _: N
     if checkpoint is None:
         say("no whole epoch checkpoint to resume from: starting again from the backbone")
         return train_reward_model(config, run, say)
-    if int(checkpoint.name[6:]) >= config.train.epochs:
-        say(f"{checkpoint.name} is already the last epoch of {config.train.epochs} (--epochs trains longer)")
+    total = config_kind(config).epochs(config)
+    if int(checkpoint.name[6:]) >= total:
+        say(f"{checkpoint.name} is already the last epoch of {total} (--epochs trains longer)")
         return checkpoint
     (run_path / "config.yaml").write_text(rm_config_yaml(config))
     say(f"resuming from checkpoints/{checkpoint.name}")
