@@ -82,20 +82,39 @@ class LlamaCppProvider:
 
 
 
+def served_name(model: str) -> str:
+    """The name a served GGUF answers to: a known model's name, else the file's stem."""
+    return model if model in KNOWN_GGUF_MODELS else os.path.splitext(os.path.basename(model))[0]
+
+
 def serve_http(model: str = "qwen2.5-coder-1.5b-instruct", threads: int = 2, parallel: int = 1,
-               context_tokens: int = 4096) -> tuple[Any, str]:
-    """llama.cpp's own OpenAI-compatible HTTP server for a GGUF model, on 127.0.0.1 and a free
-    port, in this process: (server, base_url ending in /v1). Keep `server` alive while in use."""
-    import xllamacpp
+               context_tokens: int = 4096, host: str = "127.0.0.1", port: int = 0,
+               api_key_env: str | None = None) -> tuple[Any, str]:
+    """llama.cpp's own OpenAI-compatible HTTP server for a GGUF model, in this process, on `host`
+    and `port` (0: a free port): (server, base_url ending in /v1). Keep `server`
+    alive while in use. The model answers to `served_name(model)`; llama.cpp splits the context
+    among the `parallel` slots (each request gets context_tokens / parallel). With `api_key_env`,
+    clients must send that variable's value as a Bearer token (the key is never printed)."""
+    try:
+        import xllamacpp
+    except ImportError as exc:
+        raise JudgeError("serving a GGUF judge needs the xllamacpp package: pip install xllamacpp   "
+                         "(or: pip install -e '.[llamacpp]')") from exc
 
     path, _ = resolve_gguf(model)
     params = xllamacpp.CommonParams()
     params.model.path = str(path)
+    params.model_alias = {served_name(model)}
     params.n_ctx = context_tokens
     params.n_parallel = parallel
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
     params.verbosity = -1
-    params.hostnames = ["127.0.0.1"]
-    params.port = 0  # a free port
-    server = xllamacpp.Server(params)
+    params.hostnames = [host]
+    params.port = port
+    if api_key_env:
+        params.api_keys = [os.environ[api_key_env]]
+    try:
+        server = xllamacpp.Server(params)
+    except Exception as exc:  # a port in use or a model that does not load: one line, not a C++ trace
+        raise JudgeError(f"llama.cpp could not serve {path} on {host}:{port}: {exc}") from exc
     return server, server.listening_address + "/v1"

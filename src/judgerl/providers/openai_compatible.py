@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from typing import Any, Sequence
@@ -29,6 +30,8 @@ from judgerl.providers.fleet import Fleet, Replica, probe
 from judgerl.providers.openai_format import response_from_openai_json
 from judgerl.providers.http import ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
 from judgerl.providers.secrets import resolve_api_key
+
+log = logging.getLogger("judgerl.providers")
 
 
 class OpenAISettings(HTTPSettings):
@@ -78,6 +81,7 @@ class OpenAICompatibleProvider:
         """(loop, httpx client, semaphore) per event loop: both belong to the loop that made them."""
         self._rng = random.Random(seed)
         self._runner = SyncRunner()
+        self._warned_no_logprobs = False
 
     def __repr__(self) -> str:
         urls = [replica.base_url for replica in self.fleet.replicas]
@@ -185,13 +189,25 @@ class OpenAICompatibleProvider:
             latency = time.perf_counter() - started
         self.fleet.succeeded(current[0])
         try:
-            return self._scrubbed(self._read(response.json(), latency, attempts))
+            answer = self._scrubbed(self._read(response.json(), latency, attempts))
         except ProviderError as exc:
             raise ProviderError(self._redact(str(exc))) from None
         except Exception as exc:  # anything a server can send must end as one unscored judgment
             raise ProviderError(
                 f"{self.name}: malformed response ({type(exc).__name__}): {self._redact(response.text)[:200]!r}"
             ) from None
+        if top_k and not answer["top_logprobs"]:
+            self._warn_no_logprobs(current[0].base_url)
+        return answer
+
+    def _warn_no_logprobs(self, base_url: str) -> None:
+        """Once per provider: the server ignored `logprobs` (log-probability judging cannot work)."""
+        if self.provider_name != "openai" or self._warned_no_logprobs:
+            return  # Anthropic's API has none, by design: its judges read generated text
+        self._warned_no_logprobs = True
+        log.warning("%s at %s returned no log-probabilities although asked (logprobs: true, top_logprobs): "
+                    "log-probability judging needs a server that returns them; verdicts are read from the "
+                    "generated text where the judge can, else the judgment is unscored", self.name, base_url)
 
     async def _replica(self, client: Any, tried: set[str]) -> Replica:
         """The replica for the next attempt; one whose rest is over is probed first (fleet.py)."""
