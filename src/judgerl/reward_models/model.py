@@ -8,7 +8,13 @@
                          -> head: Linear(H, 1) -> reward (B,)
 
 The reward is read at the last real token (as TRL's sequence-classification models do): it is the
-only position that has seen the whole completion through causal attention. Too-long sequences
+only position that has seen the whole completion through causal attention.
+
+For Llama / Qwen2 backbones (SmolLM2 included) the same function runs through a faster path
+(lean_reward.py over lean_tree.py): the batch's sequences become a prefix tree, so the chat
+template's system turn, a pair's shared prompt, a group's shared prompt are computed once, padding is
+never computed, and LoRA trains beside the frozen weights. `forward_reference` is the plain
+transformers forward, for tests and for other architectures. Too-long sequences
 lose their beginning, not their end, for the same reason. The backbone is fully fine-tuned or
 carries a LoRA adapter (peft); the head is always trained.
 
@@ -30,9 +36,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from judgerl.reward_models.lean_reward import LeanRewardBackbone, lean_unsupported
+from judgerl.reward_models.lean_tree import prefix_tree
+
 MANIFEST = "reward_model.json"
 HEAD_FILE = "head.safetensors"
 KIND = "bradley_terry"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class RewardModelLoadError(ValueError):
@@ -67,8 +77,11 @@ def _quiet_from_pretrained(loader: Any, folder: Path) -> Any:
 
 class BradleyTerryRewardModel(nn.Module):
     def __init__(self, backbone: Any, tokenizer: Any, *, backbone_folder: Path, max_length: int = 512,
-                 use_chat_template: bool = True, lora: dict[str, Any] | None = None, name: str | None = None):
+                 use_chat_template: bool = True, lora: dict[str, Any] | None = None, name: str | None = None,
+                 compute_dtype: str = "float32"):
         super().__init__()
+        if compute_dtype not in DTYPES:
+            raise ValueError(f"compute_dtype {compute_dtype!r} is not one of {', '.join(DTYPES)}")
         if lora is not None and not hasattr(backbone, "peft_config"):
             import peft
 
@@ -90,12 +103,20 @@ class BradleyTerryRewardModel(nn.Module):
         nn.init.normal_(self.head.weight, std=0.1 / math.sqrt(hidden))
         nn.init.zeros_(self.head.bias)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        self.compute_dtype = compute_dtype
+        base = self._base()
+        fast = hasattr(base, "layers") and lean_unsupported(base.config) is None
+        self.lean = LeanRewardBackbone(base, DTYPES[compute_dtype]) if fast else None
+        if self.lean is None and compute_dtype != "float32":
+            raise ValueError(f"compute_dtype {compute_dtype!r} needs a Llama / Qwen2 backbone (the fast forward)")
         self.eval()  # no dropout, in training too: a pair's two rewards are read from the same function
 
     @classmethod
     def from_backbone(cls, folder: str | Path, *, lora: dict[str, Any] | None = None, max_length: int = 512,
-                      use_chat_template: bool = True, seed: int = 0) -> "BradleyTerryRewardModel":
-        """A fresh reward model (random head) over the causal LM in `folder` (a local folder only)."""
+                      use_chat_template: bool = True, seed: int = 0,
+                      compute_dtype: str = "float32") -> "BradleyTerryRewardModel":
+        """A fresh reward model (random head) over the causal LM in `folder` (a local folder only).
+        compute_dtype "bfloat16": the fast forward's matmuls in bf16 (weights and optimiser stay fp32)."""
         from transformers import AutoModel, AutoTokenizer
 
         folder = Path(folder).expanduser()
@@ -105,7 +126,7 @@ class BradleyTerryRewardModel(nn.Module):
         backbone = _quiet_from_pretrained(AutoModel, folder)
         torch.manual_seed(seed)  # the head's (and LoRA's) initial weights
         return cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=folder.resolve(), lora=lora,
-                   max_length=max_length, use_chat_template=use_chat_template)
+                   max_length=max_length, use_chat_template=use_chat_template, compute_dtype=compute_dtype)
 
     def _base(self) -> Any:
         """The transformers model under the peft wrapper (with its LoRA layers in place)."""
@@ -139,20 +160,38 @@ class BradleyTerryRewardModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids, mask: (B, L), right-padded -> rewards (B,)."""
+        if self.lean is None:
+            return self.forward_reference(ids, mask)
+        lengths = mask.sum(dim=1).tolist()
+        return self.forward_sequences([row[:n] for row, n in zip(ids.tolist(), lengths)])
+
+    def forward_sequences(self, sequences: Sequence[Sequence[int]], weights: Any = None) -> torch.Tensor:
+        """Token sequences (as `encode` gives them) -> rewards (N,), through the fast forward (a prefix
+        tree: shared beginnings once). `weights`: the backbone's, read once by the caller for many calls."""
+        if self.lean is None:
+            return self.forward_reference(*self.collate(sequences))
+        weights = self.lean.weights(self._base()) if weights is None else weights
+        return self.head(self.lean.hidden_at_read(weights, prefix_tree(sequences))).squeeze(-1)  # (N,)
+
+    def forward_reference(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The plain transformers forward: ids, mask (B, L), right-padded -> rewards (B,)."""
         hidden = self.backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # (B, L, H)
         last = mask.sum(dim=1) - 1  # (B,) index of the last real token
         at_last = hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
         return self.head(at_last).squeeze(-1)  # (B,)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def rewards(self, prompts: Sequence[Any], completions: Sequence[str], batch_size: int = 16) -> torch.Tensor:
-        """(N,) raw rewards, float32, in order; sorted by length inside so that batches pad little."""
+        """(N,) raw rewards, float32, in order. Batches are cut from the sequences sorted by their
+        tokens, so that neighbours share their beginnings (the prompt, the system turn), which the
+        fast forward computes once per batch."""
         encoded = [self.encode(p, c) for p, c in zip(prompts, completions)]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        order = sorted(range(len(encoded)), key=lambda i: encoded[i])
+        weights = self.lean.weights(self._base()) if self.lean is not None else None  # merged, cast: once
         out = torch.empty(len(encoded))
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            out[rows] = self(*self.collate([encoded[i] for i in rows])).float()
+            out[rows] = self.forward_sequences([encoded[i] for i in rows], weights).float()
         return out
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -171,7 +210,7 @@ class BradleyTerryRewardModel(nn.Module):
                          "architecture": type(self._base()).__name__},
             "head": {"file": HEAD_FILE, "hidden_size": self.head.in_features},
             "tokenizer": ".", "max_length": self.max_length, "use_chat_template": self.use_chat_template,
-            "lora": self.lora,
+            "lora": self.lora, "compute_dtype": self.compute_dtype,
         }
 
     def save(self, folder: str | Path) -> None:
@@ -205,7 +244,7 @@ class BradleyTerryRewardModel(nn.Module):
             backbone = _quiet_from_pretrained(AutoModel, folder)
         model = cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=base_folder,
                     max_length=manifest["max_length"], use_chat_template=manifest["use_chat_template"],
-                    lora=lora, name=manifest.get("name"))
+                    lora=lora, name=manifest.get("name"), compute_dtype=manifest.get("compute_dtype", "float32"))
         model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         return model
 

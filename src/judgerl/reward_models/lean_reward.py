@@ -1,0 +1,157 @@
+"""The reward model's fast forward: a Llama / Qwen2 backbone run over a prefix tree (lean_tree.py).
+
+    PrefixTree (M unique tokens) -> embeddings (M, D)
+      -> per block: RMSNorm -> fused q|k|v (M, (H + 2 Hkv) dh) -> rotary -> attention level by level
+         -> o_proj -> residual -> RMSNorm -> fused gate|up -> SwiGLU -> down -> residual
+         (the last block runs its o_proj and MLP only at the N rows read)
+      -> final RMSNorm at the N last tokens (N, D) -> head -> rewards (N,)
+
+The numbers are the plain transformers forward's (the same weights, rotary positions as HF computes
+them via judgerl.policies.lean_llama.LeanLlama, the same attention), up to float summation order;
+tests/test_reward_model_speed.py checks it against LlamaModel. What it saves: every shared prefix
+is computed once, padding is never computed, and the last block skips the rows nobody reads.
+
+LoRA: under autograd the adapter runs beside the frozen base weight, y = x W^T + s (x A^T) B^T (as
+peft does: no gradient the size of W is ever formed); without autograd B A is merged into W once.
+`compute_dtype=torch.bfloat16` runs the matmuls in bf16 (weights cast per call; the residual stream,
+norms, rotary, attention and the head stay fp32), as CPU autocast would.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from judgerl.policies.lean_common import lora_merged
+from judgerl.policies.lean_llama import ACTIVATIONS, LeanLlama, _rope, unsupported
+from judgerl.reward_models.lean_tree import PrefixTree
+
+
+class Linear(NamedTuple):
+    """Several linears fused into one: y = x w^T + b (+ the LoRA path of each part, when present)."""
+    w: torch.Tensor  # (sum out, in)
+    b: torch.Tensor | None
+    lora_a: torch.Tensor | None  # (sum r, in): every part's A, stacked
+    lora_b: tuple[tuple[torch.Tensor, float, int], ...]  # per part: (B (out, r), scale, r); r = 0: no adapter
+
+
+class Block(NamedTuple):
+    in_norm: torch.Tensor
+    qkv: Linear
+    o: Linear
+    post_norm: torch.Tensor
+    gate_up: Linear
+    down: Linear
+
+
+class BackboneWeights(NamedTuple):
+    embed: torch.Tensor  # (V, D)
+    norm: torch.Tensor  # (D,)
+    blocks: tuple[Block, ...]
+
+
+def lean_unsupported(config: Any) -> str | None:
+    """Why the fast forward cannot run this backbone (None: it can)."""
+    if getattr(config, "model_type", None) == "gpt2":
+        return "gpt2 backbones run the plain transformers forward"
+    return unsupported(config)
+
+
+def _fused(modules: list[Any], low_rank: bool, dtype: torch.dtype | None) -> Linear:
+    """The modules (nn.Linear or peft LoRA layers) as one Linear; `low_rank`: keep adapters apart."""
+    def cast(x: torch.Tensor) -> torch.Tensor:
+        return x if dtype is None else x.to(dtype)
+    adapters = []
+    for module in modules:
+        active = [n for n in getattr(module, "active_adapters", []) if n in getattr(module, "lora_A", {})]
+        usable = low_rank and active and not module.disable_adapters and not module.merged
+        adapters.append((module, active[0]) if usable and len(active) == 1 else None)
+    if any(a is not None for a in adapters):
+        pairs = [(getattr(m, "base_layer", m).weight, getattr(getattr(m, "base_layer", m), "bias", None)) for m in modules]
+    else:
+        pairs = [lora_merged(m) for m in modules]
+    w = cast(torch.cat([p[0] for p in pairs])) if len(pairs) > 1 else cast(pairs[0][0])
+    b = None
+    if any(p[1] is not None for p in pairs):
+        b = torch.cat([p[1] if p[1] is not None else p[0].new_zeros(p[0].shape[0]) for p in pairs])
+    if all(a is None for a in adapters):
+        return Linear(w, b, None, ())
+    a_parts, b_parts = [], []
+    for (module, name), (weight, _) in zip([a or (None, None) for a in adapters], pairs):
+        if module is None:
+            b_parts.append((weight.new_zeros(weight.shape[0], 0), 0.0, 0))
+            continue
+        a_parts.append(cast(module.lora_A[name].weight))
+        b_parts.append((cast(module.lora_B[name].weight), float(module.scaling[name]), module.lora_A[name].weight.shape[0]))
+    return Linear(w, b, torch.cat(a_parts), tuple(b_parts))
+
+
+def _apply(x: torch.Tensor, lin: Linear) -> torch.Tensor:
+    """x (M, in) -> (M, sum out)."""
+    y = F.linear(x, lin.w, None if lin.b is None else lin.b.to(lin.w.dtype))
+    if lin.lora_a is None:
+        return y
+    low = F.linear(x, lin.lora_a).split([r for _, _, r in lin.lora_b], -1)  # per part (M, r)
+    parts = [F.linear(a, b) * s if r else a.new_zeros(x.shape[0], b.shape[0]) for a, (b, s, r) in zip(low, lin.lora_b)]
+    return y + torch.cat(parts, -1)
+
+
+class LeanRewardBackbone:
+    """The fast forward over a transformers LlamaModel / Qwen2Model (a peft-wrapped one included)."""
+
+    def __init__(self, base: Any, compute_dtype: torch.dtype | None = None):
+        reason = lean_unsupported(base.config)
+        if reason:
+            raise ValueError(reason)
+        # LeanLlama reads the sizes and the rotary frequencies off a causal LM (model.model): hand it the body.
+        self.engine = LeanLlama(type("Body", (), {"config": base.config, "model": base})(), compute_dtype)
+        self.compute_dtype = self.engine.compute_dtype
+        self.act = ACTIVATIONS[getattr(base.config, "hidden_act", "silu")]
+
+    def weights(self, base: Any) -> BackboneWeights:
+        """The backbone's weights as this forward uses them: fused, cast; LoRA kept apart under autograd."""
+        low_rank, cd = torch.is_grad_enabled(), self.compute_dtype
+        blocks = []
+        for layer in base.layers:
+            a, m = layer.self_attn, layer.mlp
+            blocks.append(Block(layer.input_layernorm.weight, _fused([a.q_proj, a.k_proj, a.v_proj], low_rank, cd),
+                                _fused([a.o_proj], low_rank, cd), layer.post_attention_layernorm.weight,
+                                _fused([m.gate_proj, m.up_proj], low_rank, cd), _fused([m.down_proj], low_rank, cd)))
+        return BackboneWeights(base.embed_tokens.weight, base.norm.weight, tuple(blocks))
+
+    def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        y = F.rms_norm(x, (self.engine.d,), w, self.engine.eps)
+        return y if self.compute_dtype is None else y.to(self.compute_dtype)
+
+    def _attention(self, tree: PrefixTree, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q (M, H, dh), k, v (M, Hkv, dh) -> (M, H dh): each level's segments over their keys."""
+        e = self.engine
+        out = []
+        for level in tree.levels:
+            G, Lq = level.queries.shape
+            ql = q[level.queries].transpose(1, 2)  # (G, H, Lq, dh)
+            kl, vl = k[level.keys].transpose(1, 2), v[level.keys].transpose(1, 2)  # (G, Hkv, K, dh)
+            o = F.scaled_dot_product_attention(ql, kl, vl, attn_mask=level.mask, is_causal=level.mask is None,
+                                               scale=e.scale, enable_gqa=e.n_kv != e.n_head)
+            out.append(o.transpose(1, 2)[level.query_valid])  # (rows of this level, H, dh)
+        return torch.cat(out).reshape(q.shape[0], e.n_head * e.head_dim)
+
+    def hidden_at_read(self, w: BackboneWeights, tree: PrefixTree) -> torch.Tensor:
+        """The final-normed hidden state at each sequence's last token: (N, D) fp32."""
+        e = self.engine
+        H, Hkv, dh, M = e.n_head, e.n_kv, e.head_dim, tree.tokens
+        cos, sin = e._cos_sin(tree.positions)  # (M, 1, dh)
+        h = F.embedding(tree.ids, w.embed)  # (M, D) fp32 residual stream
+        for i, block in enumerate(w.blocks):
+            qkv = _apply(self._norm(h, block.in_norm), block.qkv).float()
+            q, k, v = qkv.split([H * dh, Hkv * dh, Hkv * dh], -1)
+            o = self._attention(tree, _rope(q.view(M, H, dh), cos, sin), _rope(k.view(M, Hkv, dh), cos, sin),
+                                v.view(M, Hkv, dh))
+            if i == len(w.blocks) - 1:  # past the last attention only the rows read matter
+                h, o = h[tree.read], o[tree.read]
+            h = h + _apply(o if self.compute_dtype is None else o.to(self.compute_dtype), block.o).float()
+            gate, up = _apply(self._norm(h, block.post_norm), block.gate_up).chunk(2, -1)
+            h = h + _apply(self.act(gate) * up, block.down).float()
+        return F.rms_norm(h, (e.d,), w.norm, e.eps)
