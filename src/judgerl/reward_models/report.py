@@ -21,13 +21,29 @@ def _cell(row: dict[str, Any], key: str, form: str) -> str:
     return form.format(value) if isinstance(value, (int, float)) else "–"
 
 
+TITLES = {"bradley_terry": "Bradley–Terry", "critique_conditioned": "critique-conditioned (reads the judge's critique)",
+          "cloud": "Critique-out-Loud (writes its own critique)"}
+STAGES = ("reward_model", "critique_sft")
+CLOUD_COLUMNS = [("train/lm_loss", "train critique LM loss", "{:.4f}"),
+                 ("eval/critique_lm_loss", "held-out critique LM loss", "{:.4f}")]
+KIND_NOTES = {
+    "critique_conditioned": "The reward head reads (prompt, completion, the judge's critique); held-out pairs are "
+                            "scored with their judge critiques.",
+    "cloud": "Epochs of stage critique_sft fine-tune the language-model head on the judge's critiques; the "
+             "reward_model epochs train the reward head on the model's own critiques (own_critiques.jsonl). "
+             "Held-out accuracy is always on critiques the model writes itself, as at reward time (during "
+             "critique_sft the reward head is still untrained).",
+}
+
+
 def report_text(run: RunFolder, config: RewardModelRunConfig) -> str:
-    rows = [row for row in run.read_metrics() if row.get("stage") == "reward_model"]
+    rows = [row for row in run.read_metrics() if row.get("stage") in STAGES]
     rows.sort(key=lambda row: row.get("epoch", 0))
     status = run.status()
     model = config.model
+    columns = COLUMNS[:1] + CLOUD_COLUMNS + COLUMNS[1:] if model.kind == "cloud" else COLUMNS
     lines = [
-        f"# Reward model (Bradley–Terry): {run.path.name}", "",
+        f"# Reward model ({TITLES.get(model.kind, model.kind)}): {run.path.name}", "",
         f"- status: {status.get('status', '?')}" + (f" (model: `{status['model']}`)" if status.get("model") else ""),
         f"- data: {', '.join(config.data.train)}; held out: {config.data.held_out}",
         f"- backbone: {model.backbone} ({'LoRA r=' + str(model.lora_r) if model.lora else 'full fine-tuning'}), "
@@ -39,12 +55,13 @@ def report_text(run: RunFolder, config: RewardModelRunConfig) -> str:
         f"{config.train.epochs} epoch(s), seed {config.seed}", "",
         "Held-out preference accuracy is the share of held-out pairs whose chosen completion gets the higher "
         "reward; epoch 0 is the untrained model. The reward distribution is over every held-out completion "
-        "(chosen and rejected).", "",
-        "| epoch | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
+        "(chosen and rejected). " + KIND_NOTES.get(model.kind, ""), "",
+        "| epoch | stage | " + " | ".join(title for _, title, _ in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
     ]
     for row in rows:
-        lines.append(f"| {row.get('epoch')} | " + " | ".join(_cell(row, key, form) for key, _, form in COLUMNS) + " |")
+        lines.append(f"| {row.get('epoch')} | {row.get('stage')} | "
+                     + " | ".join(_cell(row, key, form) for key, _, form in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

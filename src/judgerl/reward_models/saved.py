@@ -53,14 +53,23 @@ def load_backbone(folder: Path, manifest: dict[str, Any], loader: Any) -> tuple[
     if manifest.get("lora") is None:
         if not (folder / "config.json").is_file():
             raise RewardModelLoadError(f"{folder}: the backbone's config.json is missing")
-        return _quiet_from_pretrained(loader, folder), base_folder
-    import peft
+        backbone = base = _quiet_from_pretrained(loader, folder)
+    else:
+        import peft
 
-    if not (base_folder / "config.json").is_file():
-        raise RewardModelLoadError(f"{folder}: its LoRA adapter's base backbone {str(base_folder)!r} is gone")
-    base = _quiet_from_pretrained(loader, base_folder)
-    with _quiet_transformers():
-        return peft.PeftModel.from_pretrained(base, folder, is_trainable=True), base_folder
+        if not (base_folder / "config.json").is_file():
+            raise RewardModelLoadError(f"{folder}: its LoRA adapter's base backbone {str(base_folder)!r} is gone")
+        base = _quiet_from_pretrained(loader, base_folder)
+        with _quiet_transformers():
+            backbone = peft.PeftModel.from_pretrained(base, folder, is_trainable=True)
+    # A manifest whose kind was changed would load another kind's weights half-way (a causal LM read
+    # as a bare decoder): the architecture it was saved with must be the one this kind loads.
+    saved_as = manifest["backbone"].get("architecture")
+    if saved_as != type(base).__name__:
+        raise RewardModelLoadError(f"{folder}: saved with a {str(saved_as)[:60]} backbone, but a {manifest['kind']} "
+                                   f"reward model loads it as {type(base).__name__}; the manifest does not match "
+                                   "the weights")
+    return backbone, base_folder
 
 
 def with_lora(backbone: Any, lora: dict[str, Any] | None, task_type: str) -> Any:
