@@ -37,7 +37,7 @@ def test_conversational_format():
 
 def test_async_form():
     reward = as_async_reward_function(judge())
-    assert inspect.iscoroutinefunction(reward)
+    assert inspect.iscoroutinefunction(reward.__call__)  # how TRL (is_async_callable) tells an async callable
     assert asyncio.run(reward(["hi", "hi"], ["thanks", "no"])) == [1.0, 0.0]
 
 

@@ -15,8 +15,11 @@ low reward. `as_async_reward_function` returns the `async def` form for trainers
 The confidence gate applies here as in `judgerl train` (gate.py): a judgment less confident than
 `confidence_threshold` (default 0.5, `judgerl train`'s; None turns the gate off) reaches TRL as
 None, and its record says so in `flags`. The function keeps the last batch's judgments as
-`reward_function.last_judgments`, and reports the batch's accept rate and unscored count through
-TRL's `log_metric` when TRL gives it (`judgerl/accept_rate`, `judgerl/unscored`).
+`reward_function.last_judgments`, and reports through TRL's `log_metric` (when TRL gives it) the
+accept rate, the unscored share and count, the mean confidence, the cache-hit share and the
+judge's seconds (`judgerl/...`). Group judges see TRL's groups whole, also when a group is split
+between processes; the function pickles (for AsyncGRPOTrainer's reward process) when it is made
+from a factory (`judgerl.integrations.trl.make_reward_function(config)`): see JudgeRewardFunction.
 
 What TRL does with None (GRPOTrainer, TRL 1.16, `_calculate_rewards` and
 `_generate_and_score_completions`): None becomes NaN; a completion for which every reward
@@ -31,9 +34,13 @@ group's mean, neutral), when None must not become 0.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Coroutine, Sequence
+import math
+import pickle
+import sys
+import time
+from typing import Any, Callable, Protocol, Sequence
 
-from judgerl.judges.base import PARAMETER_NAMES, Judge, Judgment
+from judgerl.judges.base import PARAMETER_NAMES, Judge, Judgment, columns_at, runs_of_same_prompt
 from judgerl.judges.evidence import distrust
 from judgerl.judges.gate import DEFAULT_CONFIDENCE_THRESHOLD, ConfidenceGate
 
@@ -110,55 +117,215 @@ def _gate(confidence_threshold: float | None) -> ConfidenceGate | None:
     return ConfidenceGate(confidence_threshold)
 
 
-def _report(reward_function: Any, judgments: list[Judgment], rewards: list[float | None], kwargs: dict[str, Any]) -> None:
-    """Keep the batch's judgments on the function and give TRL the accept rate, when it asks for metrics."""
-    reward_function.last_judgments = judgments
-    log_metric = kwargs.get("log_metric")
-    if callable(log_metric) and rewards:
-        log_metric("judgerl/accept_rate", sum(r is not None for r in rewards) / len(rewards))
-        log_metric("judgerl/unscored", float(sum(not j.scored for j in judgments)))
+
+class Collective(Protocol):
+    """The processes of one distributed run, as far as a reward function needs them."""
+
+    rank: int
+    world_size: int
+
+    def all_gather(self, value: Any) -> list[Any]:
+        """Every process's `value`, in rank order (each process must call it, in the same order)."""
+        ...
+
+
+class TorchCollective:
+    """torch.distributed's default group (as accelerate sets it up for TRL): all_gather_object."""
+
+    def __init__(self, dist: Any):
+        self._dist = dist
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+
+    def all_gather(self, value: Any) -> list[Any]:
+        gathered: list[Any] = [None] * self.world_size
+        self._dist.all_gather_object(gathered, value)
+        return gathered
+
+
+def default_collective() -> Collective | None:
+    """The running torch.distributed group of more than one process, else None. Torch is not
+    imported here: a run that has not imported torch.distributed has no group."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
+        return None
+    return TorchCollective(dist)
+
+
+def groups_of(prompts: Sequence[str], columns: dict[str, list[Any]], num_generations: int | None) -> list[list[int]]:
+    """Row indices of each group: TRL lays out a batch as runs of `num_generations` consecutive
+    completions of one prompt; without it (or when the batch is not a whole number of groups),
+    runs of the same prompt and columns."""
+    if num_generations and len(prompts) % num_generations == 0:
+        return [list(range(start, start + num_generations)) for start in range(0, len(prompts), num_generations)]
+    return runs_of_same_prompt(prompts, columns)
+
+
+def score_in_groups(judge: Judge, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, list[Any]],
+                    groups: list[list[int]]) -> dict[int, Judgment]:
+    """A group judge's judgments of `groups` (row indices), by row."""
+    if not groups:
+        return {}
+    by_group = judge.score_groups([prompts[g[0]] for g in groups], [[completions[i] for i in g] for g in groups],  # type: ignore[attr-defined]
+                                  **columns_at(columns, [g[0] for g in groups]))
+    return {row: judgment for rows, judgments in zip(groups, by_group) for row, judgment in zip(rows, judgments)}
+
+
+class JudgeRewardFunction:
+    """A judge as a TRL reward function `(prompts, completions, **kwargs) -> list[float | None]`.
+
+    Built from a live `judge`, or from a `factory` (a picklable zero-argument callable returning the
+    judge, e.g. functools.partial(build, config)) which each process calls on first use: then the
+    function pickles without its judge, as AsyncGRPOTrainer's spawned reward process needs, and
+    the judge (its HTTP clients, SQLite cache, llama.cpp model) is built where it runs.
+
+    A group judge (`supports_groups`) sees whole groups: TRL's `num_generations` consecutive
+    completions of one prompt. When the trainer runs on several processes a group can be split
+    between two of them (per-device batch not a multiple of num_generations); then every process
+    gathers the batch (TRL's global batch is the processes' batches in rank order), judges the
+    groups that start in its own part, and the judgments are exchanged, so each group is judged
+    once, whole. Every process calls the function each step, as the gathers require.
+    """
+
+    def __init__(self, judge: Judge | None = None, *, factory: Callable[[], Judge] | None = None,
+                 name: str | None = None, confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD,
+                 num_generations: int | None = None, collective: Collective | None = None):
+        if (judge is None) == (factory is None):
+            raise ValueError("give either a judge or a factory that builds one")
+        if num_generations is not None and num_generations < 1:
+            raise ValueError(f"num_generations is at least 1, not {num_generations}")
+        self._judge, self.factory = judge, factory
+        self.confidence_threshold = confidence_threshold
+        self.gate = _gate(confidence_threshold)
+        self.num_generations = num_generations
+        self.collective = collective
+        self.__name__ = name or (f"judgerl_{judge.judge_id.split('#')[-1]}" if judge is not None else "judgerl_judge")
+        self.last_judgments: list[Judgment] = []
+
+    @property
+    def judge(self) -> Judge:
+        if self._judge is None:
+            self._judge = self.factory()  # type: ignore[misc]
+        return self._judge
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.__name__!r})"
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        started = time.perf_counter()
+        texts, answers, columns = self._inputs(prompts, completions, kwargs)
+        judgments = self._judge_batch(texts, answers, columns)
+        return self._finish(judgments, kwargs, started)
+
+    def _inputs(self, prompts: Sequence[Any], completions: Sequence[Any],
+                kwargs: dict[str, Any]) -> tuple[list[str], list[str], dict[str, list[Any]]]:
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+        return ([prompt_text(p) for p in prompts], [completion_text(c) for c in completions],
+                columns_from_trl(kwargs, len(completions)))
+
+    def _judge_batch(self, prompts: list[str], completions: list[str], columns: dict[str, list[Any]]) -> list[Judgment]:
+        judge = self.judge
+        if not getattr(judge, "supports_groups", False):
+            return judge.score(prompts, completions, **columns)
+        collective = self.collective or default_collective()
+        if collective is None or collective.world_size < 2:
+            by_row = score_in_groups(judge, prompts, completions, columns, groups_of(prompts, columns, self.num_generations))
+            return [by_row[row] for row in range(len(prompts))]
+        return self._judge_across(judge, collective, prompts, completions, columns)
+
+    def _judge_across(self, judge: Judge, collective: Collective, prompts: list[str], completions: list[str],
+                      columns: dict[str, list[Any]]) -> list[Judgment]:
+        parts = collective.all_gather((prompts, completions, columns))
+        starts = [0]
+        for part_prompts, _, _ in parts:
+            starts.append(starts[-1] + len(part_prompts))
+        every_prompt = [p for part in parts for p in part[0]]
+        every_completion = [c for part in parts for c in part[1]]
+        names = [name for name in columns if all(name in part[2] for part in parts)]
+        every_column = {name: [v for part in parts for v in part[2][name]] for name in names}
+        mine = slice(starts[collective.rank], starts[collective.rank + 1])
+        own_groups = [rows for rows in groups_of(every_prompt, every_column, self.num_generations)
+                      if mine.start <= rows[0] < mine.stop]
+        judged = score_in_groups(judge, every_prompt, every_completion, every_column, own_groups)
+        merged: dict[int, Judgment] = {}
+        for part in collective.all_gather(judged):
+            merged.update(part)
+        return [merged[row] for row in range(mine.start, mine.stop)]
+
+    def _finish(self, judgments: list[Judgment], kwargs: dict[str, Any], started: float) -> list[float | None]:
+        rewards = rewards_of(judgments, self.gate)
+        self.last_judgments = judgments
+        report_to_trl(kwargs.get("log_metric"), judgments, rewards, time.perf_counter() - started)
+        return rewards
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What another process needs to rebuild this function: the factory, or a judge that pickles."""
+        state = {"factory": self.factory, "judge": None, "name": self.__name__,
+                 "confidence_threshold": self.confidence_threshold, "num_generations": self.num_generations}
+        if self.factory is None:
+            try:
+                pickle.dumps(self._judge)
+            except Exception as exc:
+                raise TypeError(
+                    f"{self.__name__} holds a live judge that cannot go to another process ({type(exc).__name__}); "
+                    "make it from the judge's config instead, e.g. judgerl.integrations.trl.make_reward_function("
+                    "config), so that each process builds its own judge") from None
+            state["judge"] = self._judge
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["judge"], factory=state["factory"], name=state["name"],  # type: ignore[misc]
+                      confidence_threshold=state["confidence_threshold"], num_generations=state["num_generations"])
+
+
+class AsyncJudgeRewardFunction(JudgeRewardFunction):
+    """The `async def` form, for trainers that await rewards (TRL runs async reward functions
+    concurrently; AsyncGRPOTrainer awaits them in its reward process)."""
+
+    async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any],  # type: ignore[override]
+                       **kwargs: Any) -> list[float | None]:
+        judge = self.judge
+        ascore = getattr(judge, "ascore", None)  # an optional async `score` (RubricJudge has one)
+        if ascore is None or getattr(judge, "supports_groups", False):
+            # a worker thread keeps the caller's event loop free while the judge works
+            return await asyncio.to_thread(JudgeRewardFunction.__call__, self, prompts, completions, **kwargs)
+        started = time.perf_counter()
+        texts, answers, columns = self._inputs(prompts, completions, kwargs)
+        judgments = await ascore(texts, answers, **columns)  # calls run on the caller's event loop (HTTP providers)
+        return self._finish(judgments, kwargs, started)
+
+
+def report_to_trl(log_metric: Any, judgments: Sequence[Judgment], rewards: Sequence[float | None],
+                  seconds: float) -> None:
+    """The batch's figures through TRL's `log_metric` (averaged by TRL over steps and processes):
+    accept rate (rewards that reached TRL), unscored share and count, mean confidence of the
+    scored judgments that have one, cache-hit share, and the judge's wall seconds."""
+    if not callable(log_metric) or not judgments:
+        return
+    n = len(judgments)
+    unscored = sum(not j.scored for j in judgments)
+    log_metric("judgerl/accept_rate", sum(r is not None for r in rewards) / n)
+    log_metric("judgerl/unscored_share", unscored / n)
+    log_metric("judgerl/unscored", float(unscored))
+    log_metric("judgerl/cache_hit_share", sum(bool(j.cached) for j in judgments) / n)
+    log_metric("judgerl/judge_seconds", float(seconds))
+    confidences = [j.confidence for j in judgments if j.scored and isinstance(j.confidence, (int, float))
+                   and math.isfinite(j.confidence)]
+    if confidences:
+        log_metric("judgerl/confidence", sum(confidences) / len(confidences))
 
 
 def as_reward_function(judge: Judge, name: str | None = None,
-                       confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD) -> Callable[..., list[float | None]]:
+                       confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD,
+                       num_generations: int | None = None) -> JudgeRewardFunction:
     """`judge` as a TRL reward function; `confidence_threshold`: judgments less confident than this
     reach TRL as None (the gate of `judgerl train`; None: no gate, every scored judgment counts)."""
-    gate = _gate(confidence_threshold)
-
-    def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        judgments = judge.score([prompt_text(p) for p in prompts], [completion_text(c) for c in completions],
-                                **columns_from_trl(kwargs, len(completions)))
-        rewards = rewards_of(judgments, gate)
-        _report(reward_function, judgments, rewards, kwargs)
-        return rewards
-
-    reward_function.__name__ = name or f"judgerl_{judge.judge_id.split('#')[-1]}"
-    reward_function.judge = judge  # type: ignore[attr-defined]
-    reward_function.gate = gate  # type: ignore[attr-defined]
-    reward_function.last_judgments = []  # type: ignore[attr-defined]
-    return reward_function
+    return JudgeRewardFunction(judge, name=name, confidence_threshold=confidence_threshold,
+                               num_generations=num_generations)
 
 
-def as_async_reward_function(
-    judge: Judge, name: str | None = None, confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD,
-) -> Callable[..., Coroutine[Any, Any, list[float | None]]]:
-    sync = as_reward_function(judge, name, confidence_threshold)
-    ascore = getattr(judge, "ascore", None)  # an optional async form of `score` (RubricJudge has one)
-
-    async def reward_function(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        if ascore is not None:  # calls run on the caller's event loop (HTTP providers)
-            judgments = await ascore([prompt_text(p) for p in prompts], [completion_text(c) for c in completions],
-                                     **columns_from_trl(kwargs, len(completions)))
-            rewards = rewards_of(judgments, sync.gate)  # type: ignore[attr-defined]
-            _report(reward_function, judgments, rewards, kwargs)
-            return rewards
-        # Otherwise a worker thread keeps the caller's event loop free while the judge works.
-        rewards = await asyncio.to_thread(sync, prompts, completions, **kwargs)
-        reward_function.last_judgments = sync.last_judgments  # type: ignore[attr-defined]
-        return rewards
-
-    reward_function.__name__ = sync.__name__
-    reward_function.judge = judge  # type: ignore[attr-defined]
-    reward_function.gate = sync.gate  # type: ignore[attr-defined]
-    reward_function.last_judgments = []  # type: ignore[attr-defined]
-    return reward_function
+def as_async_reward_function(judge: Judge, name: str | None = None,
+                             confidence_threshold: float | None = DEFAULT_CONFIDENCE_THRESHOLD,
+                             num_generations: int | None = None) -> AsyncJudgeRewardFunction:
+    return AsyncJudgeRewardFunction(judge, name=name, confidence_threshold=confidence_threshold,
+                                    num_generations=num_generations)
