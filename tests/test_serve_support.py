@@ -120,3 +120,8 @@ def auth(token=TOKEN):
 
 def client(base, **kwargs):
     return httpx.Client(base_url=base, headers=auth(), timeout=kwargs.pop("timeout", 20), **kwargs)
+
+
+def length_reward(prompts, completions, **columns):
+    """A TRL-style reward function for configs (judge.provider python, method reward_function)."""
+    return [min(1.0, len(c) / 100) for c in completions]
