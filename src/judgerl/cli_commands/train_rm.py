@@ -1,5 +1,5 @@
-"""`judgerl train-rm CONFIG`: train a Bradley–Terry reward model on preference pairs (JSONL, as
-`judgerl label` writes them) in a run folder; `--resume RUN_DIR` continues one from its newest
+"""`judgerl train-rm CONFIG`: train a reward model (model.kind: bradley_terry, critique_conditioned,
+cloud) on preference pairs (JSONL, as `judgerl label` writes them) in a run folder; `--resume RUN_DIR` continues one from its newest
 epoch checkpoint. Prints the trained model's folder (a judge's judge.reward_model.path)."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from judgerl.cli_commands.common import SET_HELP, parse_overrides, positive_int
 
 
 def add_parser(subcommands) -> None:
-    command = subcommands.add_parser("train-rm", help="train a reward model on preference pairs (Bradley–Terry)")
+    command = subcommands.add_parser("train-rm", help="train a reward model on preference pairs (model.kind: "
+                                     "bradley_terry, critique_conditioned, cloud)")
     command.add_argument("config", nargs="?", help="YAML train-rm config (data.train, model.backbone, train.epochs, ...)")
     command.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=SET_HELP.replace(
-        "rl.steps=20 --set judge.rubric=realist", "train.epochs=3 --set model.lora=true"))
+        "rl.steps=20 --set judge.rubric=realist", "train.epochs=3 --set model.kind=cloud"))
     command.add_argument("--resume", metavar="RUN_DIR", help="continue this train-rm run from its newest whole epoch "
                          "checkpoint, with its own config")
     command.add_argument("--epochs", type=positive_int, help="with --resume: train to this many epochs in all")
