@@ -168,7 +168,10 @@ class Batcher:
                 result: Any = self.run(batch)
             except BaseException as error:  # noqa: BLE001 - the runner should not raise; if it does, unscored
                 result = error
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(result))
+            try:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(result))
+            except RuntimeError:  # the server stopped (its loop closed) while this call ran: nobody waits
+                pass
 
         self.in_flight += 1
         self.on_batch(sum(u.rows for u in batch))
