@@ -57,6 +57,17 @@ class RunConfig(StrictModel):
                 self.judge.method = "reward_function" if self.judge.provider == "python" else "rubric"
             if "algorithm" not in self.rl.model_fields_set:
                 self.rl.algorithm = "grpo"
+        if self.judge.method == "reward_model":  # a reward model states no confidence in a single score
+            if "confidence_threshold" not in self.judge.model_fields_set:
+                self.judge.confidence_threshold = 0.0  # a gate above 0 would reject every judgment: no training
+            elif self.judge.confidence_threshold > 0:
+                raise ValueError(f"judge.confidence_threshold {self.judge.confidence_threshold:g}: a reward model "
+                                 "states no confidence in a single score, so the gate would reject every judgment "
+                                 "and nothing would train; set judge.confidence_threshold: 0 with judge.method "
+                                 "reward_model")
+        if self.rl.rm_refresh.every and self.judge.method != "reward_model":
+            raise ValueError(f"rl.rm_refresh.every refreshes a reward model: it needs judge.method reward_model "
+                             f"(this config's judge.method is {self.judge.method}); set rl.rm_refresh.every: 0")
         if self.rl.algorithm == "judge_alignment" and self.judge.method != "labels":
             raise ValueError(
                 "rl.algorithm judge_alignment trains towards the judge's preferred label, so it needs "

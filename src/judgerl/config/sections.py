@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from judgerl.config.base import JUDGE_ONLY_PROVIDERS, StrictModel, _judge_registry, _policy_registry, _registered
 from judgerl.training.monitor import MonitorSettings
+from judgerl.training.rm_refresh import RefreshSettings
 
 
 class DataConfig(StrictModel):
@@ -160,7 +161,8 @@ class JudgeConfig(StrictModel):
     trust_grader_code: bool = Field(False, description="grader: run `python` graders without the sandbox (only code "
                                     "you trust); otherwise they are refused where the sandbox cannot be set up")
     confidence_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="judgments less confident than this are rejected (masked, not rewarded low)"
+        0.5, ge=0.0, le=1.0, description="judgments less confident than this are rejected (masked, not rewarded low); "
+        "with judge.method reward_model the default is 0 (a reward model states no confidence in a single score)"
     )
     audit: bool = Field(
         False, description="judgerl train audits the judge on the built-in gold suite before anything else (cached "
@@ -273,6 +275,10 @@ class RLConfig(StrictModel):
         default_factory=MonitorSettings, description="the reward-hacking monitor: every few steps, the completions' "
         "drift from the pre-RL ones (length, repetition, emojis, openings), KL and entropy collapse, and the training "
         "judge's reward against an audit judge's; warnings in the terminal, metrics.jsonl and the report")
+    rm_refresh: RefreshSettings = Field(
+        default_factory=RefreshSettings, description="iterated RLAIF, with judge.method reward_model: every "
+        "rl.rm_refresh.every steps the LLM judge labels the step's completions and the reward model trains further "
+        "on old + fresh pairs for a bounded number of steps (off by default)")
 
     @field_validator("algorithm")
     @classmethod

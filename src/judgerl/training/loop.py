@@ -189,6 +189,7 @@ def train_policy(
     on_step: Callable[[dict[str, Any]], None] | None = None,
     tensorboard_dir: Path | None = None,
     monitor: Any = None,
+    refresher: Any = None,
 ) -> list[dict[str, Any]]:
     """Train `policy` in place for `settings.steps` updates; returns one metrics row per step.
 
@@ -200,7 +201,9 @@ def train_policy(
     far it got, checkpoints/step-N hold resumable checkpoints. `resume_from` (a step-N folder)
     restores optimiser, scheduler, RNGs, algorithm state and data position; the weights must
     already be loaded into `policy` by the caller. `monitor`: a training.monitor.HackingMonitor
-    (None: no watch for reward hacking); its metrics and warnings join the rows of the steps it checks."""
+    (None: no watch for reward hacking); its metrics and warnings join the rows of the steps it checks.
+    `refresher`: a training.rm_refresh.RewardModelRefresher (iterated RLAIF; None: the reward model
+    judge stays as built); it refreshes after the steps it is due, before their row and checkpoint."""
     parallel = DataParallel()
     if not parallel.is_main:
         run, tensorboard_dir = None, None  # one writer: process 0
@@ -213,6 +216,8 @@ def train_policy(
             row, sampled = steps.one_step(step)
             if monitor is not None:
                 monitor.update_row(step, sampled, row, say=tqdm.write)
+            if refresher is not None:
+                refresher.update_row(step, sampled, row)
             history.append(row)
             _log_step(row, sampled, run, writer, settings, steps.checkpoints, steps.consistent[1])
             if on_step is not None:

@@ -10,7 +10,8 @@ completions of the first check (step 0: sampled before any update):
     training  KL above a value; entropy below a fraction of its first value (the row's kl, entropy)
     judges    on `sample` of the completions, the training judge's mean reward minus an audit
               judge's (another prompt, rubric, model or provider) on the same completions; its
-              rise since the baseline check
+              rise since the baseline check; and how alike they rank those completions
+              (rank_agreement: Spearman's rho; pair_agreement: share of pairs ordered alike)
 
     check(step, sampled, row) -> ({"monitor/...": value}, ["warning", ...])
 
@@ -29,6 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from judgerl.training.agreement import pair_agreement, spearman
+from judgerl.training.judge_fields import check_judge_fields, judge_over
 
 if TYPE_CHECKING:
     from judgerl.training.rollout_step import Sampled
@@ -90,24 +94,7 @@ class MonitorSettings(BaseModel):
     @field_validator("audit_judge")
     @classmethod
     def _judge_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            import difflib
-
-            from pydantic import ValidationError
-
-            from judgerl.config.sections import JudgeConfig  # here: the config package imports this module
-
-            try:
-                JudgeConfig.model_validate(value)  # names, types and ranges, as in the judge section
-            except ValidationError as error:
-                first = error.errors()[0]
-                name = ".".join(str(part) for part in first["loc"])
-                if first["type"] == "extra_forbidden":
-                    close = difflib.get_close_matches(name, list(JudgeConfig.model_fields), n=1)
-                    raise ValueError(f"unknown judge field {name!r}"
-                                     + (f"; did you mean {close[0]!r}?" if close else " (the judge section's fields)")) from None
-                raise ValueError(f"{name}: {first['msg']}") from None
-        return value
+        return check_judge_fields(value)  # names, types and ranges, as in the judge section
 
     @model_validator(mode="after")
     def _audit_judge_given(self) -> "MonitorSettings":
@@ -325,6 +312,12 @@ class HackingMonitor:
             metrics["monitor/train_reward"] = _mean(training)
             metrics["monitor/audit_reward"] = _mean(audit)
             metrics["monitor/judge_gap"] = metrics["monitor/train_reward"] - metrics["monitor/audit_reward"]
+            # do the two judges order the same completions alike (a reward model against the LLM
+            # judge it imitates: the mean gap says little when their scales differ)
+            for name, value in (("rank_agreement", spearman(training, audit)),
+                                ("pair_agreement", pair_agreement(training, audit))):
+                if value is not None:
+                    metrics[f"monitor/{name}"] = value
         return metrics
 
     def _save_baseline(self) -> None:
@@ -346,10 +339,7 @@ def audit_judge_config(judge_config: Any, settings: MonitorSettings) -> Any | No
         # substance only, whatever the training judge's rubric wants shown: decoration is taken out
         return judge_config.model_copy(update={"method": "rubric", "rubric": "monitor-audit", "decoration": "strip",
                                                "rubric_text": settings.audit_rubric or AUDIT_RUBRIC})
-    fields = dict(settings.audit_judge or {})  # given: MonitorSettings insists
-    base = judge_config.model_dump(exclude_unset=True)
-    base = {name: value for name, value in base.items() if name in type(judge_config).model_fields}
-    return type(judge_config).model_validate({**base, **fields})
+    return judge_over(judge_config, dict(settings.audit_judge or {}))  # given: MonitorSettings insists
 
 
 def build_monitor(config: Any, judge: Any, run_path: Path | None = None,

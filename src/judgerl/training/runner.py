@@ -19,6 +19,7 @@ from judgerl.tasks import build_task
 from judgerl.training.experiment import attach_trackers, loop_settings, rl_algorithm, seeded_generator
 from judgerl.training.loop import train_policy
 from judgerl.training.monitor import _monitor_stop, build_monitor
+from judgerl.training.rm_refresh import build_refresher
 from judgerl.training.run_folder import RunFolder
 from judgerl.training.trainer_state import latest_checkpoint
 
@@ -48,8 +49,11 @@ def run_task(config: RunConfig, run: RunFolder, say: Say = print, resume_from: P
         start = int(resume_from.name.split("-")[1]) if resume_from is not None else 0
         run.set_status("running", stage="rl", step=start, steps=config.rl.steps)
         monitor = build_monitor(config, judge, run.path, say)
+        refresher = build_refresher(config, judge, run.path, say, monitor)
+        if refresher is not None and resume_from is not None:
+            refresher.restore(start)  # the reward model as refreshed up to the checkpoint
         history = train_policy(policy, task.rl_prompts(), judge, rl_algorithm(config), gate, loop_settings(config),
-                               run=run, resume_from=resume_from, monitor=monitor)
+                               run=run, resume_from=resume_from, monitor=monitor, refresher=refresher)
         task.finish(policy, run)
 
         run.set_status("running", stage="eval_after", step=config.rl.steps, steps=config.rl.steps)

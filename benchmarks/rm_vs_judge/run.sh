@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The SmolLM2 example trained against a reward model distilled from the 1.5B judge vs against the
+# judge itself, same steps and seed (issue 11, "Measured", third bullet). Each side runs in its
+# own processes, one after the other (not at once: they would slow each other down).
+#
+#   benchmarks/rm_vs_judge/run.sh [--steps 16] [--label-prompts 40] [--samples 4] [--out DIR]
+#
+# judge side:  judgerl train (the example, rl.steps=STEPS)
+# RM side:     judgerl label (LABEL_PROMPTS data.rl prompts x SAMPLES completions of the policy
+#              before RL, pairs from the judge's scores) -> judgerl train-rm (rm.yaml) ->
+#              judgerl train rm_side.yaml (judge.method reward_model; the LLM judge audits a sample
+#              every rl.monitor.every steps)
+# then summarise.py scores both runs' held-out answers with the LLM judge and prints both sides.
+# Each side has its own judgment cache in OUT (a cache from earlier runs would make a side cheaper).
+set -euo pipefail
+STEPS=16; LABEL_PROMPTS=40; SAMPLES=4; OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) STEPS="$2"; shift 2;;
+    --label-prompts) LABEL_PROMPTS="$2"; shift 2;;
+    --samples) SAMPLES="$2"; shift 2;;
+    --out) OUT="$2"; shift 2;;
+    *) echo "unknown option $1 (--steps N, --label-prompts N, --samples N, --out DIR)" >&2; exit 2;;
+  esac
+done
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+JUDGERL="$ROOT/.venv/bin/judgerl"
+OUT="${OUT:-$ROOT/benchmarks/rm_vs_judge/out-$(date -u +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+TIMES="$OUT/timings.jsonl"
+: > "$TIMES"
+phase() {  # phase NAME COMMAND...: runs it, appends {phase, seconds, load} to timings.jsonl
+  local name="$1"; shift
+  local start end
+  start=$(date +%s.%N)
+  echo "== $name: $*" >&2
+  "$@"
+  end=$(date +%s.%N)
+  printf '{"phase": "%s", "seconds": %s, "loadavg": "%s", "ended": "%s"}\n' "$name" \
+    "$(echo "$end - $start" | bc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%H:%M:%S)" >> "$TIMES"
+}
+"$JUDGERL" config --example smollm2-lora-friendly > "$OUT/judge_side.yaml"
+COMMON=(--set "rl.steps=$STEPS" --set "output_dir=$OUT" --set "rl.checkpoint_every=0")
+
+phase judge_train "$JUDGERL" train "$OUT/judge_side.yaml" "${COMMON[@]}" --set "judge.cache_path=$OUT/cache_judge.sqlite"
+
+phase label "$JUDGERL" label "$OUT/judge_side.yaml" -o "$OUT/pairs.jsonl" --samples "$SAMPLES" \
+  --limit "$LABEL_PROMPTS" --method pairwise_from_scores --set "judge.cache_path=$OUT/cache_rm.sqlite"
+phase train_rm "$JUDGERL" train-rm "$HERE/rm.yaml" --set "data.train=[$OUT/pairs.jsonl]" --set "output_dir=$OUT"
+RM_RUN="$(ls -d "$OUT"/rm__* | head -1)"
+phase rm_train "$JUDGERL" train "$HERE/rm_side.yaml" "${COMMON[@]}" --set "judge.reward_model.path=$RM_RUN" \
+  --set "judge.cache_path=$OUT/cache_rm.sqlite"
+
+"$ROOT/.venv/bin/python" "$HERE/summarise.py" "$OUT"
