@@ -125,3 +125,8 @@ def client(base, **kwargs):
 def length_reward(prompts, completions, **columns):
     """A TRL-style reward function for configs (judge.provider python, method reward_function)."""
     return [min(1.0, len(c) / 100) for c in completions]
+
+
+def slow_length_reward(prompts, completions, **columns):
+    time.sleep(1.5)
+    return length_reward(prompts, completions)
