@@ -131,3 +131,18 @@ def test_a_folder_saved_before_compute_dtype_loads(llama, tmp_path):
     assert loaded.compute_dtype == "float32"
     reloaded, original = loaded.rewards(PROMPTS, COMPLETIONS), model.rewards(PROMPTS, COMPLETIONS)
     assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(reloaded.tolist(), original.tolist()))
+
+
+def test_rewards_follow_the_weights_after_an_update(llama):
+    """The fast forward keeps stacked weights between calls: an optimiser step must still count."""
+    model = BradleyTerryRewardModel.from_backbone(llama, lora=LORA)
+    perturb_lora(model)
+    before = model.rewards(PROMPTS, COMPLETIONS)
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.5)
+    model(*model.collate(sequences(model))).sum().backward()
+    optimizer.step()
+    after = model.rewards(PROMPTS, COMPLETIONS)
+    with torch.no_grad():
+        expected = model.forward_reference(*model.collate(sequences(model)))
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, expected, atol=1e-5)

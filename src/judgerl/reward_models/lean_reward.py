@@ -59,29 +59,53 @@ def lean_unsupported(config: Any) -> str | None:
     return unsupported(config)
 
 
-def _fused(modules: list[Any], low_rank: bool, dtype: torch.dtype | None) -> Linear:
-    """The modules (nn.Linear or peft LoRA layers) as one Linear; `low_rank`: keep adapters apart."""
-    def cast(x: torch.Tensor) -> torch.Tensor:
-        return x if dtype is None else x.to(dtype)
-    adapters = []
-    for module in modules:
-        active = [n for n in getattr(module, "active_adapters", []) if n in getattr(module, "lora_A", {})]
-        usable = low_rank and active and not module.disable_adapters and not module.merged
-        adapters.append((module, active[0]) if usable and len(active) == 1 else None)
+def _adapter(module: Any, low_rank: bool) -> str | None:
+    """The name of the one active LoRA adapter to run beside `module`'s base weight (None: merge or none)."""
+    active = [n for n in getattr(module, "active_adapters", []) if n in getattr(module, "lora_A", {})]
+    if low_rank and len(active) == 1 and not module.disable_adapters and not module.merged:
+        return active[0]
+    return None
+
+
+def _fused_base(modules: list[Any], adapters: list[str | None], dtype: torch.dtype | None):
+    """(w, b) of the modules stacked: base weights where an adapter runs apart, else merged ones."""
     if any(a is not None for a in adapters):
         pairs = [(getattr(m, "base_layer", m).weight, getattr(getattr(m, "base_layer", m), "bias", None)) for m in modules]
     else:
         pairs = [lora_merged(m) for m in modules]
-    w = cast(torch.cat([p[0] for p in pairs])) if len(pairs) > 1 else cast(pairs[0][0])
-    b = None
-    if any(p[1] is not None for p in pairs):
-        b = torch.cat([p[1] if p[1] is not None else p[0].new_zeros(p[0].shape[0]) for p in pairs])
+    w = torch.cat([p[0] for p in pairs]) if len(pairs) > 1 else pairs[0][0]
+    w = w if dtype is None else w.to(dtype)
+    if all(p[1] is None for p in pairs):
+        return w, None
+    return w, torch.cat([p[1] if p[1] is not None else p[0].new_zeros(p[0].shape[0]) for p in pairs])
+
+
+def _fused(modules: list[Any], low_rank: bool, dtype: torch.dtype | None, cache: dict | None = None,
+           key: Any = None) -> Linear:
+    """The modules (nn.Linear or peft LoRA layers) as one Linear; `low_rank`: keep adapters apart.
+    The stacked (w, b) is kept in `cache` under `key` when nothing can differentiate it, and reused
+    while every parameter it was made from is unchanged (torch's in-place version counters)."""
+    adapters = [_adapter(m, low_rank) for m in modules]
+    sources = [p for m in modules for p in m.parameters()]  # base weights, biases and adapters
+    frozen = not any(p.requires_grad for m, a in zip(modules, adapters)
+                     for p in (getattr(m, "base_layer", m).parameters() if a else m.parameters()))
+    # not under plain no_grad (train-rm's evaluation): a copy kept from there would sit through the next epoch
+    cacheable = cache is not None and (torch.is_inference_mode_enabled() or frozen)
+    versions = tuple(p._version for p in sources) + (torch.is_inference_mode_enabled(),)
+    if cacheable and key in cache and cache[key][0] == versions:
+        w, b = cache[key][1]
+    else:
+        w, b = _fused_base(modules, adapters, dtype)
+        if cacheable:
+            cache[key] = (versions, (w, b))
     if all(a is None for a in adapters):
         return Linear(w, b, None, ())
+    def cast(x: torch.Tensor) -> torch.Tensor:
+        return x if dtype is None else x.to(dtype)
     a_parts, b_parts = [], []
-    for (module, name), (weight, _) in zip([a or (None, None) for a in adapters], pairs):
-        if module is None:
-            b_parts.append((weight.new_zeros(weight.shape[0], 0), 0.0, 0))
+    for module, name in zip(modules, adapters):
+        if name is None:
+            b_parts.append((w.new_zeros(getattr(module, "base_layer", module).weight.shape[0], 0), 0.0, 0))
             continue
         a_parts.append(cast(module.lora_A[name].weight))
         b_parts.append((cast(module.lora_B[name].weight), float(module.scaling[name]), module.lora_A[name].weight.shape[0]))
@@ -109,16 +133,22 @@ class LeanRewardBackbone:
         self.engine = LeanLlama(type("Body", (), {"config": base.config, "model": base})(), compute_dtype)
         self.compute_dtype = self.engine.compute_dtype
         self.act = ACTIVATIONS[getattr(base.config, "hidden_act", "silu")]
+        self.cache: dict = {}
+        """Stacked weights nothing differentiates (frozen under LoRA, or any under inference_mode), by
+        layer and role, with the parameter versions they were made from."""
 
     def weights(self, base: Any) -> BackboneWeights:
         """The backbone's weights as this forward uses them: fused, cast; LoRA kept apart under autograd."""
-        low_rank, cd = torch.is_grad_enabled(), self.compute_dtype
+        low_rank, cd, c = torch.is_grad_enabled(), self.compute_dtype, self.cache
         blocks = []
-        for layer in base.layers:
+        for i, layer in enumerate(base.layers):
             a, m = layer.self_attn, layer.mlp
-            blocks.append(Block(layer.input_layernorm.weight, _fused([a.q_proj, a.k_proj, a.v_proj], low_rank, cd),
-                                _fused([a.o_proj], low_rank, cd), layer.post_attention_layernorm.weight,
-                                _fused([m.gate_proj, m.up_proj], low_rank, cd), _fused([m.down_proj], low_rank, cd)))
+            blocks.append(Block(layer.input_layernorm.weight,
+                                _fused([a.q_proj, a.k_proj, a.v_proj], low_rank, cd, c, (i, "qkv", low_rank)),
+                                _fused([a.o_proj], low_rank, cd, c, (i, "o", low_rank)),
+                                layer.post_attention_layernorm.weight,
+                                _fused([m.gate_proj, m.up_proj], low_rank, cd, c, (i, "gate_up", low_rank)),
+                                _fused([m.down_proj], low_rank, cd, c, (i, "down", low_rank))))
         return BackboneWeights(base.embed_tokens.weight, base.norm.weight, tuple(blocks))
 
     def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
