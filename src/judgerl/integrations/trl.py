@@ -35,10 +35,15 @@ def judge_section(config: Any) -> dict[str, Any]:
     """The judge section as a plain dict (picklable): from a judgerl config file's path, a whole
     run config or its judge section as a dict, or a JudgeConfig."""
     from judgerl.config import ConfigError
-    from judgerl.config.loading import load_config
+    from judgerl.config.loading import parse_yaml, read_text_file
 
-    if isinstance(config, (str, Path)):
-        return load_config(config).judge.model_dump(exclude_none=True)
+    if isinstance(config, (str, Path)):  # only its judge section is read (or the whole file, if it is one)
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"judge config file {str(path)!r} does not exist")
+        config = parse_yaml(read_text_file(path, "judge config file"), path)
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"{path}: expected a mapping with a judge section, got a {type(config).__name__}")
     if isinstance(config, Mapping):
         section = config.get("judge", config) if "judge" in config and isinstance(config["judge"], Mapping) else config
         return dict(section)
