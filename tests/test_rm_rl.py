@@ -99,7 +99,10 @@ def test_the_llm_judge_rescores_a_sample_of_the_reward_models_completions_every_
 
         assert row.get("monitor/rank_agreement") == (pytest.approx(spearman(rm_rewards, llm_rewards))
                                                      if spearman(rm_rewards, llm_rewards) is not None else None)
-    assert "Reward-hacking monitor" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "Training judge vs audit judge, on the same completions" in report
+    first = rows(run)[0]
+    assert f"| 0 | {first['monitor/train_reward']:.3f} | {first['monitor/audit_reward']:.3f} |" in report
 
 
 @pytest.mark.parametrize("audit", ["fails", "leaves_unscored", "says_nan"])
@@ -147,6 +150,9 @@ def test_the_reward_model_is_refreshed_every_k_steps_on_fresh_labels_and_its_wei
         assert 0.0 <= row["rm_refresh/accuracy_after"] <= 1.0 and "rm_refresh/accuracy_before" in row
         assert not torch.equal(head_weight(folder), original)
     assert not torch.equal(head_weight(run / "rm_refresh" / "step-1"), head_weight(run / "rm_refresh" / "step-2"))
+    report = (run / "report.md").read_text()
+    assert "## Reward-model refreshes (iterated RLAIF)" in report
+    assert f"| 1 | {rows(run)[0]['rm_refresh/pairs_added']:.0f} |" in report
     # the step after a refresh is rewarded by the refreshed model: step 1's rewards are step-1's model's
     from judgerl.reward_models.kinds import load_reward_model
 

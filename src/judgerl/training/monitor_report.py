@@ -21,7 +21,7 @@ def report_lines(rl_rows: Sequence[dict[str, Any]], plt: Any, plots_dir: Path, s
     the warnings. [] for a run the monitor did not watch."""
     checks = [row for row in rl_rows if "monitor/warnings" in row]
     if not checks:
-        return []
+        return refresh_lines(rl_rows)
     steps = [row["step"] for row in checks]
     warned = [row for row in checks if row.get("monitor/warnings")]
 
@@ -58,4 +58,47 @@ def report_lines(rl_rows: Sequence[dict[str, Any]], plt: Any, plots_dir: Path, s
     lines += [f"- {text}" for text in texts[:shown]]
     if len(texts) > shown:
         lines.append(f"- ... and {len(texts) - shown} more (metrics.jsonl, monitor/warning_text)")
-    return lines + ([] if texts else ["No warnings."]) + ["", "![Reward-hacking monitor](plots/monitor.png)", ""]
+    lines += ([] if texts else ["No warnings."]) + ["", "![Reward-hacking monitor](plots/monitor.png)", ""]
+    return lines + audit_lines(checks) + refresh_lines(rl_rows)
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    number = _finite(value)
+    return "n/a" if number is None else f"{number:.{digits}f}"
+
+
+def audit_lines(checks: Sequence[dict[str, Any]]) -> list[str]:
+    """The audit judge against the training judge on the same completions, per check (a reward
+    model against the LLM judge it was distilled from: their gap and whether they rank alike)."""
+    audited = [row for row in checks if "monitor/audit_scored" in row]
+    if not audited:
+        return []
+    lines = ["### Training judge vs audit judge, on the same completions", "",
+             "rank agreement: Spearman's rho of the two judges' rewards; pairs: share of completion pairs both "
+             "judges order alike; n/a: too few completions both scored, or one judge gave all the same.", "",
+             "| step | training judge | audit judge | gap | rank agreement | pairs | compared | audit unscored |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in audited:
+        lines.append(f"| {row['step']} | {_cell(row.get('monitor/train_reward'))} | {_cell(row.get('monitor/audit_reward'))} "
+                     f"| {_cell(row.get('monitor/judge_gap'))} | {_cell(row.get('monitor/rank_agreement'), 2)} "
+                     f"| {_cell(row.get('monitor/pair_agreement'), 2)} | {_cell(row.get('monitor/compared'), 0)} "
+                     f"| {_cell(row.get('monitor/audit_unscored'), 0)} |")
+    return lines + [""]
+
+
+def refresh_lines(rl_rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The reward-model refreshes (training/rm_refresh.py): fresh pairs and held-out accuracy."""
+    refreshes = [row for row in rl_rows if "rm_refresh/skipped" in row]
+    if not refreshes:
+        return []
+    lines = ["## Reward-model refreshes (iterated RLAIF)", "",
+             "After each of these steps the LLM judge labelled the step's completions and the reward model trained "
+             "further on old + fresh pairs; accuracy on every held-out fresh pair so far, before and after.", "",
+             "| after step | fresh pairs | held out | trained on | accuracy before | accuracy after | unscored | skipped |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in refreshes:
+        lines.append(f"| {row['step'] + 1} | {_cell(row.get('rm_refresh/pairs_added'), 0)} "
+                     f"| {_cell(row.get('rm_refresh/held_out'), 0)} | {_cell(row.get('rm_refresh/pairs_total'), 0)} "
+                     f"| {_cell(row.get('rm_refresh/accuracy_before'))} | {_cell(row.get('rm_refresh/accuracy_after'))} "
+                     f"| {_cell(row.get('rm_refresh/unscored'), 0)} | {'yes' if row.get('rm_refresh/skipped') else 'no'} |")
+    return lines + [""]
