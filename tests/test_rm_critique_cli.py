@@ -1,6 +1,6 @@
 """The critique kinds over the CLI, as a user runs them (real subprocesses, a tiny backbone built
 offline): `judgerl train-rm` with model.kind cloud, then `judgerl judge --mode reward-model` (each
-judgment carries the model's own critique) and `judgerl audit`; a critique_conditioned model
+judgment carries the model's own critique), `judgerl audit` and `judgerl train` against it; a critique_conditioned model
 judges a file whose lines hold a `critique`; pairs without critiques and unknown kinds are one-line
 refusals before any run folder is made. And a critic judge built from a config writes the critiques."""
 
@@ -50,6 +50,19 @@ def test_cloud_over_the_cli_trains_judges_with_its_critiques_and_is_audited(tmp_
                       "--gold", str(gold), "-o", str(tmp_path / "audit"), "--no-stability")
     assert audited.returncode == 0, audited.stderr
     assert "PASS reward_model/" in audited.stdout + audited.stderr
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"question {i}"} for i in range(1, 5)])
+    rl_config = tmp_path / "lm.yaml"
+    rl_config.write_text(yaml.safe_dump({
+        "name": "cloud-rewarded", "output_dir": str(tmp_path / "rl-runs"),
+        "policy": {"kind": "causal_lm", "model": str(backbone), "lora": True, "lora_r": 4},
+        "judge": {"method": "reward_model", "reward_model": {"path": str(run)}},
+        "data": {"rl": str(prompts), "eval": str(prompts), "eval_limit": 2},
+        "rl": {"algorithm": "grpo", "steps": 1, "batch_size": 2, "samples_per_question": 2, "max_new_tokens": 4}}))
+    trained = judgerl("train", str(rl_config))
+    assert trained.returncode == 0, trained.stderr
+    [rl_run] = list((tmp_path / "rl-runs").iterdir())
+    judgments = [json.loads(line) for line in (rl_run / "judgments.jsonl").read_text().splitlines()]
+    assert judgments and all(j["status"] == "scored" and isinstance(j["critique"], str) for j in judgments)
 
 
 def test_a_critique_conditioned_model_judges_a_file_with_critiques(tmp_path, backbone):  # noqa: F811
