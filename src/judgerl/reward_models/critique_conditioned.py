@@ -27,7 +27,8 @@ from judgerl.reward_models.saved import load_backbone, read_kind_manifest
 
 KIND = "critique_conditioned"
 HOW_TO_GET_CRITIQUES = ("label the pairs with a judge that writes critiques, e.g. `judgerl label --method "
-                        "pairwise_from_scores --set judge.method=critique`")
+                        "pairwise_from_scores --set judge.method=critique --set judge.confidence_threshold=0` (a "
+                        "critique judge states no confidence, which only a gate at 0 accepts)")
 
 
 class CritiqueConditionedRewardModel(BradleyTerryRewardModel):
