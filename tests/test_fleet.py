@@ -51,6 +51,8 @@ class Replica:
                     return self._send(200, b"<html>proxy error</html>")
                 if replica.mode == "500":
                     return self._send(500, b'{"error": "boom"}')
+                if replica.mode == "404":
+                    return self._send(404, b'{"error": "model m does not exist"}')
                 time.sleep(replica.delay_s)
                 self._send(200, json.dumps(completion_body(yes_no_maybe(""))).encode())
 
@@ -121,6 +123,19 @@ def test_one_dies_one_hangs_one_returns_garbage_the_good_one_answers_all(replica
     assert status[dead.base_url]["status"] == "down" and "ConnectError" in status[dead.base_url]["last_problem"]
     assert status[garbage.base_url]["status"] == "down" and "unusable answer" in status[garbage.base_url]["last_problem"]
     assert status[hung.base_url]["status"] == "down" and "Timeout" in status[hung.base_url]["last_problem"]
+
+
+def test_a_replica_that_does_not_serve_the_model_is_failed_over(replicas):
+    wrong, good = replicas("404", "ok")
+    results = fleet([wrong, good]).many(ask(6), top_k=3)
+    assert all(not isinstance(r, ProviderError) for r in results) and good.posts == 6
+
+
+def test_a_single_server_404_is_still_not_retried(replicas):
+    (wrong,) = replicas("404")
+    with pytest.raises(ProviderError, match="HTTP 404.*not retried"):
+        fleet([wrong]).complete(ask(1)[0], 1, 3)
+    assert wrong.posts == 1
 
 
 def test_all_down_is_unscored_with_every_replicas_problem_and_nothing_cached(replicas, tmp_path):

@@ -114,6 +114,7 @@ async def post_with_retries(
     redact: Callable[[str], str] = lambda text: text,
     unusable: Callable[[Any], str | None] | None = None,
     on_fault: Callable[[str, int | None], bool] | None = None,
+    retry_statuses: frozenset[int] = RETRYABLE_STATUS,
 ) -> tuple[Any, int]:
     """Call `send()` (an httpx request) until it succeeds or retries run out: (response, attempts).
 
@@ -122,12 +123,14 @@ async def post_with_retries(
     A fleet of replicas (fleet.py) adds two hooks: `unusable(response)` names what is wrong with
     a 2xx answer that cannot be read (then it is retried, elsewhere, instead of failing at once),
     and `on_fault(problem, status)` hears of each failed attempt and answers whether another
-    replica can take the next one at once (then there is no backoff: the fault was that replica's).
+    replica can take the next one at once (then there is no backoff: the fault was that replica's);
+    `retry_statuses` widens what is retried (a fleet also retries a 404 elsewhere: one replica may
+    not serve the model).
     """
     attempt = 0
     while True:
         attempt += 1
-        problem, status, retry_after = await _attempt(send, redact, unusable)
+        problem, status, retry_after = await _attempt(send, redact, unusable, retry_statuses)
         if problem is None:
             return status, attempt  # status holds the response on success
         if isinstance(problem, ProviderError):  # not retryable
@@ -144,7 +147,8 @@ async def post_with_retries(
 
 
 async def _attempt(send: Callable[[], Awaitable[Any]], redact: Callable[[str], str],
-                   unusable: Callable[[Any], str | None] | None) -> tuple[Any, Any, float | None]:
+                   unusable: Callable[[Any], str | None] | None,
+                   retry_statuses: frozenset[int]) -> tuple[Any, Any, float | None]:
     """One attempt: (None, response, None) on success; (problem, status, retry_after) for a
     retryable fault; (ProviderError, None, None) for a fault not worth retrying."""
     import httpx
@@ -160,7 +164,7 @@ async def _attempt(send: Callable[[], Awaitable[Any]], redact: Callable[[str], s
         return f"unusable answer: {redact(problem)[:200]}", response.status_code, None
     status = response.status_code
     problem = f"HTTP {status}: {redact(response.text)[:200]!r}"
-    if status not in RETRYABLE_STATUS:
+    if status not in retry_statuses:
         return ProviderError(f"{problem} (not retried)", status=status), None, None
     return problem, status, parse_retry_after(response.headers.get("retry-after"))
 

@@ -28,7 +28,7 @@ from pydantic import Field
 from judgerl.providers import HTTPSettings, ProviderResponse
 from judgerl.providers.fleet import Fleet, Replica, probe
 from judgerl.providers.openai_format import response_from_openai_json
-from judgerl.providers.http import ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
+from judgerl.providers.http import RETRYABLE_STATUS, ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
 from judgerl.providers.secrets import resolve_api_key
 
 log = logging.getLogger("judgerl.providers")
@@ -180,7 +180,8 @@ class OpenAICompatibleProvider:
             try:
                 response, attempts = await post_with_retries(
                     send, self.retry, self.name, self._rng, redact=self._redact, on_fault=on_fault,
-                    unusable=self._unusable if len(self.fleet) > 1 else None)
+                    unusable=self._unusable if len(self.fleet) > 1 else None,
+                    retry_statuses=RETRYABLE_STATUS | {404} if len(self.fleet) > 1 else RETRYABLE_STATUS)
             except ProviderError as error:
                 if len(self.fleet) > 1:
                     raise ProviderError(f"{error} (replicas: {self._redact(self.fleet.summary())})",
