@@ -51,6 +51,9 @@ class Replica:
                     return self._send(200, b"<html>proxy error</html>")
                 if replica.mode == "500":
                     return self._send(500, b'{"error": "boom"}')
+                if replica.mode == "nan":
+                    body = json.dumps(completion_body([("Yes", float("nan")), ("No", -1.0)]))
+                    return self._send(200, body.encode())
                 if replica.mode == "404":
                     return self._send(404, b'{"error": "model m does not exist"}')
                 time.sleep(replica.delay_s)
@@ -129,6 +132,16 @@ def test_a_replica_that_does_not_serve_the_model_is_failed_over(replicas):
     wrong, good = replicas("404", "ok")
     results = fleet([wrong, good]).many(ask(6), top_k=3)
     assert all(not isinstance(r, ProviderError) for r in results) and good.posts == 6
+
+
+def test_a_replica_with_nan_logprobs_is_failed_over_and_no_nan_reaches_a_judgment(replicas, tmp_path):
+    nan, good = replicas("nan", "ok")
+    provider = fleet([nan, good])
+    cache = JudgmentCache(tmp_path / "c.sqlite")
+    judgments = LLMJudge(provider, BUILTIN_RUBRICS["optimist"], LABELS, cache=cache).judge_labels(
+        [f"Q{i}?" for i in range(6)])
+    assert all(j.scored and all(p == p for p in j.label_probs.values()) for j in judgments)
+    assert nan.posts >= 1 and provider.health()[0]["status"] == "down"
 
 
 def test_a_single_server_404_is_still_not_retried(replicas):

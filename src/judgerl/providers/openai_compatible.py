@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from typing import Any, Sequence
@@ -230,9 +231,13 @@ class OpenAICompatibleProvider:
     def _unusable(self, response: Any) -> str | None:
         """What makes a 2xx answer unreadable (then a fleet asks another replica), or None."""
         try:
-            self._read(response.json(), 0.0, 1)
+            answer = self._read(response.json(), 0.0, 1)
         except Exception as exc:  # the same failures acomplete turns into one unscored judgment
             return f"{type(exc).__name__}: {response.text[:120]!r}"
+        # a replica with broken numerics (NaN, Infinity, a positive logprob) is a faulty replica too;
+        # judges/evidence.py still checks every answer, whichever replica gave it
+        if any(not (math.isfinite(logprob) and logprob <= 1e-6) for _, logprob in answer["top_logprobs"]):
+            return f"impossible logprobs: {response.text[:120]!r}"
         return None
 
     async def amany(
