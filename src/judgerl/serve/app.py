@@ -31,62 +31,71 @@ from judgerl.serve.validation import BadRequest
 ROUTES = ("/get_reward", "/slime", "/slime/dict", "/v1/judge", "/v1/rewards", "/health", "/metrics")
 
 
-def build_app(service: JudgeService, token: str | None) -> ASGIApp:
-    """The whole server as one ASGI app; `token` None: no auth (the CLI allows it on loopback only)."""
-    settings = service.settings
+class Routes:
+    """The handlers, over one JudgeService."""
 
-    async def within_timeout(work: Awaitable[Any]) -> Any:
+    def __init__(self, service: JudgeService):
+        self.service, self.settings = service, service.settings
+
+    async def within_timeout(self, work: Awaitable[Any]) -> Any:
         try:
-            return await asyncio.wait_for(work, settings.request_timeout_s)
+            return await asyncio.wait_for(work, self.settings.request_timeout_s)
         except asyncio.TimeoutError:
-            raise BadRequest(f"the judgments were not ready within {settings.request_timeout_s:g} s "
+            raise BadRequest(f"the judgments were not ready within {self.settings.request_timeout_s:g} s "
                              "(request_timeout_s); retry later", 504) from None
 
-    async def get_reward(request: Request) -> Response:
-        started = time.perf_counter()
-        queries, prompts, labels = openrlhf.parse_request(await json_body(request), settings.max_items)
+    async def get_reward(self, request: Request) -> Response:
+        started, service = time.perf_counter(), self.service
+        queries, prompts, labels = openrlhf.parse_request(await json_body(request), self.settings.max_items)
         rows = openrlhf.rows_from_queries(queries, prompts, labels)
-        judged = iter(await within_timeout(service.judge_rows([r for r in rows if isinstance(r, Row)])))
+        judged = iter(await self.within_timeout(service.judge_rows([r for r in rows if isinstance(r, Row)])))
         judgments: list[Judgment | None] = [next(judged) if isinstance(r, Row) else None for r in rows]
         rewards = [service.reward(j) if j is not None else None for j in judgments]
         return JSONResponse(openrlhf.answer(rewards, judgments, time.perf_counter() - started))
 
-    async def slime_reward(request: Request) -> Response:
-        [judgment] = await within_timeout(service.judge_rows([slime.row_from_request(await json_body(request))]))
-        reward = service.reward(judgment)
+    async def slime(self, request: Request) -> Response:
+        row = slime.row_from_request(await json_body(request))
+        [judgment] = await self.within_timeout(self.service.judge_rows([row]))
+        reward = self.service.reward(judgment)
         if request.url.path.endswith("/dict"):
             return JSONResponse(slime.dict_answer(reward, judgment))
         return JSONResponse(reward)
 
-    async def judge(request: Request) -> Response:
-        mode, items = v1.judge_items(await json_body(request), settings.max_items)
+    async def judge(self, request: Request) -> Response:
+        service = self.service
+        mode, items = v1.judge_items(await json_body(request), self.settings.max_items)
         if mode == "pairwise":
-            return JSONResponse(await within_timeout(_compare(service, items)))
+            return JSONResponse(await self.within_timeout(_compare(service, items)))
         if mode == "group":
-            groups = await within_timeout(asyncio.gather(*(service.judge_group(item["prompt"], item["completions"],
-                                                                               item["columns"]) for item in items)))
+            groups = await self.within_timeout(asyncio.gather(*(
+                service.judge_group(item["prompt"], item["completions"], item["columns"]) for item in items)))
             return JSONResponse({"groups": [[v1.record(j) for j in group] for group in groups],
                                  "rewards": [[service.reward(j) for j in group] for group in groups]})
         rows = [Row(item["prompt"], item["completion"], item["columns"]) for item in items]
-        judgments = await within_timeout(service.judge_rows(rows))
-        rewards = [service.reward(j) for j in judgments]
-        return JSONResponse({"judgments": [v1.record(j) for j in judgments], "rewards": rewards})
+        judgments = await self.within_timeout(service.judge_rows(rows))
+        return JSONResponse({"judgments": [v1.record(j) for j in judgments],
+                             "rewards": [service.reward(j) for j in judgments]})
 
-    async def rewards(request: Request) -> Response:
-        judgments = await within_timeout(service.judge_rows(v1.rewards_rows(await json_body(request), settings.max_items)))
-        return JSONResponse({"rewards": [service.reward(j) for j in judgments]})
+    async def rewards(self, request: Request) -> Response:
+        rows = v1.rewards_rows(await json_body(request), self.settings.max_items)
+        judgments = await self.within_timeout(self.service.judge_rows(rows))
+        return JSONResponse({"rewards": [self.service.reward(j) for j in judgments]})
 
-    async def health(request: Request) -> Response:
-        batcher = service.batcher
-        status = "stuck" if batcher.stuck else "ok"
-        return JSONResponse({"status": status, "judge": service.judge_id, "queued": len(batcher.queue),
-                             "judge_calls_in_flight": batcher.in_flight, "judge_calls_stuck": batcher.stuck},
-                            status_code=503 if batcher.stuck else 200)
+    async def health(self, request: Request) -> Response:
+        batcher = self.service.batcher
+        return JSONResponse({"status": "stuck" if batcher.stuck else "ok", "judge": self.service.judge_id,
+                             "queued": len(batcher.queue), "judge_calls_in_flight": batcher.in_flight,
+                             "judge_calls_stuck": batcher.stuck}, status_code=503 if batcher.stuck else 200)
 
-    async def metrics(request: Request) -> Response:
-        batcher = service.batcher
-        return PlainTextResponse(service.metrics.text(batcher.in_flight, len(batcher.queue), batcher.stuck),
+    async def metrics(self, request: Request) -> Response:
+        batcher = self.service.batcher
+        return PlainTextResponse(self.service.metrics.text(batcher.in_flight, len(batcher.queue), batcher.stuck),
                                  media_type="text/plain; version=0.0.4")
+
+
+def build_app(service: JudgeService, token: str | None) -> ASGIApp:
+    """The whole server as one ASGI app; `token` None: no auth (the CLI allows it on loopback only)."""
+    settings, routes = service.settings, Routes(service)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -95,10 +104,10 @@ def build_app(service: JudgeService, token: str | None) -> ASGIApp:
         await service.batcher.stop()
 
     post = ["POST"]
-    app = Starlette(routes=[Route("/get_reward", get_reward, methods=post), Route("/slime", slime_reward, methods=post),
-                            Route("/slime/dict", slime_reward, methods=post), Route("/v1/judge", judge, methods=post),
-                            Route("/v1/rewards", rewards, methods=post), Route("/health", health, methods=["GET"]),
-                            Route("/metrics", metrics, methods=["GET"])],
+    app = Starlette(routes=[Route("/get_reward", routes.get_reward, methods=post),
+                            Route("/slime", routes.slime, methods=post), Route("/slime/dict", routes.slime, methods=post),
+                            Route("/v1/judge", routes.judge, methods=post), Route("/v1/rewards", routes.rewards, methods=post),
+                            Route("/health", routes.health, methods=["GET"]), Route("/metrics", routes.metrics, methods=["GET"])],
                     exception_handlers={BadRequest: _refused, HTTPException: _http_error, Exception: _internal},
                     lifespan=lifespan)
     limited = Limits(app, settings.max_body_bytes, settings.body_timeout_s, settings.client_concurrency)
