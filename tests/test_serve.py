@@ -130,3 +130,11 @@ def test_metrics_count_requests_batches_and_outcomes():
     assert 'judgerl_requests_total{route="/get_reward",status="200"} 1' in text
     assert 'judgerl_completions_total{outcome="scored"} 1' in text
     assert "judgerl_batch_completions_count 1" in text and "judgerl_judge_seconds_bucket" in text
+
+
+def test_unscored_retry_answers_503_so_the_engine_asks_again():
+    with served(RaisingJudge(), unscored="retry") as (base, _), client(base) as c:
+        reply = c.post("/get_reward", json=openrlhf_body("q", "abc"))
+        assert reply.status_code == 503 and reply.headers["retry-after"] == "1" and "ask again" in reply.json()["error"]
+        assert c.post("/slime", json={"prompt": "q", "response": "r"}).status_code == 503
+        assert c.post("/v1/rewards", json={"prompts": ["q"], "completions": ["r"]}).json() == {"rewards": [None]}

@@ -51,12 +51,21 @@ class Routes:
         judged = iter(await self.within_timeout(service.judge_rows([r for r in rows if isinstance(r, Row)])))
         judgments: list[Judgment | None] = [next(judged) if isinstance(r, Row) else None for r in rows]
         rewards = [service.reward(j) if j is not None else None for j in judgments]
+        if None in rewards and self.settings.unscored == "retry":
+            return self.retry_later(rewards.count(None), len(rewards))
         return JSONResponse(openrlhf.answer(rewards, judgments, time.perf_counter() - started))
+
+    def retry_later(self, unscored: int, asked: int) -> Response:
+        """serve.unscored retry: the engine's retry loop asks again (a failed judgment is never cached)."""
+        return error_response(f"{unscored} of {asked} completions could not be scored; ask again", 503,
+                              {"Retry-After": "1"})
 
     async def slime(self, request: Request) -> Response:
         row = slime.row_from_request(await json_body(request))
         [judgment] = await self.within_timeout(self.service.judge_rows([row]))
         reward = self.service.reward(judgment)
+        if reward is None and self.settings.unscored == "retry":
+            return self.retry_later(1, 1)
         if request.url.path.endswith("/dict"):
             return JSONResponse(slime.dict_answer(reward, judgment))
         return JSONResponse(reward)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -28,5 +30,9 @@ class ServeSettings(BaseModel):
     client_concurrency: int = Field(256, ge=1, description="requests in flight from one client address; more: 429")
     request_timeout_s: float = Field(170.0, gt=0, description="a request whose judgments are not ready in this "
                                      "time is answered 504 (below OpenRLHF's 180 s client timeout)")
+    unscored: Literal["null", "retry"] = Field(
+        "null", description="OpenRLHF and slime: an unscored sample is answered null (the engine stops rather than "
+        "train on it) or 503 with Retry-After (the engine's own retries ask again: OpenRLHF 5 times, slime 10; "
+        "then it stops the same way)")
     judge_timeout_s: float = Field(150.0, gt=0, description="a judge call (one batch) running longer: its items "
                                    "are answered unscored; /health reports the judge stuck until the call returns")
