@@ -135,6 +135,33 @@ def test_a_group_split_between_two_processes_is_judged_once_and_whole():
     assert metrics[0]["judgerl/confidence"] == pytest.approx(0.9) and metrics[1]["judgerl/unscored_share"] == 0.0
 
 
+def test_a_judge_failing_on_one_process_fails_every_process_and_leaves_none_waiting():
+    class FailsOnB(RecordingGroupJudge):
+        def score_groups(self, prompts, groups, **columns):
+            if "B" in prompts:
+                raise RuntimeError("budget spent")
+            return super().score_groups(prompts, groups, **columns)
+
+    judge, collective, errors = FailsOnB(), ThreadCollective(2), {}
+    prompts = ["A"] * 4 + ["B"] * 4 + ["C"] * 4
+
+    def rank(r):
+        reward = JudgeRewardFunction(judge, num_generations=4, collective=collective.member(r))
+        part = slice(0, 6) if r == 0 else slice(6, 12)
+        try:
+            reward(prompts[part], ["x"] * 6)
+        except Exception as error:
+            errors[r] = str(error)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert set(errors) == {0, 1} and all("process 0: RuntimeError: budget spent" in e for e in errors.values())
+
+
 def test_one_process_groups_by_num_generations_even_when_two_groups_share_a_prompt():
     judge = RecordingGroupJudge()
     reward = JudgeRewardFunction(judge, num_generations=2, confidence_threshold=None)

@@ -40,6 +40,7 @@ import sys
 import time
 from typing import Any, Callable, Protocol, Sequence
 
+from judgerl.errors import JudgeError
 from judgerl.judges.base import PARAMETER_NAMES, Judge, Judgment, columns_at, runs_of_same_prompt
 from judgerl.judges.evidence import distrust
 from judgerl.judges.gate import DEFAULT_CONFIDENCE_THRESHOLD, ConfidenceGate
@@ -246,9 +247,17 @@ class JudgeRewardFunction:
         mine = slice(starts[collective.rank], starts[collective.rank + 1])
         own_groups = [rows for rows in groups_of(every_prompt, every_column, self.num_generations)
                       if mine.start <= rows[0] < mine.stop]
-        judged = score_in_groups(judge, every_prompt, every_completion, every_column, own_groups)
+        try:
+            judged: dict[int, Judgment] | str = score_in_groups(judge, every_prompt, every_completion, every_column,
+                                                                own_groups)
+        except Exception as error:  # sent on, not raised here: the other processes wait in the gather below
+            judged = f"{type(error).__name__}: {error}"
+        parts = collective.all_gather(judged)
+        failures = [f"process {rank}: {part}" for rank, part in enumerate(parts) if isinstance(part, str)]
+        if failures:  # every process raises the same error, none is left waiting
+            raise JudgeError(f"{self.__name__}: the group judge failed on " + "; ".join(failures))
         merged: dict[int, Judgment] = {}
-        for part in collective.all_gather(judged):
+        for part in parts:
             merged.update(part)
         return [merged[row] for row in range(mine.start, mine.stop)]
 

@@ -116,5 +116,6 @@ def serve_http(model: str = "qwen2.5-coder-1.5b-instruct", threads: int = 2, par
     try:
         server = xllamacpp.Server(params)
     except Exception as exc:  # a port in use or a model that does not load: one line, not a C++ trace
-        raise JudgeError(f"llama.cpp could not serve {path} on {host}:{port}: {exc}") from exc
+        raise JudgeError(f"llama.cpp could not serve {path} on {host}:{port} (is the port free? does the "
+                         f"context fit in memory?): {exc}") from exc
     return server, server.listening_address + "/v1"
