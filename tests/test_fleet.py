@@ -208,3 +208,13 @@ def test_the_fleet_comes_from_the_judge_config(replicas):
     provider = make_provider("openai", **provider_settings(config))
     assert [h["base_url"] for h in provider.health()] == [a.base_url, b.base_url]
     assert provider.identity() == {"provider": "openai", "model": "m", "model_revision": "r1"}
+
+
+def test_credentials_in_a_base_url_are_never_shown(replicas):
+    (broken,) = replicas("500")
+    secret_url = broken.base_url.replace("http://", "http://user:s3cret-pw@") + "?key=s3cret-key"
+    provider = OpenAICompatibleProvider("m", base_urls=[secret_url, "http://user:s3cret-pw@127.0.0.1:9/v1"],
+                                        api_key_env=None, retry=FAST)
+    results = provider.many(ask(2), top_k=3)
+    shown = " ".join(str(r) for r in results) + repr(provider) + str(provider.health())
+    assert "s3cret" not in shown and "127.0.0.1:9/v1" in shown

@@ -21,8 +21,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 DOWN_PROBE_STATUSES = frozenset({502, 503, 504})
+
+
+def shown_url(url: str) -> str:
+    """A base URL as it may be shown in logs and errors: without user:password@ and ?query (a
+    proxy's credentials or a key can sit there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a base URL that does not parse>"
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
 
 
 @dataclass
@@ -114,12 +125,12 @@ class Fleet:
 
     def summary(self) -> str:
         """Each replica's last problem, for the error of a request that gave up."""
-        return "; ".join(f"{r.base_url}: {r.last_problem or 'no failure seen'}" for r in self.replicas)
+        return "; ".join(f"{shown_url(r.base_url)}: {r.last_problem or 'no failure seen'}" for r in self.replicas)
 
     def health(self) -> list[dict[str, Any]]:
         now = self._clock()
         with self._lock:
-            return [{"base_url": r.base_url, "status": r.status(now), "in_flight": r.in_flight,
+            return [{"base_url": shown_url(r.base_url), "status": r.status(now), "in_flight": r.in_flight,
                      "served": r.served, "failures_in_a_row": r.failures_in_a_row, "last_problem": r.last_problem}
                     for r in self.replicas]
 

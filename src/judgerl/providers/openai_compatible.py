@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from judgerl.providers import HTTPSettings, ProviderResponse
-from judgerl.providers.fleet import Fleet, Replica, probe
+from judgerl.providers.fleet import Fleet, Replica, probe, shown_url
 from judgerl.providers.openai_format import response_from_openai_json
 from judgerl.providers.http import RETRYABLE_STATUS, ProviderError, RateLimiter, RetryPolicy, SyncRunner, post_with_retries
 from judgerl.providers.secrets import resolve_api_key
@@ -85,7 +85,7 @@ class OpenAICompatibleProvider:
         self._warned_no_logprobs = False
 
     def __repr__(self) -> str:
-        urls = [replica.base_url for replica in self.fleet.replicas]
+        urls = [shown_url(replica.base_url) for replica in self.fleet.replicas]
         return f"{type(self).__name__}(model={self.model!r}, base_urls={urls!r})"
 
     def identity(self) -> dict[str, Any]:
@@ -199,7 +199,7 @@ class OpenAICompatibleProvider:
                 f"{self.name}: malformed response ({type(exc).__name__}): {self._redact(response.text)[:200]!r}"
             ) from None
         if top_k and not answer["top_logprobs"]:
-            self._warn_no_logprobs(current[0].base_url)
+            self._warn_no_logprobs(shown_url(current[0].base_url))
         return answer
 
     def _warn_no_logprobs(self, base_url: str) -> None:
