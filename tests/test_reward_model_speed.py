@@ -51,7 +51,7 @@ def test_prefix_tree_by_hand():
     assert tree.positions.tolist() == [0, 1, 2, 2]
     rows = tree.ids.tolist()
     assert tree.read.tolist() == [rows.index(7), rows.index(8), rows.index(7), 1]
-    assert len(tree.levels) == 2
+    assert sum(len(g.queries) for g in tree.groups) == 3  # segments [5 6], [7], [8]
     with pytest.raises(ValueError):
         prefix_tree([[1], []])
 

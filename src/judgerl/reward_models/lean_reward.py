@@ -1,7 +1,7 @@
 """The reward model's fast forward: a Llama / Qwen2 backbone run over a prefix tree (lean_tree.py).
 
     PrefixTree (M unique tokens) -> embeddings (M, D)
-      -> per block: RMSNorm -> fused q|k|v (M, (H + 2 Hkv) dh) -> rotary -> attention level by level
+      -> per block: RMSNorm -> fused q|k|v (M, (H + 2 Hkv) dh) -> rotary -> attention by groups of segments
          -> o_proj -> residual -> RMSNorm -> fused gate|up -> SwiGLU -> down -> residual
          (the last block runs its o_proj and MLP only at the N rows read)
       -> final RMSNorm at the N last tokens (N, D) -> head -> rewards (N,)
@@ -156,17 +156,19 @@ class LeanRewardBackbone:
         return y if self.compute_dtype is None else y.to(self.compute_dtype)
 
     def _attention(self, tree: PrefixTree, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q (M, H, dh), k, v (M, Hkv, dh) -> (M, H dh): each level's segments over their keys."""
+        """q (M, H, dh), k, v (M, Hkv, dh) -> (M, H dh): each group of segments over their keys."""
         e = self.engine
         out = []
-        for level in tree.levels:
-            G, Lq = level.queries.shape
-            ql = q[level.queries].transpose(1, 2)  # (G, H, Lq, dh)
-            kl, vl = k[level.keys].transpose(1, 2), v[level.keys].transpose(1, 2)  # (G, Hkv, K, dh)
-            o = F.scaled_dot_product_attention(ql, kl, vl, attn_mask=level.mask, is_causal=level.mask is None,
+        for group in tree.groups:
+            qg = q[group.queries].transpose(1, 2)  # (G, H, Lq, dh)
+            kg, vg = k[group.keys].transpose(1, 2), v[group.keys].transpose(1, 2)  # (G, Hkv, K, dh)
+            o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=group.mask, is_causal=group.mask is None,
                                                scale=e.scale, enable_gqa=e.n_kv != e.n_head)
-            out.append(o.transpose(1, 2)[level.query_valid])  # (rows of this level, H, dh)
-        return torch.cat(out).reshape(q.shape[0], e.n_head * e.head_dim)
+            out.append(o.transpose(1, 2)[group.query_valid])  # (rows of this group, H, dh)
+        o = torch.cat(out) if len(out) > 1 else out[0]
+        if tree.order is not None:
+            o = o.index_select(0, tree.order)  # back to flat order
+        return o.reshape(q.shape[0], e.n_head * e.head_dim)
 
     def hidden_at_read(self, w: BackboneWeights, tree: PrefixTree) -> torch.Tensor:
         """The final-normed hidden state at each sequence's last token: (N, D) fp32."""

@@ -10,8 +10,11 @@ several sequences has the same activations in each of them: computing it once is
     every sequence below it; a sequence is the path root -> the segment it ends at.
     Flat layout: the M unique tokens of all segments, level by level (a segment's level is its depth),
     segment by segment; one (M, D) matrix goes through the matmuls, no padding rows.
-    Attention, per level: the segments of level j (G of them) as padded query rows (G, Lq) over
-    keys [their ancestors' tokens | their own tokens, causal] (G, K), gathered from the flat K/V.
+    Attention: segments as padded query rows (G, Lq) over keys [their ancestors' tokens | their own
+    tokens, causal] (G, K), gathered from the flat K/V. Within one layer every segment's keys are
+    ready at once, so segments of any depth share a call; they are grouped only by length (longest
+    first, a group closed when padding would more than double its work), so that a long root does
+    not pad a crowd of short answers. `order` puts the groups' outputs back in flat order.
 
 `read[i]` is the flat row of sequence i's last token (where a sequence-classification model reads
 its score); positions are each token's index in its own sequences, as the plain forward gives them.
@@ -24,7 +27,7 @@ from typing import NamedTuple, Sequence
 import torch
 
 
-class Level(NamedTuple):
+class Group(NamedTuple):
     queries: torch.Tensor  # (G, Lq) flat rows of each segment's own tokens (padding: 0)
     query_valid: torch.Tensor  # (G, Lq) bool
     keys: torch.Tensor  # (G, K) flat rows of the ancestors' tokens, then the own tokens (padding: 0)
@@ -34,7 +37,8 @@ class Level(NamedTuple):
 class PrefixTree(NamedTuple):
     ids: torch.Tensor  # (M,) the unique tokens, flat
     positions: torch.Tensor  # (M,) each token's position in its sequences
-    levels: tuple[Level, ...]
+    groups: tuple[Group, ...]
+    order: torch.Tensor | None  # (M,): flat row r is row order[r] of the groups' outputs, concatenated
     read: torch.Tensor  # (N,) flat row of each sequence's last token
 
     @property
@@ -87,16 +91,33 @@ def prefix_tree(sequences: Sequence[Sequence[int]]) -> PrefixTree:
             ancestors[s] = ancestors[parent] + list(range(offset[parent], offset[parent] + p_end - p_start))
         else:
             ancestors[s] = []
-    levels = []
-    for level in sorted({segments[s][0] for s in order}):
-        members = [s for s in order if segments[s][0] == level]
-        levels.append(_level(members, segments, offset, ancestors))
+    groups = _grouped(order, segments, ancestors)
+    rows = [offset[s] + t for group in groups for s in group for t in range(segments[s][4] - segments[s][3])]
+    gather = torch.tensor(rows, dtype=torch.long).argsort() if rows != sorted(rows) else None
     read = torch.tensor([offset[e] + segments[e][4] - segments[e][3] - 1 for e in ends], dtype=torch.long)
     return PrefixTree(torch.tensor(ids, dtype=torch.long), torch.tensor(positions, dtype=torch.long),
-                      tuple(levels), read)
+                      tuple(_group(g, segments, offset, ancestors) for g in groups), gather, read)
 
 
-def _level(members: list[int], segments, offset: dict[int, int], ancestors: dict[int, list[int]]) -> Level:
+def _grouped(order: list[int], segments, ancestors: dict[int, list[int]], slack: int = 4096) -> list[list[int]]:
+    """Segments in groups sharing one attention call: longest first; a group takes the next segment
+    while its padded work G * Lq * K stays within twice its real work (plus `slack`)."""
+    def own(s: int) -> int:
+        return segments[s][4] - segments[s][3]
+    groups: list[list[int]] = []
+    real = lq = k = 0
+    for s in sorted(order, key=own, reverse=True):
+        keys = len(ancestors[s]) + own(s)
+        if groups and (len(groups[-1]) + 1) * lq * max(k, keys) <= 2 * (real + own(s) * keys) + slack:
+            groups[-1].append(s)
+            real, k = real + own(s) * keys, max(k, keys)
+        else:
+            groups.append([s])
+            real, lq, k = own(s) * keys, own(s), keys
+    return groups
+
+
+def _group(members: list[int], segments, offset: dict[int, int], ancestors: dict[int, list[int]]) -> Group:
     own = [segments[s][4] - segments[s][3] for s in members]
     above = [len(ancestors[s]) for s in members]
     G, Lq, K = len(members), max(own), max(a + o for a, o in zip(above, own))
@@ -109,9 +130,9 @@ def _level(members: list[int], segments, offset: dict[int, int], ancestors: dict
     own_t, above_t = torch.tensor(own), torch.tensor(above)
     query_valid = torch.arange(Lq)[None, :] < own_t[:, None]  # (G, Lq)
     if G == 1 and above[0] == 0:
-        return Level(queries, query_valid, keys, None)
+        return Group(queries, query_valid, keys, None)
     k = torch.arange(K)[None, :] - above_t[:, None]  # (G, K): index among the own tokens (< 0: ancestor)
     t = torch.arange(Lq)[None, :, None]  # (1, Lq, 1)
     ancestor = (k < 0)[:, None, :]  # (G, 1, K)
     causal = (k[:, None, :] >= 0) & (k[:, None, :] <= t) & (k[:, None, :] < own_t[:, None, None])  # (G, Lq, K)
-    return Level(queries, query_valid, keys, (ancestor | causal)[:, None])
+    return Group(queries, query_valid, keys, (ancestor | causal)[:, None])
