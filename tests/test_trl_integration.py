@@ -162,6 +162,39 @@ def test_a_judge_failing_on_one_process_fails_every_process_and_leaves_none_wait
     assert set(errors) == {0, 1} and all("process 0: RuntimeError: budget spent" in e for e in errors.values())
 
 
+class GroupScriptProvider:
+    """Answers a group prompt with "N: score" lines: the longer the response, the higher."""
+
+    name = "scripted/group"
+    calls = 0
+
+    def identity(self):
+        return {"provider": "scripted", "model": self.name}
+
+    def next_token_logprobs(self, messages, top_k):
+        return self.complete(messages, 1, top_k)
+
+    def complete(self, messages, max_tokens, top_k=0):
+        import re
+
+        blocks = re.findall(r"<response id=(\d+)>\n(.*?)\n</response>", messages[-1]["content"], re.S)
+        type(self).calls += bool(blocks)  # group calls (the harm check asks its own questions too)
+        text = "\n".join(f"{i}: {min(10, len(body))}" for i, body in blocks)
+        return {"top_logprobs": [], "text": text, "prompt_tokens": 1, "completion_tokens": 1, "latency_s": 0.0}
+
+
+def test_the_real_group_judge_through_the_trl_function_one_call_per_group():
+    from judgerl.judges.group import GroupJudge
+
+    GroupScriptProvider.calls = 0
+    reward = make_reward_function(GroupJudge(GroupScriptProvider(), "Longer is better."), num_generations=3,
+                                  confidence_threshold=None)
+    out = reward(["p1"] * 3 + ["p2"] * 3, ["one two", "one two three four", "x y z",
+                                           "alpha beta", "alpha", "alpha beta gamma delta"])
+    assert GroupScriptProvider.calls == 2  # one call per group of 3 (the issue's AttributeError is gone)
+    assert out == pytest.approx([0.7, 1.0, 0.5, 1.0, 0.5, 1.0])
+
+
 def test_one_process_groups_by_num_generations_even_when_two_groups_share_a_prompt():
     judge = RecordingGroupJudge()
     reward = JudgeRewardFunction(judge, num_generations=2, confidence_threshold=None)
