@@ -206,7 +206,8 @@ def test_a_tampered_manifest_is_one_line_never_a_traceback(trained, tmp_path):
                                ({**manifest, "kind": ["cloud"]}, "is not a known reward model kind"),
                                ({**manifest, "max_critique_tokens": "many"}, "max_critique_tokens must be a whole"),
                                ({**manifest, "max_critique_tokens": 10_000}, "must be below max_length"),
-                               ({**manifest, "lora": "yes"}, "lora must be null")):
+                               ({**manifest, "lora": "yes"}, "lora must be null"),
+                               ({**manifest, "compute_dtype": "float8"}, "compute_dtype 'float8' is not one of")):
         (folder / "reward_model.json").write_text(json.dumps(tampered))
         with pytest.raises(JudgeError) as error:
             load_reward_model_judge(folder)

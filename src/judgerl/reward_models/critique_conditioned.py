@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from judgerl.reward_models.critiques import checked_critique, critiqued_sequence
 from judgerl.reward_models.data import PreferenceDataError, PreferencePair
-from judgerl.reward_models.model import HEAD_FILE, BradleyTerryRewardModel
+from judgerl.reward_models.model import DTYPES, HEAD_FILE, BradleyTerryRewardModel, RewardModelLoadError
 from judgerl.reward_models.saved import load_backbone, read_kind_manifest
 
 KIND = "critique_conditioned"
@@ -74,10 +74,14 @@ class CritiqueConditionedRewardModel(BradleyTerryRewardModel):
 
         folder = Path(folder).expanduser()
         manifest = read_kind_manifest(folder, KIND)
+        compute_dtype = manifest.get("compute_dtype", "float32")  # model.py's fast forward's setting
+        if compute_dtype not in DTYPES:
+            raise RewardModelLoadError(f"{folder}: compute_dtype {str(compute_dtype)[:40]!r} is not one of "
+                                       f"{', '.join(DTYPES)}")
         backbone, base_folder = load_backbone(folder, manifest, AutoModel)
         model = cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=base_folder,
                     max_length=manifest["max_length"], use_chat_template=manifest["use_chat_template"],
-                    lora=manifest.get("lora"), name=manifest.get("name"))
+                    lora=manifest.get("lora"), name=manifest.get("name"), compute_dtype=compute_dtype)
         model.max_critique_tokens = manifest["max_critique_tokens"]
         model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         return model
