@@ -247,3 +247,24 @@ def test_a_tampered_reward_model_folder_is_a_one_line_error_before_training(tmp_
     err = capsys.readouterr().err
     [line] = [line for line in err.splitlines() if "rm-copy" in line and "run folder" not in line]
     assert code == 3 and line.startswith("error: judge.reward_model.path") and "Traceback" not in err, err
+
+
+def test_rank_agreement_against_values_worked_by_hand():
+    from judgerl.training.agreement import average_ranks, pair_agreement, spearman
+
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # ties share their mean rank: a ranks [1, 2.5, 2.5, 4], b ranks [1, 3, 2, 4]; around the mean 2.5,
+    # cov = 2.25 + 0 + 0 + 2.25 = 4.5, var_a = 4.5, var_b = 2.25 + 0.25 + 0.25 + 2.25 = 5
+    assert average_ranks([1, 2, 2, 3]) == [1, 2.5, 2.5, 4]
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    # pairs (0,1) and (0,2) ordered alike, (1,2) not: 2 of 3; a tie in either is left out
+    assert pair_agreement([1, 2, 3], [1, 3, 2]) == pytest.approx(2 / 3)
+    assert pair_agreement([1, 1, 2], [5, 6, 7]) == pytest.approx(1.0)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None and spearman([1, 2], [1, 2]) is None  # no order / too few
+    assert pair_agreement([1, 1], [2, 3]) is None
+    for bad in ([float("nan"), 1, 2], [float("inf"), 1, 2], ["1", 2, 3]):
+        with pytest.raises(ValueError):
+            spearman(bad, [1, 2, 3])
+    with pytest.raises(ValueError):
+        pair_agreement([1, 2, 3], [1, 2])

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The SmolLM2 example trained against a reward model distilled from the 1.5B judge vs against the
-# judge itself, same steps and seed (issue 11, "Measured", third bullet). Each side runs in its
-# own processes, one after the other (not at once: they would slow each other down).
+# judge itself, same steps and seed (issue 11, "Measured", third bullet). Each side runs in its own
+# processes; by default the two sides run at the same time (--sequential: one after the other).
 #
-#   benchmarks/rm_vs_judge/run.sh [--steps 16] [--label-prompts 40] [--samples 4] [--out DIR]
+#   benchmarks/rm_vs_judge/run.sh [--steps 12] [--label-prompts 40] [--samples 4] [--threads 1]
+#                                 [--sequential] [--out DIR]
 #
 # judge side:  judgerl train (the example, rl.steps=STEPS)
 # RM side:     judgerl label (LABEL_PROMPTS data.rl prompts x SAMPLES completions of the policy
@@ -12,15 +13,19 @@
 #              every rl.monitor.every steps)
 # then summarise.py scores both runs' held-out answers with the LLM judge and prints both sides.
 # Each side has its own judgment cache in OUT (a cache from earlier runs would make a side cheaper).
+# --threads: llama.cpp threads of the 1.5B judge (1 is steadier on a loaded machine; MODELS.md).
 set -euo pipefail
-STEPS=16; LABEL_PROMPTS=40; SAMPLES=4; OUT=""
+STEPS=12; LABEL_PROMPTS=40; SAMPLES=4; THREADS=1; PARALLEL=1; OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) STEPS="$2"; shift 2;;
     --label-prompts) LABEL_PROMPTS="$2"; shift 2;;
     --samples) SAMPLES="$2"; shift 2;;
+    --threads) THREADS="$2"; shift 2;;
+    --sequential) PARALLEL=0; shift;;
     --out) OUT="$2"; shift 2;;
-    *) echo "unknown option $1 (--steps N, --label-prompts N, --samples N, --out DIR)" >&2; exit 2;;
+    *) echo "unknown option $1 (--steps N, --label-prompts N, --samples N, --threads N, --sequential, --out DIR)" >&2
+       exit 2;;
   esac
 done
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -31,26 +36,40 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 TIMES="$OUT/timings.jsonl"
 : > "$TIMES"
-phase() {  # phase NAME COMMAND...: runs it, appends {phase, seconds, load} to timings.jsonl
+phase() {  # phase NAME COMMAND...: runs it, appends {phase, seconds, load, start, end} to timings.jsonl
   local name="$1"; shift
-  local start end
-  start=$(date +%s.%N)
+  local start end began
+  start=$(date +%s.%N); began=$(date -u +%H:%M:%S)
   echo "== $name: $*" >&2
   "$@"
   end=$(date +%s.%N)
-  printf '{"phase": "%s", "seconds": %s, "loadavg": "%s", "ended": "%s"}\n' "$name" \
-    "$(echo "$end - $start" | bc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%H:%M:%S)" >> "$TIMES"
+  printf '{"phase": "%s", "seconds": %s, "loadavg": "%s", "started": "%s", "ended": "%s"}\n' "$name" \
+    "$(echo "$end - $start" | bc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$began" "$(date -u +%H:%M:%S)" >> "$TIMES"
 }
 "$JUDGERL" config --example smollm2-lora-friendly > "$OUT/judge_side.yaml"
-COMMON=(--set "rl.steps=$STEPS" --set "output_dir=$OUT" --set "rl.checkpoint_every=0")
+COMMON=(--set "rl.steps=$STEPS" --set "output_dir=$OUT" --set "rl.checkpoint_every=0" --set "judge.threads=$THREADS")
 
-phase judge_train "$JUDGERL" train "$OUT/judge_side.yaml" "${COMMON[@]}" --set "judge.cache_path=$OUT/cache_judge.sqlite"
-
-phase label "$JUDGERL" label "$OUT/judge_side.yaml" -o "$OUT/pairs.jsonl" --samples "$SAMPLES" \
-  --limit "$LABEL_PROMPTS" --method pairwise_from_scores --set "judge.cache_path=$OUT/cache_rm.sqlite"
-phase train_rm "$JUDGERL" train-rm "$HERE/rm.yaml" --set "data.train=[$OUT/pairs.jsonl]" --set "output_dir=$OUT"
-RM_RUN="$(ls -d "$OUT"/rm__* | head -1)"
-phase rm_train "$JUDGERL" train "$HERE/rm_side.yaml" "${COMMON[@]}" --set "judge.reward_model.path=$RM_RUN" \
-  --set "judge.cache_path=$OUT/cache_rm.sqlite"
-
+judge_side() {
+  phase judge_train "$JUDGERL" train "$OUT/judge_side.yaml" "${COMMON[@]}" \
+    --set "judge.cache_path=$OUT/cache_judge.sqlite" > "$OUT/judge_side.log" 2>&1
+}
+rm_side() {
+  phase label "$JUDGERL" label "$OUT/judge_side.yaml" -o "$OUT/pairs.jsonl" --samples "$SAMPLES" \
+    --limit "$LABEL_PROMPTS" --method pairwise_from_scores --set "judge.cache_path=$OUT/cache_rm.sqlite" \
+    --set "judge.threads=$THREADS" > "$OUT/rm_side.log" 2>&1
+  phase train_rm "$JUDGERL" train-rm "$HERE/rm.yaml" --set "data.train=[$OUT/pairs.jsonl]" --set "output_dir=$OUT" \
+    >> "$OUT/rm_side.log" 2>&1
+  local rm_run
+  rm_run="$(ls -d "$OUT"/rm__* | head -1)"
+  phase rm_train "$JUDGERL" train "$HERE/rm_side.yaml" "${COMMON[@]}" --set "judge.reward_model.path=$rm_run" \
+    --set "judge.cache_path=$OUT/cache_rm.sqlite" >> "$OUT/rm_side.log" 2>&1
+}
+if [ "$PARALLEL" = 1 ]; then
+  judge_side & JUDGE_PID=$!
+  rm_side & RM_PID=$!
+  wait "$JUDGE_PID"; wait "$RM_PID"
+else
+  judge_side
+  rm_side
+fi
 "$ROOT/.venv/bin/python" "$HERE/summarise.py" "$OUT"

@@ -58,6 +58,10 @@ def main(out: Path) -> None:
         return "n/a" if value is None else f"{value:.3f}"
 
     print(f"run folders: {sides['judge'].name} (judge side), {sides['rm'].name} (RM side); {pairs} labelled pairs")
+    for rm_run in sorted(out.glob("rm__*")):
+        epochs = [json.loads(line) for line in (rm_run / "metrics.jsonl").read_text().splitlines()]
+        print(f"reward model {rm_run.name}: held-out agreement with the judge's pairs by epoch: "
+              + ", ".join(f"{row['epoch']}: {row['eval/accuracy']:.3f}" for row in epochs if "eval/accuracy" in row))
     print("held-out reward as the LLM judge scores it (12 prompts; scored/unscored):")
     for side in ("judge", "rm"):
         (b, bs, bu), (a, as_, au) = results[side, "before"], results[side, "after"]
@@ -71,6 +75,12 @@ def main(out: Path) -> None:
     print(f"  RM side:    judgerl train {rm_rl:.0f} ({rm_rl / judge_time:.2f}x the judge side); with label "
           f"{times['label']['seconds']:.0f} + train-rm {times['train_rm']['seconds']:.0f}: {rm_all:.0f} "
           f"({rm_all / judge_time:.2f}x; goal <= 0.33x)")
+    for side, folder in sides.items():
+        steps = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        loop = sum(row.get("time/step_s") or 0.0 for row in steps if row.get("stage") == "rl")
+        judging = sum(row.get("time/judge_s") or 0.0 for row in steps if row.get("stage") == "rl")
+        print(f"  {side} side's RL steps alone: {loop:.0f} s ({judging:.0f} s of it judging, "
+              f"{sum(1 for row in steps if row.get('stage') == 'rl')} steps)")
     print("load average at the end of each phase: " + ", ".join(f"{name} {row['loadavg']}" for name, row in times.items()))
     monitor = [json.loads(line) for line in (sides["rm"] / "metrics.jsonl").read_text().splitlines()]
     audits = [row for row in monitor if "monitor/audit_reward" in row or "monitor/audit_scored" in row]
