@@ -210,7 +210,7 @@ def test_the_trl_reward_function_gives_none_below_the_gate():
     judgments = reward.last_judgments
     assert judgments[1].scored and judgments[1].confidence == pytest.approx(0.35)  # the record stays whole
     assert any("confidence gate" in flag and "None" in flag for flag in judgments[1].flags)
-    assert metrics == {"judgerl/accept_rate": 0.5, "judgerl/unscored": 0.0}
+    assert metrics["judgerl/accept_rate"] == 0.5 and metrics["judgerl/unscored"] == 0.0  # and more (test_trl_integration)
     # the gate is configurable, and can be turned off
     assert as_reward_function(RubricJudge(ScriptedProvider(unsure), "x"), confidence_threshold=0.3)(["q"], ["maybe"])[0] \
         == pytest.approx((0.35 * 4 + 0.25 * 3 + 0.2 * 5 + 0.2 * 2 - 1) / 4)
