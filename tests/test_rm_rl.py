@@ -204,10 +204,12 @@ def test_a_tampered_refreshed_reward_model_is_a_one_line_error_on_resume(tmp_pat
     assert line.startswith("error: rl.rm_refresh:") and "Traceback" not in err, err
 
 
-def test_a_labelling_judge_that_fails_skips_the_refresh_and_keeps_the_model(tmp_path, backbone, rm_path):  # noqa: F811
-    run = train(refresh_config(tmp_path, backbone, rm_path, judge=judge_fields("fails")))
+@pytest.mark.parametrize("labeller", ["fails", "leaves_unscored", "says_nan"])
+def test_a_labelling_judge_that_fails_skips_the_refresh_and_keeps_the_model(tmp_path, backbone, rm_path, labeller):  # noqa: F811
+    run = train(refresh_config(tmp_path, backbone, rm_path, judge=judge_fields(labeller)))
     for row in rows(run):
         assert row["rm_refresh/skipped"] == 1 and "rm_refresh/pairs_added" not in row
+        assert row["rm_refresh/unscored"] == 8  # every completion counted unscored, none given a reward
     assert not (run / "rm_refresh").exists()
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
 
