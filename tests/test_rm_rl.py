@@ -270,3 +270,23 @@ def test_rank_agreement_against_values_worked_by_hand():
             spearman(bad, [1, 2, 3])
     with pytest.raises(ValueError):
         pair_agreement([1, 2, 3], [1, 2])
+
+
+def test_the_refresh_shares_the_monitors_audit_judge_when_they_are_the_same_judge(tmp_path, backbone, rm_path):  # noqa: F811
+    from types import SimpleNamespace
+
+    from judgerl.config import ConfigError, config_from_dict
+    from judgerl.training.monitor import build_monitor
+    from judgerl.training.rm_refresh import build_refresher
+
+    trained = SimpleNamespace(model=SimpleNamespace(manifest=lambda: {"kind": "bradley_terry"}))
+    config = config_from_dict(refresh_config(tmp_path, backbone, rm_path))
+    monitor = build_monitor(config, trained)
+    refresher = build_refresher(config, trained, None, monitor=monitor)
+    assert refresher.label_judge is monitor.audit_judge  # one LLM judge loaded, not two
+    assert len(refresher.old_pairs) == 200  # the train-rm run's data.train
+    other = config_from_dict(refresh_config(tmp_path, backbone, rm_path, judge=judge_fields("fails")))
+    assert build_refresher(other, trained, None, monitor=build_monitor(other, trained)).label_judge is not None
+    critique = SimpleNamespace(model=SimpleNamespace(manifest=lambda: {"kind": "cloud"}))
+    with pytest.raises(ConfigError, match="refreshes a bradley_terry reward model"):
+        build_refresher(config, critique, None, monitor=monitor)
