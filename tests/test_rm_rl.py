@@ -233,7 +233,9 @@ def test_bad_refresh_settings_are_one_line_refusals(tmp_path, backbone, rm_path,
     assert expected in str(caught.value) and len(str(caught.value).splitlines()) == 1, str(caught.value)
 
 
-def test_a_tampered_reward_model_folder_is_a_one_line_error_before_training(tmp_path, backbone, rm_path, capsys):  # noqa: F811
+@pytest.mark.parametrize("manifest", [True, False], ids=["checkpoint.json kept", "checkpoint.json gone"])
+def test_a_tampered_reward_model_folder_is_a_one_line_error_before_training(tmp_path, backbone, rm_path, capsys,  # noqa: F811
+                                                                           manifest):
     import shutil
 
     from judgerl.cli import main
@@ -241,6 +243,8 @@ def test_a_tampered_reward_model_folder_is_a_one_line_error_before_training(tmp_
     copy = tmp_path / "rm-copy"
     shutil.copytree(Path(rm_path) / "checkpoints" / "epoch-1", copy)
     (copy / "head.safetensors").write_bytes(b"\x00" * 40)
+    if not manifest:  # then the file itself must not load: still one line
+        (copy / "checkpoint.json").unlink()
     config = rl_config(tmp_path, backbone, copy, steps=1)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -27,7 +27,8 @@ from judgerl.judges.rubrics import Rubric, resolve_rubric
 from judgerl.paths import default_judgment_cache
 from judgerl.policies import POLICIES
 from judgerl.providers import PROVIDERS, LogprobProvider, make_provider
-from judgerl.reward_models.judge import RewardModelJudgeSettings, reward_model_judge
+from judgerl.checked_reward_model import checked_reward_model_judge
+from judgerl.reward_models.judge import RewardModelJudgeSettings
 
 
 @dataclass
@@ -279,35 +280,8 @@ def _register_builtin_judges() -> None:
                    help="each of judge.principles scored, weighted")
     register_judge("grader", _grader_judge, settings=GraderSettings, help="an OpenAI RFT grader JSON (judge.grader_file)")
     register_judge("reward_function", _reward_function_judge, help="your Python function (judge.function)")
-    register_judge("reward_model", _reward_model_judge, settings=RewardModelJudgeSettings,
+    register_judge("reward_model", checked_reward_model_judge, settings=RewardModelJudgeSettings,
                    help="a trained reward model (judgerl train-rm): judge.reward_model.path")
-
-
-def _reward_model_judge(parts: JudgeParts, **settings: Any) -> Judge:
-    """reward_models.judge's factory, on a folder whose files are checked first: a checkpoint's
-    checkpoint.json (train-rm writes one per epoch) must match its files, and a file that does not
-    load (a truncated or tampered safetensors) is a JudgeError in one line, not a traceback."""
-    from safetensors import SafetensorError
-
-    from judgerl.errors import JudgeError
-    from judgerl.reward_models.judge import resolve_model_folder
-    from judgerl.training.checkpoints import CheckpointError, verify_checkpoint
-
-    folder = resolve_model_folder(settings["path"])
-    where = f"judge.reward_model.path: {str(folder)!r}"
-    if (folder / "checkpoint.json").is_file():
-        try:
-            verify_checkpoint(folder)
-        except CheckpointError as error:
-            raise JudgeError(f"{where}: {str(error).splitlines()[0]} (train the reward model again or point to "
-                             "another checkpoint)") from None
-    try:
-        return reward_model_judge(parts, **settings)
-    except JudgeError:
-        raise
-    except (SafetensorError, OSError, ValueError, KeyError) as error:
-        raise JudgeError(f"{where}: the reward model does not load ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:200]})") from None
 
 
 _register_builtin_judges()
