@@ -64,12 +64,16 @@ def in_process(config: Path, work: list[tuple[str, str]]) -> dict:
     from judgerl.cli_commands.common import load_config
     from judgerl.tasks import build_task
 
-    judge = build_task(load_config(str(config), {})).judge()
+    from judgerl.judges.gate import ConfidenceGate
+
+    config_object = load_config(str(config), {})
+    judge, gate = build_task(config_object).judge(), ConfidenceGate(config_object.judge.confidence_threshold)
     judge.score(["Is this a warm-up question?"], ["Yes"])  # loads the model, as the server's warm-up does
     started = time.perf_counter()
     judgments = judge.score([q for q, _ in work], [a for _, a in work])
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rewards": [j.reward if j.scored else None for j in judgments]}
+    # what `judgerl train` (and the server) takes: scored and passing the confidence gate
+    return {"seconds": seconds, "rewards": [j.reward if gate.accepts(j) else None for j in judgments]}
 
 
 def start_server(config: Path, concurrency: int) -> tuple[subprocess.Popen, str]:
@@ -162,7 +166,7 @@ def checks(work: list[tuple[str, str]], served: dict, reference: list, expected:
         if expected is not None:
             if reward is not None and reward != expected[answer]:
                 problems.append(f"item {i}: reward {reward} is not the backend's {expected[answer]}: invented")
-        elif reward is None or reference[i] is None or abs(reward - reference[i]) > tolerance:
+        elif (reward is None) != (reference[i] is None) or (reward is not None and abs(reward - reference[i]) > tolerance):
             problems.append(f"item {i}: served {reward} vs in-process {reference[i]}")
     return problems
 

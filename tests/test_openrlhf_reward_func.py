@@ -56,7 +56,8 @@ def test_the_shipped_file_and_the_example_give_openrlhf_its_rewards_in_batches(t
         out = run_as_openrlhf(tmp_path, file, queries, prompts, ["ref"] * 40)
         assert [a["rewards"] for a in out["answers"]] == [[len(a) / 100] for a in answers]
         assert [a["scores"] for a in out["answers"]] == [[len(a) / 100] for a in answers]
-        assert all(set(a["extra_logs"]) == {"judgerl/unscored", "judgerl/cache_hits", "judgerl/judge_seconds",
+        assert all(set(a["extra_logs"]) == {"judgerl/unscored", "judgerl/gate_rejected", "judgerl/cache_hits",
+                                       "judgerl/judge_seconds",
                                             "judgerl/model_seconds"} for a in out["answers"])
         assert out["judge_calls"] < 40  # 40 concurrent one-sample calls, judged in batches
 

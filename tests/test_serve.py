@@ -27,7 +27,8 @@ def test_get_reward_splits_the_query_strips_the_template_and_passes_the_label():
     # the judge read "Yes, bring an umbrella." (23 characters): no template tokens, no prompt
     assert body["rewards"] == [0.23] and body["scores"] == [0.23]
     assert judge.seen_columns == [{"reference": ["Yes"]}]
-    assert set(body["extra_logs"]) == {"judgerl/unscored", "judgerl/cache_hits", "judgerl/judge_seconds",
+    assert set(body["extra_logs"]) == {"judgerl/unscored", "judgerl/gate_rejected", "judgerl/cache_hits",
+                                       "judgerl/judge_seconds",
                                        "judgerl/model_seconds"}
     assert all(isinstance(v, float) for v in body["extra_logs"].values())  # OpenRLHF makes tensors of them
 

@@ -78,12 +78,12 @@ class Routes:
         if mode == "group":
             groups = await self.within_timeout(asyncio.gather(*(
                 service.judge_group(item["prompt"], item["completions"], item["columns"]) for item in items)))
-            return JSONResponse({"groups": [[v1.record(j) for j in group] for group in groups],
-                                 "rewards": [[service.reward(j) for j in group] for group in groups]})
+            rewards = [[service.reward(j) for j in group] for group in groups]
+            return JSONResponse({"groups": [[v1.record(j) for j in group] for group in groups], "rewards": rewards})
         rows = [Row(item["prompt"], item["completion"], item["columns"]) for item in items]
         judgments = await self.within_timeout(service.judge_rows(rows))
-        return JSONResponse({"judgments": [v1.record(j) for j in judgments],
-                             "rewards": [service.reward(j) for j in judgments]})
+        rewards = [service.reward(j) for j in judgments]  # first: a gate's rejection is flagged in the record
+        return JSONResponse({"judgments": [v1.record(j) for j in judgments], "rewards": rewards})
 
     async def rewards(self, request: Request) -> Response:
         rows = v1.rewards_rows(await json_body(request), self.settings.max_items)

@@ -13,7 +13,10 @@ Unscored is `null`. OpenRLHF has no way to leave a sample out of the update: it 
 _process_response_into_experience). Any number would be taken as a real reward (0 or -1 would
 be a low one; NaN passes through tensor() and poisons the group's normalised advantages);
 `null` makes tensor() raise, so the run stops at that sample instead of training on an invented
-reward. judgerl's judge retries and its cache keep unscored rare; the count is in extra_logs.
+reward. judgerl's judge retries and its cache keep unscored rare; the count is in extra_logs
+("judgerl/unscored", of which "judgerl/gate_rejected" were scored but less confident than
+judge.confidence_threshold: the gate of `judgerl train`). With `serve.unscored: retry` the
+server answers 503 instead, and OpenRLHF's own retries ask again first.
 
 extra_logs: OpenRLHF turns each value into `torch.tensor([value])` per sample and averages them
 into its logs, so every value is a plain number and every answer has the same keys.
@@ -58,6 +61,7 @@ def answer(rewards: Sequence[float | None], judgments: Sequence[Judgment | None]
     judged = [j for j in judgments if j is not None]
     extra_logs = {
         "judgerl/unscored": float(sum(r is None for r in rewards)),
+        "judgerl/gate_rejected": float(sum(j.scored and r is None for r, j in zip(rewards, judgments) if j is not None)),
         "judgerl/cache_hits": float(sum(j.cached for j in judged)),
         "judgerl/judge_seconds": float(round(waited_s, 6)),
         "judgerl/model_seconds": float(round(sum(j.latency_s for j in judged), 6)),
