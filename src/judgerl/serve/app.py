@@ -196,5 +196,6 @@ def run_server(service: JudgeService, token: str | None, say: Callable[[str], No
     say(f"judgerl serve: listening on http://{shown}:{port} (judge {service.judge_id}; "
         f"auth: {'bearer token' if token else 'off, loopback only'})")
     config = uvicorn.Config(build_app(service, token), log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=int(settings.request_timeout_s) + 5, server_header=False)
+                            timeout_graceful_shutdown=int(settings.request_timeout_s) + 5, server_header=False,
+                            limit_concurrency=settings.max_connections)
     uvicorn.Server(config).run(sockets=[sock])

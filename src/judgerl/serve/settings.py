@@ -27,6 +27,8 @@ class ServeSettings(BaseModel):
     max_items: int = Field(4096, ge=1, description="most completions (or pairs) in one request (413 beyond)")
     body_timeout_s: float = Field(15.0, gt=0, description="a client that has not sent its whole body in this "
                                   "time is answered 408 (slow clients hold no slot for long)")
+    max_connections: int = Field(4096, ge=1, description="open connections and requests at once, all clients "
+                                 "together; more are answered 503 by uvicorn")
     client_concurrency: int = Field(256, ge=1, description="requests in flight from one client address; more: 429")
     request_timeout_s: float = Field(170.0, gt=0, description="a request whose judgments are not ready in this "
                                      "time is answered 504 (below OpenRLHF's 180 s client timeout)")
