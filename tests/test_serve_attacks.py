@@ -30,7 +30,6 @@ def still_serving(c):
     (b'{"query": "x", "prompts": ["x"]}', "'query' must be list"),
     (b'{"query": [1], "prompts": ["x"]}', "query[0] must be a string"),
     (b'{"query": ["x"], "prompts": ["x", "y"]}', "'prompts' has 2 entries for 1"),
-    (b'{"query": [], "prompts": []}', "'query' is empty"),
     (b'{"query": ["x"], "prompts": ["x"], "labels": ["a", "b"]}', "'labels' has 2 entries"),
     (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
 ])
@@ -58,6 +57,13 @@ def test_wrong_shapes_on_every_route_get_400(path, body, message):
         reply = c.post(path, json=body)
         assert reply.status_code == 400 and message in reply.json()["error"], reply.text
         still_serving(c)
+
+
+def test_an_empty_query_list_is_an_empty_answer_as_openrlhf_shards_need():
+    # several --reward.remote_url servers: OpenRLHF sends the second and later ones {"query": []}
+    with served(LengthJudge()) as (base, _), client(base) as c:
+        reply = c.post("/get_reward", json={"query": [], "prompts": [], "labels": []})
+        assert reply.status_code == 200 and reply.json()["rewards"] == [] and reply.json()["scores"] == []
 
 
 def test_unknown_routes_and_methods_get_json_errors():

@@ -46,9 +46,10 @@ def rows_from_queries(queries: Sequence[Any], prompts: Sequence[Any], labels: Se
 
 
 def parse_request(body: Any, max_items: int) -> tuple[list[str], list[str], list[Any] | None]:
+    # An empty query list is answered with empty lists, not refused: given several URLs, OpenRLHF
+    # shards each sample's one-query batch over all of them, so every server but the first gets
+    # {"query": []}, and one failed shard would fail the sample (_fetch_rewards_via_http gathers them).
     queries = string_list(body, "query", max_items=max_items)
-    if not queries:
-        raise BadRequest("'query' is empty: nothing to judge")
     prompts = string_list(body, "prompts", len(queries))
     labels = field(body, "labels", list, required=False)
     if labels is not None and len(labels) != len(queries):
