@@ -140,6 +140,7 @@ def test_the_reward_model_is_refreshed_every_k_steps_on_fresh_labels_and_its_wei
         held = [json.loads(line) for line in (folder / "held_out.jsonl").read_text().splitlines()]
         assert row["rm_refresh/pairs_added"] == len(pairs) == record["rm_refresh/pairs_added"] > 0
         assert row["rm_refresh/held_out_added"] == len(held)
+        assert row["rm_refresh/seconds"] > 0
         # the pairs are the stand-in judge's preferences among the step's own completions
         answers = {j["answer"] for j in rl_judgments(run, row["step"])}
         for pair in pairs + held:

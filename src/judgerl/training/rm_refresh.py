@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -111,6 +112,11 @@ class RewardModelRefresher:
         leaves the model as it was (said, and counted as rm_refresh/skipped), and the run goes on."""
         if not self.due(step):
             return
+        started = time.perf_counter()
+        self._update_row(step, sampled, row)
+        row["rm_refresh/seconds"] = time.perf_counter() - started  # labelling + training: outside time/step_s
+
+    def _update_row(self, step: int, sampled: "Sampled", row: dict[str, Any]) -> None:
         try:
             pairs, unscored = fresh_pairs(sampled, self.label_judge, self.settings.min_margin, step + 1)
         except Exception as error:  # a judge that fails must not stop training
