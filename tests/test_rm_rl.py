@@ -295,3 +295,17 @@ def test_the_refresh_shares_the_monitors_audit_judge_when_they_are_the_same_judg
     critique = SimpleNamespace(model=SimpleNamespace(manifest=lambda: {"kind": "cloud"}))
     with pytest.raises(ConfigError, match="refreshes a bradley_terry reward model"):
         build_refresher(config, critique, None, monitor=monitor)
+
+
+def test_a_reward_model_nobody_audits_is_said_with_the_setting_that_audits_it(tmp_path, backbone, rm_path):  # noqa: F811
+    from types import SimpleNamespace
+
+    from judgerl.config import config_from_dict
+    from judgerl.training.monitor import build_monitor
+
+    config = rl_config(tmp_path, backbone, rm_path)
+    config["rl"]["monitor"] = {"every": 1}  # audit: auto, which cannot audit a reward model by another prompt
+    said: list[str] = []
+    monitor = build_monitor(config_from_dict(config), SimpleNamespace(), say=said.append)
+    assert monitor.audit_judge is None
+    assert len(said) == 1 and "audit_judge: {method: rubric}" in said[0]

@@ -357,6 +357,9 @@ def build_monitor(config: Any, judge: Any, run_path: Path | None = None,
         if say is not None:
             say("reward-hacking monitor: rl.monitor.stop_after is not applied under data parallelism (warnings only)")
     audit_config = audit_judge_config(config.judge, settings)
+    if audit_config is None and config.judge.method == "reward_model" and say is not None:
+        say("reward-hacking monitor: nothing checks the reward model against the LLM judge it imitates; "
+            "rl.monitor: {audit: judge, audit_judge: {method: rubric}} has the judge section's LLM re-score a sample")
     audit = None
     if audit_config is not None:
         from judgerl.build import JudgeParts, build_judge
