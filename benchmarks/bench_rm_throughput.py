@@ -15,7 +15,7 @@ reward-model` and the RL loop call), after one warm-up call; loading is not time
 The reward model is a fresh one over SmolLM2-135M (random head) saved to a temporary folder unless
 --rm FOLDER names a trained one: the time does not depend on the weights' values.
 
-    .venv/bin/python benchmarks/bench_rm_throughput.py --repeats 3 [--threads 2] [--compute-dtype bfloat16]
+    .venv/bin/python benchmarks/bench_rm_throughput.py --repeats 3 [--threads 2] [--also-bfloat16]
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def run(side: str, arg: str, args: argparse.Namespace) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"{side} side failed:\n{result.stderr[-3000:]}")
     row = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"  {side:5s} started {started} UTC, load {before} -> {loadavg()}: "
+    print(f"  {side:5s} {Path(arg).parent.name if arg else ''} started {started} UTC, load {before} -> {loadavg()}: "
           + "; ".join(f"{name}: {r['per_s']:.2f}/s ({r['scored']}/{r['items']} scored)" for name, r in row.items()),
           flush=True)
     return row
@@ -108,26 +108,27 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="the reward_model judge's batch_size")
     parser.add_argument("--rm", default=None, help="a reward model folder (default: a fresh SmolLM2 one)")
     parser.add_argument("--compute-dtype", default="float32", help="for the fresh reward model: float32 | bfloat16")
+    parser.add_argument("--also-bfloat16", action="store_true",
+                        help="a third side: the same fresh model saved with compute_dtype bfloat16")
     parser.add_argument("--skip-judge", action="store_true", help="reward model side only")
     args = parser.parse_args()
-    folder = args.rm or fresh_reward_model(args.compute_dtype)
-    results: dict[str, list[dict]] = {"rm": [], "judge": []}
+    folders = {"rm": args.rm or fresh_reward_model(args.compute_dtype)}
+    if args.also_bfloat16:
+        folders["rm-bf16"] = fresh_reward_model("bfloat16")
+    sides = [*folders, *([] if args.skip_judge else ["judge"])]
+    results: dict[str, list[dict]] = {side: [] for side in sides}
     for repeat in range(args.repeats):
-        for side in (["rm", "judge"] if repeat % 2 == 0 else ["judge", "rm"]):
-            if side == "judge" and args.skip_judge:
-                continue
-            results[side].append(run(side, folder, args))
+        for side in (sides if repeat % 2 == 0 else sides[::-1]):
+            results[side].append(run("judge" if side == "judge" else "rm", folders.get(side, ""), args))
     print(f"medians of {args.repeats} process(es) per side (each the median of {args.inner} passes), "
-          f"{args.threads} thread(s), reward model {folder} ({args.compute_dtype if not args.rm else 'as saved'}), "
-          f"batch_size {args.batch_size}")
+          f"{args.threads} thread(s), batch_size {args.batch_size}; reward models: "
+          + ", ".join(f"{side} {folder}" for side, folder in folders.items()))
     for name in workloads():
-        rm = statistics.median(r[name]["per_s"] for r in results["rm"])
-        line = f"  {name}: reward model {rm:.1f}/s"
-        if results["judge"]:
-            judge = statistics.median(r[name]["per_s"] for r in results["judge"])
-            line += f", 1.5B judge {judge:.2f}/s: {rm / judge:.0f}x"
+        median = {side: statistics.median(r[name]["per_s"] for r in results[side]) for side in sides}
+        line = f"  {name}: " + ", ".join(f"{side} {median[side]:.2f}/s" for side in sides)
+        if "judge" in median:
+            line += "; " + ", ".join(f"{side} {median[side] / median['judge']:.0f}x the judge" for side in folders)
         print(line)
-
 
 if __name__ == "__main__":
     main()

@@ -76,10 +76,12 @@ def prefix_tree(sequences: Sequence[Sequence[int]]) -> PrefixTree:
     if not sequences or any(len(s) == 0 for s in sequences):
         raise ValueError("prefix_tree: every sequence needs at least one token")
     segments, ends = _segments(sequences)
-    order = sorted(range(len(segments)), key=lambda s: segments[s][0])  # level by level, stable
-    offset, ids, positions, rank = {}, [], [], {}
+    order = sorted(range(len(segments)), key=lambda s: segments[s][0])  # level by level: parents first
+    offset: dict[int, int] = {}
+    ids: list[int] = []
+    positions: list[int] = []
     for s in order:
-        level, _, holder, start, end = segments[s]
+        _, _, holder, start, end = segments[s]
         offset[s] = len(ids)
         ids.extend(int(t) for t in sequences[holder][start:end])
         positions.extend(range(start, end))
