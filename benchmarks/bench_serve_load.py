@@ -194,6 +194,8 @@ def report(args: argparse.Namespace, work: list, served: dict, local: dict, prob
              f"in-process (one batch, separate process): {local['seconds']:.2f} s, {len(work) / local['seconds']:.1f} items/s",
              f"served: {served['seconds']:.2f} s, {len(work) / served['seconds']:.1f} items/s = "
              f"{100 * local['seconds'] / served['seconds']:.0f}% of in-process",
+             f"of which in judge calls {metric(served['metrics'], 'judgerl_judge_seconds_sum'):.2f} s (the rest: HTTP, "
+             "batching, waiting between batches)",
              f"latency p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms; judge calls (batches) {batches:g}, "
              f"mean batch {metric(served['metrics'], 'judgerl_batch_completions_sum') / max(batches, 1):.1f}",
              f"unscored (null): served {sum(r is None for r in rewards)}, in-process {sum(r is None for r in local['rewards'])}"]
