@@ -180,6 +180,15 @@ def expected_faulty_rewards(folder: Path) -> dict:
     return dict(zip(LABELS, result["rewards"]))
 
 
+def start_faulty_backend() -> tuple[subprocess.Popen, str]:
+    """The faulty backend in its own process (in this one it would share the GIL with the 64 clients)."""
+    code = ("import sys, time; sys.path.insert(0, %r); from loopback_servers import FaultyOpenAIServer; "
+            "s = FaultyOpenAIServer(p500=0.10, phang=0.05, hang_s=3.0, seed=1, max_requests=10_000_000).__enter__(); "
+            "print(s.base_url, flush=True); time.sleep(3600)" % str(ROOT / "tests"))
+    backend = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return backend, backend.stdout.readline().strip()
+
+
 def report(args: argparse.Namespace, work: list, served: dict, local: dict, problems: list[str], expected) -> str:
     latencies = sorted(served["latencies"])
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
@@ -194,9 +203,9 @@ def report(args: argparse.Namespace, work: list, served: dict, local: dict, prob
              f"in-process (one batch, separate process): {local['seconds']:.2f} s, {len(work) / local['seconds']:.1f} items/s",
              f"served: {served['seconds']:.2f} s, {len(work) / served['seconds']:.1f} items/s = "
              f"{100 * local['seconds'] / served['seconds']:.0f}% of in-process",
-             f"of which in judge calls {metric(served['metrics'], 'judgerl_judge_seconds_sum'):.2f} s (the rest: HTTP, "
-             "batching, waiting between batches)",
-             f"latency p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms; judge calls (batches) {batches:g}, "
+             f"judge calls (batches) took {metric(served['metrics'], 'judgerl_judge_seconds_sum'):.2f} s summed "
+             "(several at once for an HTTP provider: judge.max_concurrency)",
+             f"latency p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms; batches {batches:g}, "
              f"mean batch {metric(served['metrics'], 'judgerl_batch_completions_sum') / max(batches, 1):.1f}",
              f"unscored (null): served {sum(r is None for r in rewards)}, in-process {sum(r is None for r in local['rewards'])}"]
     if expected is not None:
@@ -223,20 +232,19 @@ def main() -> int:
     args.loadavg = Path("/proc/loadavg").read_text().split()[:3]
     work = items(args.n, args.distinct)
     with tempfile.TemporaryDirectory() as tmp:
-        folder, expected, backend = Path(tmp), None, None
+        folder, expected, backend, url = Path(tmp), None, None, None
         if args.faulty:
-            from loopback_servers import FaultyOpenAIServer
-
             (folder / "clean").mkdir()
             expected = expected_faulty_rewards(folder)
-            backend = FaultyOpenAIServer(p500=0.10, phang=0.05, hang_s=3.0, seed=1, max_requests=10_000_000).__enter__()
+            backend, url = start_faulty_backend()
         (folder / "local").mkdir()
         (folder / "served").mkdir()
-        url = backend.base_url if backend else None
-        local = in_process_run(config_yaml(folder / "local", url), work, folder)
-        served = served_run(config_yaml(folder / "served", url), work, args.concurrency)
-        if backend:
-            backend.__exit__(None, None, None)
+        try:
+            local = in_process_run(config_yaml(folder / "local", url), work, folder)
+            served = served_run(config_yaml(folder / "served", url), work, args.concurrency)
+        finally:
+            if backend is not None:
+                backend.kill()
     problems = checks(work, served, local["rewards"], expected, args.tolerance)
     text = report(args, work, served, local, problems, expected)
     print(text)
