@@ -1,6 +1,6 @@
 """Both sides of benchmarks/rm_vs_judge/run.sh, side by side (issue 11, "Measured", third bullet).
 
-    .venv/bin/python benchmarks/rm_vs_judge/summarise.py OUT
+    .venv/bin/python benchmarks/rm_vs_judge/summarise.py OUT [RM_DIR]
 
 Reads OUT's two `judgerl train` run folders (smollm2-friendly__*: trained against the 1.5B judge;
 rm-side__*: against the reward model distilled from it), scores both runs' held-out answers
@@ -8,7 +8,9 @@ rm-side__*: against the reward model distilled from it), scores both runs' held-
 judge of the example (the same judge section, a judgment cache of its own in OUT), and prints the
 held-out judge reward and wall times of each side. A held-out answer the judge leaves unscored is
 left out of the mean and counted, never read as 0. The goal: the RM side's held-out judge reward
->= 95% of the judge side's, in <= 1/3 of its wall time.
+>= 95% of the judge side's, in <= 1/3 of its wall time. RM_DIR: another RM side (its own pairs.jsonl,
+rm__* and rm-side__* runs and timings.jsonl with label, train_rm, rm_train), compared with OUT's
+judge side.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ def judge_scores(judge, samples: list[dict]) -> tuple[float | None, int, int]:
     return (sum(scored) / len(scored) if scored else None), len(scored), len(judgments) - len(scored)
 
 
-def main(out: Path) -> None:
+def main(out: Path, rm_dir: Path) -> None:
     from judgerl.build import build_judge
     from judgerl.config import load_config
 
     config = load_config(out / "judge_side.yaml", {"judge.cache_path": str(out / "cache_summary.sqlite")})
     judge = build_judge(config.judge)  # the example's judge: the 1.5B model, its rubric and defences
     times = {row["phase"]: row for row in map(json.loads, (out / "timings.jsonl").read_text().splitlines())}
-    sides = {"judge": run_folder(out, "smollm2-friendly"), "rm": run_folder(out, "rm-side")}
+    if rm_dir != out:  # the RM side's phases from its own folder
+        times.update({row["phase"]: row for row in map(json.loads, (rm_dir / "timings.jsonl").read_text().splitlines())})
+    sides = {"judge": run_folder(out, "smollm2-friendly"), "rm": run_folder(rm_dir, "rm-side")}
     results = {}
     for side, folder in sides.items():
         for stage in ("before", "after"):
@@ -52,13 +56,13 @@ def main(out: Path) -> None:
     judge_time = times["judge_train"]["seconds"]
     rm_rl = times["rm_train"]["seconds"]
     rm_all = rm_rl + times["label"]["seconds"] + times["train_rm"]["seconds"]
-    pairs = sum(1 for _ in (out / "pairs.jsonl").open())
+    pairs = sum(1 for _ in (rm_dir / "pairs.jsonl").open())
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     print(f"run folders: {sides['judge'].name} (judge side), {sides['rm'].name} (RM side); {pairs} labelled pairs")
-    for rm_run in sorted(out.glob("rm__*")):
+    for rm_run in sorted(rm_dir.glob("rm__*")):
         epochs = [json.loads(line) for line in (rm_run / "metrics.jsonl").read_text().splitlines()]
         print(f"reward model {rm_run.name}: held-out agreement with the judge's pairs by epoch: "
               + ", ".join(f"{row['epoch']}: {row['eval/accuracy']:.3f}" for row in epochs if "eval/accuracy" in row))
@@ -93,6 +97,6 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: summarise.py OUT (the folder run.sh wrote)")
-    main(Path(sys.argv[1]))
+    if len(sys.argv) not in (2, 3):
+        raise SystemExit("usage: summarise.py OUT [RM_DIR] (OUT: the folder run.sh wrote)")
+    main(Path(sys.argv[1]), Path(sys.argv[-1]))
