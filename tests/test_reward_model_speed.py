@@ -116,6 +116,8 @@ def test_bfloat16_is_close_and_saved(llama, tmp_path):
     assert torch.allclose(got, expected, atol=0.05 * expected.abs().max().item() + 1e-3)
     bf16.save(tmp_path / "rm")
     assert BradleyTerryRewardModel.load(tmp_path / "rm").compute_dtype == "bfloat16"
+    as_float32 = BradleyTerryRewardModel.load(tmp_path / "rm", compute_dtype="float32")
+    assert torch.allclose(as_float32.rewards(PROMPTS, COMPLETIONS), expected, atol=1e-5)
     with pytest.raises(ValueError, match="compute_dtype"):
         BradleyTerryRewardModel.from_backbone(llama, compute_dtype="float16")
 

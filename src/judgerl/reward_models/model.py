@@ -224,7 +224,9 @@ class BradleyTerryRewardModel(nn.Module):
         (folder / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
 
     @classmethod
-    def load(cls, folder: str | Path) -> "BradleyTerryRewardModel":
+    def load(cls, folder: str | Path, compute_dtype: str | None = None) -> "BradleyTerryRewardModel":
+        """The reward model saved in `folder`; `compute_dtype` (float32 | bfloat16) overrides the one
+        it was saved with, e.g. to score a float32-trained model with bf16 matmuls."""
         from transformers import AutoModel, AutoTokenizer
 
         folder = Path(folder).expanduser()
@@ -244,7 +246,7 @@ class BradleyTerryRewardModel(nn.Module):
             backbone = _quiet_from_pretrained(AutoModel, folder)
         model = cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=base_folder,
                     max_length=manifest["max_length"], use_chat_template=manifest["use_chat_template"],
-                    lora=lora, name=manifest.get("name"), compute_dtype=manifest.get("compute_dtype", "float32"))
+                    lora=lora, name=manifest.get("name"), compute_dtype=compute_dtype or manifest.get("compute_dtype", "float32"))
         model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         return model
 
