@@ -199,7 +199,8 @@ def report(args: argparse.Namespace, work: list, served: dict, local: dict, prob
     lines = [f"## bench_serve_load {'--faulty (10% 500s, 5% hangs, no retries)' if args.faulty else ''}".rstrip(),
              f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; loadavg before {args.loadavg}",
              f"requests {len(work)} one-sample /get_reward, {args.concurrency} concurrent clients, "
-             f"{args.distinct} distinct questions, judge method labels",
+             f"{args.distinct} distinct questions, judge method labels"
+             + ("; served run first" if args.served_first else "; in-process run first"),
              f"in-process (one batch, separate process): {local['seconds']:.2f} s, {len(work) / local['seconds']:.1f} items/s",
              f"served: {served['seconds']:.2f} s, {len(work) / served['seconds']:.1f} items/s = "
              f"{100 * local['seconds'] / served['seconds']:.0f}% of in-process",
@@ -226,6 +227,7 @@ def main() -> int:
     parser.add_argument("--distinct", type=int, default=None, help="distinct questions (default 50; --faulty: n)")
     parser.add_argument("--faulty", action="store_true", help="a backend failing 10%% and hanging 5%% of calls")
     parser.add_argument("--tolerance", type=float, default=0.03, help="largest served vs in-process difference")
+    parser.add_argument("--served-first", action="store_true", help="run the served load before the in-process batch")
     parser.add_argument("--out", help="append the results to this file")
     args = parser.parse_args()
     args.distinct = args.distinct or (args.n if args.faulty else 50)
@@ -240,8 +242,12 @@ def main() -> int:
         (folder / "local").mkdir()
         (folder / "served").mkdir()
         try:
-            local = in_process_run(config_yaml(folder / "local", url), work, folder)
-            served = served_run(config_yaml(folder / "served", url), work, args.concurrency)
+            if args.served_first:  # the machine's load drifts: run the two in either order
+                served = served_run(config_yaml(folder / "served", url), work, args.concurrency)
+                local = in_process_run(config_yaml(folder / "local", url), work, folder)
+            else:
+                local = in_process_run(config_yaml(folder / "local", url), work, folder)
+                served = served_run(config_yaml(folder / "served", url), work, args.concurrency)
         finally:
             if backend is not None:
                 backend.kill()
