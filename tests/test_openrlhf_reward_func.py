@@ -85,3 +85,10 @@ def test_without_a_config_the_reward_function_says_what_to_set(monkeypatch):
     monkeypatch.setattr(openrlhf, "_state", {})
     with pytest.raises(ConfigError, match="JUDGERL_OPENRLHF_CONFIG"):
         openrlhf.reward_func(["q"], ["q"], [None])
+
+
+def test_the_example_judge_config_is_valid():
+    from judgerl.cli_commands.common import load_config
+
+    config = load_config(str(EXAMPLE.parent / "judge.yaml"), {})
+    assert config.judge.method == "rubric" and config.task == "generation"
