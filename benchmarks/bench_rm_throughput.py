@@ -77,7 +77,7 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(side: str, arg: str, args: argparse.Namespace) -> dict:
+def run(label: str, side: str, arg: str, args: argparse.Namespace) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     before, started = loadavg(), time.strftime("%H:%M:%S", time.gmtime())
     command = [sys.executable, "-c", SIDE, side, arg, str(args.threads), str(args.inner), str(args.batch_size), str(HERE)]
@@ -85,7 +85,7 @@ def run(side: str, arg: str, args: argparse.Namespace) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"{side} side failed:\n{result.stderr[-3000:]}")
     row = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"  {side:5s} {Path(arg).parent.name if arg else ''} started {started} UTC, load {before} -> {loadavg()}: "
+    print(f"  {label:7s} started {started} UTC, load {before} -> {loadavg()}: "
           + "; ".join(f"{name}: {r['per_s']:.2f}/s ({r['scored']}/{r['items']} scored)" for name, r in row.items()),
           flush=True)
     return row
@@ -119,7 +119,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {side: [] for side in sides}
     for repeat in range(args.repeats):
         for side in (sides if repeat % 2 == 0 else sides[::-1]):
-            results[side].append(run("judge" if side == "judge" else "rm", folders.get(side, ""), args))
+            results[side].append(run(side, "judge" if side == "judge" else "rm", folders.get(side, ""), args))
     print(f"medians of {args.repeats} process(es) per side (each the median of {args.inner} passes), "
           f"{args.threads} thread(s), batch_size {args.batch_size}; reward models: "
           + ", ".join(f"{side} {folder}" for side, folder in folders.items()))
