@@ -96,6 +96,10 @@ def test_rewards_in_order_whatever_the_batch(llama):
         expected = model.forward_reference(*model.collate(sequences(model)))
     for batch_size in (1, 3, 16):
         assert torch.allclose(model.rewards(PROMPTS, COMPLETIONS, batch_size=batch_size), expected, atol=1e-5)
+    # usable as a constant in later autograd code (an inference-mode tensor would not be)
+    weight = torch.ones(len(PROMPTS), requires_grad=True)
+    (model.rewards(PROMPTS, COMPLETIONS) * weight).sum().backward()
+    assert torch.allclose(weight.grad, expected, atol=1e-5)
 
 
 def test_hostile_completions_get_finite_rewards(llama):

@@ -8,15 +8,15 @@
                          -> head: Linear(H, 1) -> reward (B,)
 
 The reward is read at the last real token (as TRL's sequence-classification models do): it is the
-only position that has seen the whole completion through causal attention.
+only position that has seen the whole completion through causal attention. Too-long sequences
+lose their beginning, not their end, for the same reason. The backbone is fully fine-tuned or
+carries a LoRA adapter (peft); the head is always trained.
 
 For Llama / Qwen2 backbones (SmolLM2 included) the same function runs through a faster path
 (lean_reward.py over lean_tree.py): the batch's sequences become a prefix tree, so the chat
 template's system turn, a pair's shared prompt, a group's shared prompt are computed once, padding is
 never computed, and LoRA trains beside the frozen weights. `forward_reference` is the plain
-transformers forward, for tests and for other architectures. Too-long sequences
-lose their beginning, not their end, for the same reason. The backbone is fully fine-tuned or
-carries a LoRA adapter (peft); the head is always trained.
+transformers forward, for tests and for other architectures.
 
 A saved reward model is a folder: `reward_model.json` (the manifest: backbone, head, tokenizer,
 max_length, chat template, LoRA), `head.safetensors`, the tokenizer's files, and the backbone's
@@ -180,19 +180,20 @@ class BradleyTerryRewardModel(nn.Module):
         at_last = hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
         return self.head(at_last).squeeze(-1)  # (B,)
 
-    @torch.inference_mode()
     def rewards(self, prompts: Sequence[Any], completions: Sequence[str], batch_size: int = 16) -> torch.Tensor:
         """(N,) raw rewards, float32, in order. Batches are cut from the sequences sorted by their
         tokens, so that neighbours share their beginnings (the prompt, the system turn), which the
-        fast forward computes once per batch."""
+        fast forward computes once per batch. Computed under inference_mode; returned as a plain
+        tensor (no gradient), which later autograd code may use like any constant."""
         encoded = [self.encode(p, c) for p, c in zip(prompts, completions)]
         order = sorted(range(len(encoded)), key=lambda i: encoded[i])
-        weights = self.lean.weights(self._base()) if self.lean is not None else None  # merged, cast: once
-        out = torch.empty(len(encoded))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            out[rows] = self.forward_sequences([encoded[i] for i in rows], weights).float()
-        return out
+        with torch.inference_mode():
+            weights = self.lean.weights(self._base()) if self.lean is not None else None  # merged, cast: once
+            out = torch.empty(len(encoded))
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                out[rows] = self.forward_sequences([encoded[i] for i in rows], weights).float()
+        return out.clone()  # out of inference mode: an ordinary tensor
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         if self.lora is not None:
@@ -246,7 +247,8 @@ class BradleyTerryRewardModel(nn.Module):
             backbone = _quiet_from_pretrained(AutoModel, folder)
         model = cls(backbone, AutoTokenizer.from_pretrained(folder), backbone_folder=base_folder,
                     max_length=manifest["max_length"], use_chat_template=manifest["use_chat_template"],
-                    lora=lora, name=manifest.get("name"), compute_dtype=compute_dtype or manifest.get("compute_dtype", "float32"))
+                    lora=lora, name=manifest.get("name"),
+                    compute_dtype=compute_dtype or manifest.get("compute_dtype", "float32"))
         model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
         return model
 
