@@ -73,7 +73,9 @@ def in_process(config: Path, work: list[tuple[str, str]]) -> dict:
     judgments = judge.score([q for q, _ in work], [a for _, a in work])
     seconds = time.perf_counter() - started
     # what `judgerl train` (and the server) takes: scored and passing the confidence gate
-    return {"seconds": seconds, "rewards": [j.reward if gate.accepts(j) else None for j in judgments]}
+    model = {j.question: j.latency_s for j in judgments if not j.cached}  # one model call per distinct question
+    return {"seconds": seconds, "rewards": [j.reward if gate.accepts(j) else None for j in judgments],
+            "model_seconds": sum(model.values())}
 
 
 def start_server(config: Path, concurrency: int) -> tuple[subprocess.Popen, str]:
@@ -100,6 +102,7 @@ async def load(base: str, work: list[tuple[str, str]], concurrency: int) -> dict
         queue.put_nowait(index)
     replies: dict[int, list] = {}
     latencies: list[float] = []
+    model: dict[str, float] = {}  # question -> seconds of its model call (the label judge asks once per question)
 
     async def client(http: httpx.AsyncClient) -> None:
         while not queue.empty():
@@ -111,6 +114,8 @@ async def load(base: str, work: list[tuple[str, str]], concurrency: int) -> dict
                                                           "labels": [None]})
             latencies.append(time.perf_counter() - sent)
             replies.setdefault(index, []).append(reply.json()["rewards"] if reply.status_code == 200 else reply.status_code)
+            if reply.status_code == 200 and not reply.json()["extra_logs"]["judgerl/cache_hits"]:
+                model.setdefault(question, reply.json()["extra_logs"]["judgerl/model_seconds"])
 
     async with httpx.AsyncClient(base_url=base, timeout=900, limits=httpx.Limits(max_connections=concurrency)) as http:
         await http.post("/get_reward", json={"query": [CHATML.format("Is this a warm-up question?") + "Yes"],
@@ -119,7 +124,8 @@ async def load(base: str, work: list[tuple[str, str]], concurrency: int) -> dict
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
         seconds = time.perf_counter() - started
         metrics = (await http.get("/metrics")).text
-    return {"seconds": seconds, "replies": replies, "latencies": latencies, "metrics": metrics}
+    return {"seconds": seconds, "replies": replies, "latencies": latencies, "metrics": metrics,
+            "model_seconds": sum(model.values())}
 
 
 def metric(text: str, name: str) -> float:
@@ -206,6 +212,8 @@ def report(args: argparse.Namespace, work: list, served: dict, local: dict, prob
              f"{100 * local['seconds'] / served['seconds']:.0f}% of in-process",
              f"judge calls (batches) took {metric(served['metrics'], 'judgerl_judge_seconds_sum'):.2f} s summed "
              "(several at once for an HTTP provider: judge.max_concurrency)",
+             f"model time (sum of the model calls' own latencies): served {served['model_seconds']:.1f} s, "
+             f"in-process {local.get('model_seconds', float('nan')):.1f} s",
              f"latency p50 {p(0.5):.0f} ms, p99 {p(0.99):.0f} ms; batches {batches:g}, "
              f"mean batch {metric(served['metrics'], 'judgerl_batch_completions_sum') / max(batches, 1):.1f}",
              f"unscored (null): served {sum(r is None for r in rewards)}, in-process {sum(r is None for r in local['rewards'])}"]
