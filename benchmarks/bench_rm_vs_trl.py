@@ -11,7 +11,8 @@ conversational rows; checked: identical ids), in batches of the same number of p
 rejected in one right-padded forward as judgerl does; its max_length drops longer pairs where
 judgerl cuts their start (none is that long here). TRL runs with gradient checkpointing off and no
 bf16 (the same fp32 computation as judgerl); `--trl-defaults` runs its defaults instead (bf16 and
-gradient checkpointing), `--trl-bf16` bf16 without checkpointing. `--compute-dtype bfloat16` sets
+gradient checkpointing; with use_cpu=True, without which bf16 refuses to start on a CPU-only
+machine), `--trl-bf16` bf16 without checkpointing. `--compute-dtype bfloat16` sets
 judgerl's model.compute_dtype (a train-rm setting once the config carries it). Sides alternate
 (judgerl first on even repeats, TRL first on odd ones) and each run's load average is printed.
 Set up TRL's side once:
@@ -66,8 +67,9 @@ def rows(path):
 tokenizer = AutoTokenizer.from_pretrained(folder)
 model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=torch.float32)
 model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-extra = {"1": {}, "0": {"gradient_checkpointing": False, "bf16": False},
-         "bf16": {"gradient_checkpointing": False, "bf16": True}}[defaults]
+# use_cpu: without it TRL's bf16 default refuses to start on a machine without a GPU
+extra = {"1": {"use_cpu": True}, "0": {"gradient_checkpointing": False, "bf16": False},
+         "bf16": {"gradient_checkpointing": False, "bf16": True, "use_cpu": True}}[defaults]
 args = RewardConfig(output_dir=out, per_device_train_batch_size=int(batch), per_device_eval_batch_size=32,
                     num_train_epochs=1, learning_rate=float(lr), max_length=int(max_length), report_to=[],
                     save_strategy="no", logging_steps=1000, lr_scheduler_type="constant", warmup_steps=0,

@@ -152,3 +152,13 @@ def test_rewards_follow_the_weights_after_an_update(llama):
         expected = model.forward_reference(*model.collate(sequences(model)))
     assert not torch.allclose(before, after)
     assert torch.allclose(after, expected, atol=1e-5)
+
+
+def test_a_manifest_with_an_unknown_compute_dtype_is_refused_in_one_line(llama, tmp_path):
+    from judgerl.reward_models.model import RewardModelLoadError
+
+    BradleyTerryRewardModel.from_backbone(llama).save(tmp_path / "rm")
+    manifest_path = tmp_path / "rm" / "reward_model.json"
+    manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), "compute_dtype": "float8"}))
+    with pytest.raises(RewardModelLoadError, match="compute_dtype 'float8'"):
+        BradleyTerryRewardModel.load(tmp_path / "rm")

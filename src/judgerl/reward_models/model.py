@@ -267,6 +267,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     for key in ("backbone", "max_length", "use_chat_template"):
         if key not in manifest:
             raise RewardModelLoadError(f"{path}: has no {key!r}")
+    if manifest.get("compute_dtype", "float32") not in DTYPES:  # absent in folders saved before it existed
+        raise RewardModelLoadError(f"{path}: compute_dtype {str(manifest['compute_dtype'])[:40]!r} is not one of "
+                                   f"{', '.join(DTYPES)}")
     if not (Path(folder) / HEAD_FILE).is_file():
         raise RewardModelLoadError(f"{folder}: {HEAD_FILE} is missing")
     return manifest
