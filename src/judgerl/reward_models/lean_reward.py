@@ -31,10 +31,11 @@ from judgerl.reward_models.lean_tree import PrefixTree
 
 class Linear(NamedTuple):
     """Several linears fused into one: y = x w^T + b (+ the LoRA path of each part, when present)."""
-    w: torch.Tensor  # (sum out, in)
+    w: torch.Tensor | None  # (sum out, in)
     b: torch.Tensor | None
     lora_a: torch.Tensor | None  # (sum r, in): every part's A, stacked
     lora_b: tuple[tuple[torch.Tensor, float, int], ...]  # per part: (B (out, r), scale, r); r = 0: no adapter
+    parts: tuple[tuple[torch.Tensor, torch.Tensor | None], ...] = ()  # w None: the parts' own (w, b), unstacked
 
 
 class Block(NamedTuple):
@@ -92,6 +93,11 @@ def _fused(modules: list[Any], low_rank: bool, dtype: torch.dtype | None, cache:
     # not under plain no_grad (train-rm's evaluation): a copy kept from there would sit through the next epoch
     cacheable = cache is not None and (torch.is_inference_mode_enabled() or frozen)
     versions = tuple(p._version for p in sources) + (torch.is_inference_mode_enabled(),)
+    if not cacheable and len(modules) > 1 and all(a is None for a in adapters):
+        # Weights being trained: one matmul per part. Stacking would copy them every step and keep the
+        # copy and its gradient (each as large as the weights) alive through the backward pass.
+        pairs = [lora_merged(m) for m in modules]
+        return Linear(None, None, None, (), tuple((w if dtype is None else w.to(dtype), b) for w, b in pairs))
     if cacheable and key in cache and cache[key][0] == versions:
         w, b = cache[key][1]
     else:
@@ -114,6 +120,8 @@ def _fused(modules: list[Any], low_rank: bool, dtype: torch.dtype | None, cache:
 
 def _apply(x: torch.Tensor, lin: Linear) -> torch.Tensor:
     """x (M, in) -> (M, sum out)."""
+    if lin.w is None:
+        return torch.cat([F.linear(x, w, None if b is None else b.to(w.dtype)) for w, b in lin.parts], -1)
     y = F.linear(x, lin.w, None if lin.b is None else lin.b.to(lin.w.dtype))
     if lin.lora_a is None:
         return y
