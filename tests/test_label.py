@@ -132,7 +132,7 @@ def test_pairwise_keeps_pairs_both_orders_agree_on_and_drops_inconsistent_ones()
     [pair] = pairs
     assert pair.margin == pytest.approx(0.7) and pair.confidence == pytest.approx(0.85)  # p_first = 0.15: 2|0.15-.5|
     assert pair.critique_chosen is None and pair.method == "pairwise" and pair.judge_id == judge.judge_id
-    assert counts.dropped == {"unsure": 0, "inconsistent": 1, "unscored": 1, "ties": 1}
+    assert counts.dropped == {"unsure": 0, "inconsistent": 1, "unscored": 1, "ties": 1, "no_critique": 0}
     assert counts.judgments == 4 and provider.calls == 8  # both orders of every pair
 
 
@@ -271,3 +271,30 @@ def test_repeated_completions_count_once_and_a_prompt_left_with_one_text_costs_n
     assert [(p.prompt, p.chosen, p.rejected) for p in pairs] == [("q2", "a", "b")]
     assert counts.duplicate_completions == 3 and counts.completions == 3 and counts.judgments == 2
     assert [completions for _, completions, _ in judge.asked] == [["a", "b"]]
+
+
+def test_a_critique_judge_pair_missing_either_critique_is_dropped_and_counted(tmp_path):
+    from judgerl.judges.critique import CritiqueJudge
+    from judgerl.reward_models.data import read_preferences
+
+    def critic(messages):  # "bare": a score with no critique before it
+        response = messages[-1]["content"].split("<response>\n")[1].split("\n</response>")[0]
+        return [("Score: 3" if "bare" in response else "Polite and warm.\nScore: 5" if "thank" in response
+                 else "Curt.\nScore: 1", 0.0)]
+
+    judge = CritiqueJudge(ScriptedProvider(critic), "Polite answers score high.")
+    pairs, counts = label(judge, "pairwise_from_scores", rows(("hi", ["go away", "thank you", "bare answer"])),
+                          threshold=0.0)
+    # bare answer (3) vs go away (1) and vs thank you (5): both missing a critique; thank you vs go away kept
+    assert [(p.chosen, p.rejected) for p in pairs] == [("thank you", "go away")]
+    assert counts.dropped["no_critique"] == 2 and counts.pairs_written == 1
+    # a judge that writes no critiques at all is not held to them
+    plain, plain_counts = label(TableJudge({"a": (1.0, 0.9), "b": (0.0, 0.9)}), "pairwise_from_scores",
+                                rows(("q", ["a", "b"])))
+    assert len(plain) == 1 and plain_counts.dropped["no_critique"] == 0
+    # what label writes for a critique judge, the critique kinds of reward model can read: both critiques, every line
+    output = tmp_path / "pairs.jsonl"
+    summary = label_to_file(Labeller(judge, "pairwise_from_scores", ConfidenceGate(0.0)),
+                            rows(("hi", ["go away", "thank you", "bare answer"])), output)
+    assert summary["dropped"]["no_critique"] == 2 and summary["critiques_required"] is True
+    assert all(p.critique_chosen and p.critique_rejected for p in read_preferences(output))

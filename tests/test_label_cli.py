@@ -100,7 +100,7 @@ def test_cli_labels_a_file_from_scores_over_a_loopback_judge_and_a_rerun_costs_n
     summary = json.loads((tmp_path / "prompts.pairs.summary.json").read_text())
     assert all(p["method"] == "pairwise_from_scores" and p["judge_id"] == summary["judge_id"] for p in pairs)
     assert summary["judge_id"].startswith("openai/m")
-    assert summary["dropped"] == {"unsure": 0, "inconsistent": 0, "unscored": 2, "ties": 1}
+    assert summary["dropped"] == {"unsure": 0, "inconsistent": 0, "unscored": 2, "ties": 1, "no_critique": 0}
     assert summary["duplicate_completions"] == 1 and summary["completions_unscored"] == 1
     # one call per completion and one per prompt (the harm check: judges/harm.py); the rerun asked nothing
     assert summary["model_calls"] == 10 and requests == 10

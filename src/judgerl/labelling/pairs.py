@@ -8,6 +8,7 @@ judge stands behind a preference; otherwise it is dropped for one reason, counte
       either judgment unscored                 -> "unscored" (an unscored completion never pairs)
       either judgment rejected by the gate     -> "unsure"
       |r_i - r_j| < min_margin, or r_i == r_j  -> "ties"
+      the judge writes critiques (critiques=True) and either critique is missing or blank -> "no_critique"
       else chosen = the higher reward, margin = |r_i - r_j|,
            confidence = the less sure of the two (None when either says nothing of it);
 - from a pairwise verdict (`PairwiseJudge.compare`: both orders, position-calibrated by the
@@ -34,9 +35,11 @@ EPSILON = 1e-9
 
 
 def pairs_from_rewards(prompt: str, completions: Sequence[str], judgments: Sequence[Judgment], gate: ConfidenceGate,
-                       min_margin: float, judge_id: str, method: str, counts: LabelCounts) -> list[PreferencePair]:
+                       min_margin: float, judge_id: str, method: str, counts: LabelCounts,
+                       critiques: bool = False) -> list[PreferencePair]:
     """Pairs among one prompt's completions from their judgments (one each, in order, already
-    distrusted: judges/evidence.py); counts every candidate pair and every unusable completion."""
+    distrusted: judges/evidence.py); counts every candidate pair and every unusable completion.
+    critiques: the judge writes a critique of each completion, and a pair needs both."""
     if len(judgments) != len(completions):
         raise ValueError(f"{len(judgments)} judgments for {len(completions)} completions")
     scored = [judgment.scored for judgment in judgments]
@@ -57,6 +60,9 @@ def pairs_from_rewards(prompt: str, completions: Sequence[str], judgments: Seque
             gap = float(judgments[i].reward) - float(judgments[j].reward)  # type: ignore[arg-type]  # scored
             if gap == 0 or abs(gap) < min_margin - EPSILON:
                 counts.drop("ties")
+                continue
+            if critiques and not (_written(judgments[i].critique) and _written(judgments[j].critique)):
+                counts.drop("no_critique")
                 continue
             win, lose = (i, j) if gap > 0 else (j, i)
             counts.write()
@@ -105,6 +111,10 @@ def _orders_picked_one_position(verdict: Any) -> bool:
     first_forward, first_backward = forward, 1.0 - backward  # P(first is better) as each order said it
     agree = (first_forward > 0.5 and first_backward > 0.5) or (first_forward < 0.5 and first_backward < 0.5)
     return not agree
+
+
+def _written(critique: str | None) -> bool:
+    return isinstance(critique, str) and bool(critique.strip())
 
 
 def _less_sure(a: float | None, b: float | None) -> float | None:

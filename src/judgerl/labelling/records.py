@@ -36,10 +36,12 @@ METHODS = ("pairwise", "pairwise_from_scores", "group")
 EXAMPLE_LINE = '{"prompt": "...", "completions": ["...", "..."], "reference": "..." (optional)}'
 OWN_FIELDS = frozenset({"prompt", "completions"})
 
-DROP_REASONS = ("unsure", "inconsistent", "unscored", "ties")
+DROP_REASONS = ("unsure", "inconsistent", "unscored", "ties", "no_critique")
 """Why a candidate pair is not written: the gate rejected a judgment (unsure), the two orders of a
 pairwise judgment disagreed and calibration left no preference (inconsistent), a judgment failed
-(unscored), or the judge saw no difference worth a pair (ties)."""
+(unscored), the judge saw no difference worth a pair (ties), or the judge writes critiques but
+wrote none for one of the two completions (no_critique: e.g. a completion judged by rule, with no
+call; the critique reward-model kinds need both, so such a pair would make the whole file unusable)."""
 
 
 class LabelInputError(ValueError):

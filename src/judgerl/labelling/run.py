@@ -42,6 +42,15 @@ class Labeller:
     """pairwise_from_scores and group: rewards closer than this are a tie (pairwise: the judge's own min_margin)."""
     batch_size: int = 8
     """Prompts sent to the judge together."""
+    critiques: bool | None = None
+    """The judge writes a critique of each completion, so a pair missing either is dropped (no_critique).
+    None: whether the judge is a critique judge (judge.method critique)."""
+
+    def __post_init__(self) -> None:
+        if self.critiques is None:
+            from judgerl.judges.critique import CritiqueJudge
+
+            self.critiques = isinstance(self.judge, CritiqueJudge)
 
     def label(self, batch: list[LabelRow], counts: LabelCounts) -> list[PreferencePair]:
         """The pairs of a batch of rows, every candidate pair counted."""
@@ -63,7 +72,7 @@ class Labeller:
         for row, judgments in zip(batch, by_row):
             counts.judgments += len(judgments)
             pairs += pairs_from_rewards(row.prompt, row.completions, judgments, self.gate, self.min_margin,
-                                        judge_id, self.method, counts)
+                                        judge_id, self.method, counts, bool(self.critiques))
         return pairs
 
     def _score_judgments(self, batch: list[LabelRow]) -> list[list[Judgment]]:
@@ -158,6 +167,7 @@ def summary_of(labeller: Labeller, counts: LabelCounts, output: Path, seconds: f
         "judge_id": str(getattr(labeller.judge, "judge_id", type(labeller.judge).__name__)),
         "confidence_threshold": labeller.gate.threshold,
         "min_margin": labeller.min_margin if labeller.method != "pairwise" else None,
+        "critiques_required": bool(labeller.critiques),
         **asdict(counts),
         "model_calls": int(judge_counters.get("calls", 0)),
         "cache_hits": int(judge_counters.get("cache_hits", 0)),
