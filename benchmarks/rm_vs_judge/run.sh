@@ -4,7 +4,7 @@
 # processes; by default the two sides run at the same time (--sequential: one after the other).
 #
 #   benchmarks/rm_vs_judge/run.sh [--steps 12] [--label-prompts 40] [--samples 4] [--threads 1]
-#                                 [--min-margin 0.1] [--sequential] [--out DIR]
+#                                 [--min-margin 0.03] [--sequential] [--out DIR]
 #
 # judge side:  judgerl train (the example, rl.steps=STEPS)
 # RM side:     judgerl label (LABEL_PROMPTS data.rl prompts x SAMPLES completions of the policy
@@ -15,9 +15,9 @@
 # Each side has its own judgment cache in OUT (a cache from earlier runs would make a side cheaper).
 # --threads: llama.cpp threads of the 1.5B judge (1 is steadier on a loaded machine; MODELS.md).
 # --min-margin: judgerl label's least reward difference for a pair (the 1.5B judge's rewards of the
-# example's completions mostly lie within 0.1 of each other: 0.1 made 23 pairs of 180, 0.03 more).
+# example's completions mostly lie within 0.1 of each other: 0.1 made 23 pairs of 180, 0.03 made 105).
 set -euo pipefail
-STEPS=12; LABEL_PROMPTS=40; SAMPLES=4; THREADS=1; MIN_MARGIN=0.1; PARALLEL=1; OUT=""
+STEPS=12; LABEL_PROMPTS=40; SAMPLES=4; THREADS=1; MIN_MARGIN=0.03; PARALLEL=1; OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) STEPS="$2"; shift 2;;
