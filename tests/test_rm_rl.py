@@ -309,3 +309,28 @@ def test_a_reward_model_nobody_audits_is_said_with_the_setting_that_audits_it(tm
     monitor = build_monitor(config_from_dict(config), SimpleNamespace(), say=said.append)
     assert monitor.audit_judge is None
     assert len(said) == 1 and "audit_judge: {method: rubric}" in said[0]
+
+
+def test_a_run_stopped_during_a_refresh_resumes_before_it_and_refreshes_again(tmp_path, backbone, rm_path, monkeypatch):  # noqa: F811
+    from judgerl.cli import main
+    from judgerl.training.rm_refresh import RewardModelRefresher
+
+    real_train, calls = RewardModelRefresher.train, []
+
+    def stopped_in_the_second(self, pool, after_step):
+        calls.append(after_step)
+        if after_step == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the reward model trains
+        return real_train(self, pool, after_step)
+
+    monkeypatch.setattr(RewardModelRefresher, "train", stopped_in_the_second)
+    config = refresh_config(tmp_path, backbone, rm_path)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path)]) != 0
+    [run] = list(Path(config["output_dir"]).iterdir())
+    assert (run / "checkpoints" / "step-1").is_dir() and not (run / "checkpoints" / "step-2").exists()
+    assert not (run / "rm_refresh" / "step-2").exists()
+    monkeypatch.setattr(RewardModelRefresher, "train", real_train)
+    assert main(["resume", str(run)]) == 0
+    assert (run / "rm_refresh" / "step-2" / "checkpoint.json").is_file()  # the refresh after step 2 made this time

@@ -216,8 +216,12 @@ def train_policy(
             row, sampled = steps.one_step(step)
             if monitor is not None:
                 monitor.update_row(step, sampled, row, say=tqdm.write)
-            if refresher is not None:
+            if refresher is not None and refresher.due(step):
+                # stopped mid-refresh, the weights of step + 1 must not be saved without the refresh
+                # they come with: the run then resumes from the checkpoint before, and refreshes again
+                whole, steps.consistent = steps.consistent, None
                 refresher.update_row(step, sampled, row)
+                steps.consistent = whole
             history.append(row)
             _log_step(row, sampled, run, writer, settings, steps.checkpoints, steps.consistent[1])
             if on_step is not None:
