@@ -27,6 +27,7 @@ from typing import Any, Mapping
 from judgerl.judges.base import Judge
 from judgerl.judges.gate import DEFAULT_CONFIDENCE_THRESHOLD
 from judgerl.judges.reward_function import AsyncJudgeRewardFunction, JudgeRewardFunction
+from judgerl.integrations.trl_remote import RemoteJudgeError, RemoteRewardFunction, make_remote_reward_function  # noqa: F401,E501
 
 __all__ = ["make_reward_function", "build_judge_from_section", "judge_section"]
 
