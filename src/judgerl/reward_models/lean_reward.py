@@ -93,36 +93,40 @@ def _fused(modules: list[Any], low_rank: bool, dtype: torch.dtype | None, cache:
     # not under plain no_grad (train-rm's evaluation): a copy kept from there would sit through the next epoch
     cacheable = cache is not None and (torch.is_inference_mode_enabled() or frozen)
     versions = tuple(p._version for p in sources) + (torch.is_inference_mode_enabled(),)
-    if not cacheable and len(modules) > 1 and all(a is None for a in adapters):
-        # Weights being trained: one matmul per part. Stacking would copy them every step and keep the
-        # copy and its gradient (each as large as the weights) alive through the backward pass.
-        pairs = [lora_merged(m) for m in modules]
-        return Linear(None, None, None, (), tuple((w if dtype is None else w.to(dtype), b) for w, b in pairs))
-    if cacheable and key in cache and cache[key][0] == versions:
+    parts: tuple = ()
+    if len(modules) > 1 and (not cacheable or (dtype is None and not torch.is_inference_mode_enabled())):
+        # Training: one matmul per part. Stacking would copy the weights every step (or keep a copy
+        # under LoRA) and hold the copy, and for trained weights its gradient, through the backward.
+        pairs = [(getattr(m, "base_layer", m).weight, getattr(getattr(m, "base_layer", m), "bias", None))
+                 if a else lora_merged(m) for m, a in zip(modules, adapters)]
+        w, b, parts = None, None, tuple((w if dtype is None else w.to(dtype), b) for w, b in pairs)
+    elif cacheable and key in cache and cache[key][0] == versions:
         w, b = cache[key][1]
     else:
         w, b = _fused_base(modules, adapters, dtype)
         if cacheable:
             cache[key] = (versions, (w, b))
     if all(a is None for a in adapters):
-        return Linear(w, b, None, ())
+        return Linear(w, b, None, (), parts)
     def cast(x: torch.Tensor) -> torch.Tensor:
         return x if dtype is None else x.to(dtype)
     a_parts, b_parts = [], []
     for module, name in zip(modules, adapters):
         if name is None:
-            b_parts.append((w.new_zeros(getattr(module, "base_layer", module).weight.shape[0], 0), 0.0, 0))
+            base = getattr(module, "base_layer", module).weight
+            b_parts.append((base.new_zeros(base.shape[0], 0), 0.0, 0))
             continue
         a_parts.append(cast(module.lora_A[name].weight))
         b_parts.append((cast(module.lora_B[name].weight), float(module.scaling[name]), module.lora_A[name].weight.shape[0]))
-    return Linear(w, b, torch.cat(a_parts), tuple(b_parts))
+    return Linear(w, b, torch.cat(a_parts), tuple(b_parts), parts)
 
 
 def _apply(x: torch.Tensor, lin: Linear) -> torch.Tensor:
     """x (M, in) -> (M, sum out)."""
     if lin.w is None:
-        return torch.cat([F.linear(x, w, None if b is None else b.to(w.dtype)) for w, b in lin.parts], -1)
-    y = F.linear(x, lin.w, None if lin.b is None else lin.b.to(lin.w.dtype))
+        y = torch.cat([F.linear(x, w, None if b is None else b.to(w.dtype)) for w, b in lin.parts], -1)
+    else:
+        y = F.linear(x, lin.w, None if lin.b is None else lin.b.to(lin.w.dtype))
     if lin.lora_a is None:
         return y
     low = F.linear(x, lin.lora_a).split([r for _, _, r in lin.lora_b], -1)  # per part (M, r)
