@@ -1,8 +1,8 @@
 """The reward model's fast forward: a Llama / Qwen2 backbone run over a prefix tree (lean_tree.py).
 
     PrefixTree (M unique tokens) -> embeddings (M, D)
-      -> per block: RMSNorm -> fused q|k|v (M, (H + 2 Hkv) dh) -> rotary -> attention by groups of segments
-         -> o_proj -> residual -> RMSNorm -> fused gate|up -> SwiGLU -> down -> residual
+      -> per block: RMSNorm -> q|k|v (M, (H + 2 Hkv) dh) -> rotary -> attention by groups of segments
+         -> o_proj -> residual -> RMSNorm -> gate|up -> SwiGLU -> down -> residual
          (the last block runs its o_proj and MLP only at the N rows read)
       -> final RMSNorm at the N last tokens (N, D) -> head -> rewards (N,)
 
@@ -15,6 +15,9 @@ LoRA: under autograd the adapter runs beside the frozen base weight, y = x W^T +
 peft does: no gradient the size of W is ever formed); without autograd B A is merged into W once.
 `compute_dtype=torch.bfloat16` runs the matmuls in bf16 (weights cast per call; the residual stream,
 norms, rotary, attention and the head stay fp32), as CPU autocast would.
+Scoring (inference_mode) stacks q|k|v and gate|up into one matmul each and keeps the stack (and any
+bf16 cast) between calls; training runs one matmul per part over the parameters themselves, so no
+weight-sized copy lives through the backward pass.
 """
 
 from __future__ import annotations
