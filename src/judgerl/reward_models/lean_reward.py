@@ -11,8 +11,9 @@ them via judgerl.policies.lean_llama.LeanLlama, the same attention), up to float
 tests/test_reward_model_speed.py checks it against LlamaModel. What it saves: every shared prefix
 is computed once, padding is never computed, and the last block skips the rows nobody reads.
 
-LoRA: under autograd the adapter runs beside the frozen base weight, y = x W^T + s (x A^T) B^T (as
-peft does: no gradient the size of W is ever formed); without autograd B A is merged into W once.
+LoRA: the adapter runs beside the frozen base weight, y = x W^T + s (x A^T) B^T (as peft does: no
+gradient or copy the size of W is ever formed); when scoring (inference_mode) B A is merged into W
+once and the merge kept while the parameters are unchanged.
 `compute_dtype=torch.bfloat16` runs the matmuls in bf16 (weights cast per call; the residual stream,
 norms, rotary, attention and the head stay fp32), as CPU autocast would.
 Scoring (inference_mode) stacks q|k|v and gate|up into one matmul each and keeps the stack (and any
@@ -154,7 +155,9 @@ class LeanRewardBackbone:
 
     def weights(self, base: Any) -> BackboneWeights:
         """The backbone's weights as this forward uses them: fused, cast; LoRA kept apart under autograd."""
-        low_rank, cd, c = torch.is_grad_enabled(), self.compute_dtype, self.cache
+        # LoRA merged into W only where the merge is kept (scoring); elsewhere (training, train-rm's
+        # evaluation under no_grad) merging would copy every weight, all layers at once.
+        low_rank, cd, c = not torch.is_inference_mode_enabled(), self.compute_dtype, self.cache
         blocks = []
         for i, layer in enumerate(base.layers):
             a, m = layer.self_attn, layer.mlp
