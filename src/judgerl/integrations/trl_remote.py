@@ -9,7 +9,10 @@ dataset's columns (e.g. `reference`); TRL's own keyword arguments do not. The se
 with the judge its config builds, applies its own confidence gate, and answers one reward per
 completion, null when unscored. The function reports through TRL's `log_metric`
 `judgerl/accept_rate`, `judgerl/unscored_share`, `judgerl/unscored`, `judgerl/judge_seconds`
-(the whole round trip) and `judgerl/remote_failed` (1 when the call brought no answer).
+(the whole round trip) and `judgerl/remote_failed` (1 when the call brought no answer). The
+server's answer does not tell an unscored judgment from one its confidence gate rejected: here
+`unscored_share` counts every None (the in-process function counts the gate's rejections only in
+`accept_rate`).
 
 What a failure gives (the choice, for TRL users):
 - a call that may work next time (connection refused or dropped, timeout, 5xx, 408, 429, an
