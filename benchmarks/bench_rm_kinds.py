@@ -36,6 +36,8 @@ def loadavg() -> str:
 
 
 def gold_sets(train_prompts: set[str]) -> dict[str, list]:
+    """gold_heldout, and the built-in pairs whose prompt is not in `train_prompts` (the pairs' prompts
+    and, with --label-input, every prompt the judge labelled, tied or not)."""
     from judgerl.audit.gold import builtin_suite, load_gold
 
     held_out = load_gold(ROOT / "benchmarks/gold_heldout/all.jsonl")
@@ -81,17 +83,44 @@ def gold_accuracy(model, pairs: list, critiques: list | None = None) -> tuple[fl
     return float((rewards[:n] > rewards[n:]).float().mean()), 2 * n / seconds, written
 
 
-def judge_critiques(config_path: str, pairs: list) -> tuple[list, list, float]:
-    """The critique judge's (critiques, judgments) of each gold pair's good then bad completions, and seconds."""
+def judge_critiques(config_path: str, pairs: list, max_tokens: int) -> tuple[list, list, float, dict]:
+    """The critique judge's (critiques, judgments) of each gold pair's good then bad completions,
+    seconds, and its counters (cache hits: the seconds are then no speed). Only the judge section of
+    the config counts, as for `judgerl label --input`; the critique is capped at `max_tokens`."""
     from judgerl.build import build_judge
-    from judgerl.config import load_config
+    from judgerl.cli_commands.label import _judge_section
 
-    config = load_config(config_path, {"judge.method": "critique"})
-    judge = build_judge(config.judge)
+    judge = build_judge(_judge_section(config_path, {"judge.method": "critique", "judge.confidence_threshold": 0}))
+    judge.max_tokens = max_tokens  # type: ignore[attr-defined]  # a CritiqueJudge; no config field sets it
     prompts = [p.prompt for p in pairs] * 2
     started = time.perf_counter()
     judgments = judge.score(prompts, [p.good for p in pairs] + [p.bad for p in pairs])
-    return [j.critique for j in judgments], judgments, time.perf_counter() - started
+    return [j.critique for j in judgments], judgments, time.perf_counter() - started, dict(judge.counters)
+
+
+def judge_on_gold(args: argparse.Namespace, golds: dict) -> tuple[dict, list[str]]:
+    """The critique judge on the first --critic-gold-limit pairs of each gold set: its critiques (for
+    (b)) and its own gold accuracy (good scored above bad; a tie or an unscored side is a miss)."""
+    critics: dict = {}
+    lines = []
+    for name, found in golds.items():
+        subset = found[: args.critic_gold_limit]
+        critiques, judgments, seconds, counters = judge_critiques(args.critic_config, subset, args.critic_max_tokens)
+        n = len(subset)
+        calls, hits = int(counters.get("calls", 0)), int(counters.get("cache_hits", 0))
+        per_call = args.critic_seconds_per_call
+        timed = seconds if hits == 0 else (2 * n * per_call if per_call else None)  # cache hits time nothing
+        critics[name] = (critiques, judgments, timed, subset)
+        right = sum(1 for g, b in zip(judgments[:n], judgments[n:]) if g.scored and b.scored and g.score > b.score)
+        ties = sum(1 for g, b in zip(judgments[:n], judgments[n:]) if g.scored and b.scored and g.score == b.score)
+        unscored = sum(1 for j in judgments if not j.scored)
+        speed = (f"{2 * n / seconds:.2f} critiques/s" if hits == 0 else f"cache hits: speed taken as {per_call} s a "
+                 "critique (--critic-seconds-per-call)" if per_call else "cache hits: no speed")
+        lines.append(f"judge (critique method, {judgments[0].judge_id}, max_tokens {args.critic_max_tokens}) on the "
+                     f"first {n} {name} pairs: accuracy {right / n:.3f} ({right}/{n}; {ties} ties, {unscored} of "
+                     f"{2 * n} judgments unscored); {calls} model calls, {hits} cache hits, {seconds:.0f} s; {speed}")
+        print(lines[-1], flush=True)
+    return critics, lines
 
 
 def bench_kind(kind: str, args: argparse.Namespace, out: Path, golds: dict, critics: dict) -> list[str]:
@@ -112,9 +141,10 @@ def bench_kind(kind: str, args: argparse.Namespace, out: Path, golds: dict, crit
             chosen = [subset[i] for i in usable]
             given = [critiques[i] for i in usable] + [critiques[len(subset) + i] for i in usable]
             accuracy, per_s, _ = gold_accuracy(model, chosen, given) if chosen else (float("nan"), 0.0, [])
-            with_critic = 2 * len(subset) / (critic_seconds + 2 * len(chosen) / per_s) if chosen else 0.0
+            with_critic = (f"{2 * len(subset) / (critic_seconds + 2 * len(chosen) / per_s):.3f}/s"
+                           if chosen and critic_seconds else "n/a")
             lines.append(f"  {name}: accuracy {accuracy:.3f} on {len(chosen)} pairs (the first {len(subset)}, those "
-                         f"with both critiques); {per_s:.1f} rewards/s given the critiques, {with_critic:.2f}/s with "
+                         f"with both critiques); {per_s:.1f} rewards/s given the critiques, {with_critic} with "
                          f"the critic writing them")
             continue
         accuracy, per_s, written = gold_accuracy(model, pairs)
@@ -142,12 +172,21 @@ def main() -> None:
     parser.add_argument("--critic-config", help="a judgerl config whose judge (as method critique) writes the gold "
                         "critiques for (b)")
     parser.add_argument("--critic-gold-limit", type=int, default=8)
+    parser.add_argument("--critic-max-tokens", type=int, default=96, help="the critique judge's generation cap")
+    parser.add_argument("--critic-seconds-per-call", type=float, help="when the gold critiques are cache hits: "
+                        "the critique judge's measured seconds a call (rm_kinds/critique_call_times.py), for (b)'s "
+                        "rewards/s with the critic")
+    parser.add_argument("--label-input", help="the items file the pairs were labelled from: its prompts are left "
+                        "out of the built-in gold set too (not only those of pairs written)")
     parser.add_argument("--record", help="also write the figures to this file")
     args = parser.parse_args()
     from judgerl.reward_models.data import read_preferences
 
     pairs = read_preferences(args.pairs)
-    golds = {name: found[: args.gold_limit] for name, found in gold_sets({p.prompt for p in pairs}).items()}
+    seen = {p.prompt for p in pairs}
+    if args.label_input:
+        seen |= {json.loads(line)["prompt"] for line in Path(args.label_input).read_text().splitlines() if line.strip()}
+    golds = {name: found[: args.gold_limit] for name, found in gold_sets(seen).items()}
     header = [f"bench_rm_kinds {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load {loadavg()}",
               f"$ {' '.join(sys.argv)}",
               f"pairs: {args.pairs}: {len(pairs)} (judge {pairs[0].judge_id}, method {pairs[0].method}); held out "
@@ -157,17 +196,9 @@ def main() -> None:
     print("\n".join(header), flush=True)
     critics: dict = {}
     kinds = [k for k in args.kinds.split(",") if k]
-    if args.critic_config and "critique_conditioned" in kinds:
-        for name, found in golds.items():
-            subset = found[: args.critic_gold_limit]
-            critiques, judgments, seconds = judge_critiques(args.critic_config, subset)
-            critics[name] = (critiques, judgments, seconds, subset)
-            n = len(subset)
-            right = sum(1 for g, b in zip(judgments[:n], judgments[n:]) if g.scored and b.scored and g.score > b.score)
-            line = (f"judge (critique method, {judgments[0].judge_id}) on the first {n} {name} pairs: accuracy "
-                    f"{right / n:.3f}; {2 * n / seconds:.2f} critiques/s")
-            header.append(line)
-            print(line, flush=True)
+    if args.critic_config:
+        critics, found_lines = judge_on_gold(args, golds)
+        header += found_lines
     lines = list(header)
     with tempfile.TemporaryDirectory(prefix="bench_rm_kinds_") as out:
         for kind in kinds:
