@@ -16,10 +16,10 @@ class BradleyTerryKind:
     def fresh(self, backbone: Path, model_config: Any, seed: int) -> BradleyTerryRewardModel:
         return BradleyTerryRewardModel.from_backbone(
             backbone, lora=model_config.lora_settings(), max_length=model_config.max_length,
-            use_chat_template=model_config.chat_template, seed=seed)
+            use_chat_template=model_config.chat_template, seed=seed, compute_dtype=model_config.compute_dtype)
 
-    def load(self, folder: Path) -> BradleyTerryRewardModel:
-        return BradleyTerryRewardModel.load(folder)
+    def load(self, folder: Path, compute_dtype: str | None = None) -> BradleyTerryRewardModel:
+        return BradleyTerryRewardModel.load(folder, compute_dtype=compute_dtype)
 
     def check_pairs(self, numbered: list[tuple[int, PreferencePair]], path: str) -> None:
         """Every well-formed pair will do (critiques, if any, are not read)."""

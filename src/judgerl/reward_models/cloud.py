@@ -221,6 +221,11 @@ class CloudKind:
         self.lm_loss_weight, self.generation_batch_size = lm_loss_weight, generation_batch_size
 
     def fresh(self, backbone: Path, model_config: Any, seed: int) -> CloudRewardModel:
+        if model_config.compute_dtype != "float32":  # CLoud writes with the transformers forward, not the fast one
+            from judgerl.config import ConfigError
+
+            raise ConfigError(f"model.compute_dtype {model_config.compute_dtype}: the cloud kind runs in float32 only; "
+                              "leave compute_dtype float32")
         return CloudRewardModel.from_backbone(
             backbone, lora=model_config.lora_settings(), max_length=model_config.max_length,
             use_chat_template=model_config.chat_template, max_critique_tokens=self.max_critique_tokens, seed=seed)

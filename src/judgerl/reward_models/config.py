@@ -13,7 +13,7 @@ per field, unknown or mistyped fields refused in one line naming the field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -68,6 +68,10 @@ class RMModelConfig(StrictModel):
     max_length: int = Field(512, ge=2, description="tokens of prompt + completion read; longer ones lose their start")
     chat_template: bool = Field(True, description="render (prompt, completion) as a user and an assistant turn with "
                                 "the tokenizer's chat template, when it has one")
+    compute_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="the matmuls of judgerl's fast forward (Llama / Qwen2 backbones): bfloat16 runs them "
+        "in bf16 (weights, gradients and optimiser stay float32, as under autocast); saved in the model's manifest "
+        "and used when it scores (bradley_terry and critique_conditioned)")
 
     @model_validator(mode="after")
     def _known_kind(self) -> "RMModelConfig":

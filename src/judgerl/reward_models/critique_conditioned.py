@@ -69,12 +69,12 @@ class CritiqueConditionedRewardModel(BradleyTerryRewardModel):
         return {**super().manifest(), "kind": KIND, "max_critique_tokens": self.max_critique_tokens}
 
     @classmethod
-    def load(cls, folder: str | Path) -> "CritiqueConditionedRewardModel":
+    def load(cls, folder: str | Path, compute_dtype: str | None = None) -> "CritiqueConditionedRewardModel":
         from transformers import AutoModel, AutoTokenizer
 
         folder = Path(folder).expanduser()
         manifest = read_kind_manifest(folder, KIND)
-        compute_dtype = manifest.get("compute_dtype", "float32")  # model.py's fast forward's setting
+        compute_dtype = compute_dtype or manifest.get("compute_dtype", "float32")  # model.py's fast forward's
         if compute_dtype not in DTYPES:
             raise RewardModelLoadError(f"{folder}: compute_dtype {str(compute_dtype)[:40]!r} is not one of "
                                        f"{', '.join(DTYPES)}")
@@ -107,10 +107,11 @@ class CritiqueConditionedKind:
     def fresh(self, backbone: Path, model_config: Any, seed: int) -> CritiqueConditionedRewardModel:
         return CritiqueConditionedRewardModel.from_backbone(
             backbone, max_critique_tokens=self.max_critique_tokens, lora=model_config.lora_settings(),
-            max_length=model_config.max_length, use_chat_template=model_config.chat_template, seed=seed)
+            max_length=model_config.max_length, use_chat_template=model_config.chat_template, seed=seed,
+            compute_dtype=model_config.compute_dtype)
 
-    def load(self, folder: Path) -> CritiqueConditionedRewardModel:
-        return CritiqueConditionedRewardModel.load(folder)
+    def load(self, folder: Path, compute_dtype: str | None = None) -> CritiqueConditionedRewardModel:
+        return CritiqueConditionedRewardModel.load(folder, compute_dtype=compute_dtype)
 
     def check_pairs(self, numbered: list[tuple[int, PreferencePair]], path: str) -> None:
         check_critiques(numbered, path, KIND)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -47,6 +47,10 @@ class RewardModelJudgeSettings(BaseModel):
                           "reward that maps to 0.5")
     temperature: float = Field(1.0, gt=0, allow_inf_nan=False, description="reward = σ((r − offset) / temperature)")
     min_margin: float = Field(0.0, ge=0.0, le=0.5, description="compare: |P(first better) − 1/2| below this is a tie")
+    compute_dtype: Literal["as_saved", "float32", "bfloat16"] = Field(
+        "as_saved", description="the matmul dtype the reward model scores with: as_saved (the one it was trained "
+        "with), float32, or bfloat16 (about 2.4x faster on this CPU, rewards within about 1%; Llama / Qwen2 "
+        "backbones of bradley_terry and critique_conditioned models)")
     critic: str | None = Field(None, description="critique_conditioned models: the judge method that writes each "
                                "completion's critique when the data has no `critique` column (e.g. critique), built "
                                "from this judge section's provider and rubric")
@@ -223,14 +227,14 @@ def resolve_model_folder(path: str | Path) -> Path:
                      "nor a train-rm run folder")
 
 
-def load_reward_model_judge(path: str | Path, **settings: Any) -> RewardModelJudge:
+def load_reward_model_judge(path: str | Path, compute_dtype: str = "as_saved", **settings: Any) -> RewardModelJudge:
     """The reward model in `path` (its manifest's kind loads it) as a judge; JudgeError in one line."""
     from judgerl.reward_models.kinds import KindManifestError, load_reward_model
     from judgerl.reward_models.model import RewardModelLoadError
 
     folder = resolve_model_folder(path)
     try:
-        model = load_reward_model(folder)
+        model = load_reward_model(folder, None if compute_dtype == "as_saved" else compute_dtype)
     except (RewardModelLoadError, KindManifestError) as error:
         raise JudgeError(f"judge.reward_model.path: {error}") from None
     name = folder.name if folder.parent.name != "checkpoints" else f"{folder.parent.parent.name}/{folder.name}"
@@ -238,11 +242,11 @@ def load_reward_model_judge(path: str | Path, **settings: Any) -> RewardModelJud
 
 
 def reward_model_judge(parts: Any, path: str, batch_size: int, offset: float, temperature: float,
-                       min_margin: float, critic: str | None = None) -> RewardModelJudge:
+                       min_margin: float, critic: str | None = None, compute_dtype: str = "as_saved") -> RewardModelJudge:
     """The JUDGES factory. `parts` (judgerl.build.JudgeParts) is used only to build the critic, a
     judge of this judge section (its provider, rubric and judge.<critic> settings)."""
-    judge = load_reward_model_judge(path, batch_size=batch_size, offset=offset, temperature=temperature,
-                                    min_margin=min_margin)
+    judge = load_reward_model_judge(path, compute_dtype, batch_size=batch_size, offset=offset,
+                                    temperature=temperature, min_margin=min_margin)
     if critic is not None:
         if not getattr(judge.model, "needs_critique", False):
             raise JudgeError(f"judge.reward_model.critic: the {getattr(judge.model, 'kind', 'bradley_terry')} reward "

@@ -103,7 +103,19 @@ def manifest_kind(folder: str | Path) -> str:
     return kind
 
 
-def load_reward_model(folder: str | Path) -> Any:
+def load_reward_model(folder: str | Path, compute_dtype: str | None = None) -> Any:
     """The reward model saved in `folder`, by the kind its manifest names (its settings are in the
-    manifest). KindManifestError or the kind's RewardModelLoadError, one line each."""
-    return RM_KINDS.build(manifest_kind(folder)).load(Path(folder))
+    manifest); `compute_dtype` overrides the matmul dtype it was saved with, for the kinds whose
+    load takes one. KindManifestError or the kind's RewardModelLoadError, one line each."""
+    import inspect
+
+    from judgerl.reward_models.model import RewardModelLoadError
+
+    name = manifest_kind(folder)
+    kind = RM_KINDS.build(name)
+    if compute_dtype is None:
+        return kind.load(Path(folder))
+    if "compute_dtype" not in inspect.signature(kind.load).parameters:
+        raise RewardModelLoadError(f"a {name} reward model scores in the dtype it was saved with; leave "
+                                   "compute_dtype as_saved")
+    return kind.load(Path(folder), compute_dtype=compute_dtype)
