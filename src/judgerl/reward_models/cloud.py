@@ -17,19 +17,18 @@ the causal LM's weights or adapter, the tokenizer, head.safetensors).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from judgerl.reward_models.critiques import CritiquedSequence, checked_critique, context_ids, critique_ids, join
-from judgerl.reward_models.model import HEAD_FILE, MANIFEST, RewardModelLoadError, _quiet_from_pretrained, \
-    _quiet_transformers
+from judgerl.reward_models.model import HEAD_FILE, RewardModelLoadError, _quiet_from_pretrained, \
+    _quiet_transformers, save_parts
 from judgerl.reward_models.saved import load_backbone, read_kind_manifest, with_lora
 
 KIND = "cloud"
@@ -189,13 +188,7 @@ class CloudRewardModel(nn.Module):
         }
 
     def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
-            self.lm.save_pretrained(folder)  # peft: adapter_model.safetensors; else model.safetensors
-        self.tokenizer.save_pretrained(folder)
-        save_file({k: v.detach().contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
-        (folder / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
+        save_parts(folder, self.lm, self.tokenizer, self.head, self.manifest())
 
     @classmethod
     def load(cls, folder: str | Path) -> "CloudRewardModel":

@@ -216,13 +216,7 @@ class BradleyTerryRewardModel(nn.Module):
 
     def save(self, folder: str | Path) -> None:
         """save_pretrained-like: the backbone (or its adapter), the tokenizer, the head, the manifest."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
-            self.backbone.save_pretrained(folder)  # peft: adapter_model.safetensors; else model.safetensors
-        self.tokenizer.save_pretrained(folder)
-        save_file({k: v.detach().contiguous() for k, v in self.head.state_dict().items()}, str(folder / HEAD_FILE))
-        (folder / MANIFEST).write_text(json.dumps(self.manifest(), indent=1))
+        save_parts(folder, self.backbone, self.tokenizer, self.head, self.manifest())
 
     @classmethod
     def load(cls, folder: str | Path, compute_dtype: str | None = None) -> "BradleyTerryRewardModel":
@@ -273,3 +267,15 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not (Path(folder) / HEAD_FILE).is_file():
         raise RewardModelLoadError(f"{folder}: {HEAD_FILE} is missing")
     return manifest
+
+
+def save_parts(folder: str | Path, network: Any, tokenizer: Any, head: nn.Module, manifest: dict[str, Any]) -> None:
+    """A reward model's folder, whatever its kind: the network (peft: only its adapter,
+    adapter_model.safetensors; else model.safetensors), the tokenizer, the head, the manifest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _quiet_transformers():
+        network.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(folder / HEAD_FILE))
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
