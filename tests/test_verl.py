@@ -1,8 +1,10 @@
 """judgerl.integrations.verl: verl's call shapes always; verl 0.9.1's own reward managers when verl
-imports (it does not install into .venv: see the note at the bottom for the throwaway install)."""
+imports (it does not install into .venv: scripts/setup_verl.sh puts it in .verl-site, see below)."""
 
 import asyncio
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,12 +136,16 @@ def test_all_replicas_down_is_unscored_not_a_reward():
 
 
 # -- verl 0.9.1's own code ---------------------------------------------------------------------
-# verl does not install into .venv (its pins: transformers<5.11, ray[default]); to run these:
-#   pip download --no-deps verl==0.9.1 && unzip into /tmp/verlpkg/x; pip install --target /tmp/verldeps
-#   --no-deps ray tensordict codetiming omegaconf hydra-core antlr4-python3-runtime==4.9.3 torchdata msgpack
-#   jsonschema jsonschema-specifications referencing rpds-py attrs pyvers cloudpickle aiohttp multidict yarl
-#   propcache aiohappyeyeballs aiosignal frozenlist orjson
-#   PYTHONPATH=/tmp/verlpkg/x:/tmp/verldeps pytest tests/test_verl.py
+# verl does not install into .venv (its pins: transformers<5.11, ray[default]): scripts/setup_verl.sh
+# (run by scripts/setup.sh) puts verl 0.9.1 and its pinned dependencies in .verl-site, which goes at
+# the END of sys.path, so that .venv's own packages come first wherever both have one.
+_VERL_SITE = Path(__file__).resolve().parents[1] / ".verl-site"
+
+
+def _import_verl():
+    if _VERL_SITE.is_dir() and str(_VERL_SITE) not in sys.path:
+        sys.path.append(str(_VERL_SITE))
+    pytest.importorskip("verl", reason="verl 0.9.1 is not importable here: run scripts/setup_verl.sh")
 
 
 def _data(tokenizer, responses, truths, questions):
@@ -158,7 +164,7 @@ def _data(tokenizer, responses, truths, questions):
 
 
 def test_verls_reward_loop_naive_manager_awaits_acompute_score():
-    pytest.importorskip("verl", reason="verl 0.9.1 is not importable here (see the note above)")
+    _import_verl()
     from omegaconf import OmegaConf
     from tiny_hf import tokenizer
     from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
@@ -177,7 +183,7 @@ def test_verls_reward_loop_naive_manager_awaits_acompute_score():
 
 
 def test_verls_batch_reward_manager_calls_compute_score_batch():
-    pytest.importorskip("verl", reason="verl 0.9.1 is not importable here (see the note above)")
+    _import_verl()
     from functools import partial
 
     from tiny_hf import tokenizer
