@@ -247,17 +247,26 @@ class BradleyTerryRewardModel(nn.Module):
         return model
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The folder's reward_model.json, checked for what `load` reads; RewardModelLoadError otherwise."""
+def parse_manifest(folder: Path, kind: str) -> dict[str, Any]:
+    """The folder's reward_model.json as a dict naming `kind`; RewardModelLoadError in one line
+    otherwise (each kind then checks the fields its `load` reads)."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise RewardModelLoadError(f"{folder}: not a reward model folder (it has no {MANIFEST})")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise RewardModelLoadError(f"{path}: does not parse ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-        raise RewardModelLoadError(f"{path}: not a {KIND} reward model manifest")
+        raise RewardModelLoadError(f"{path}: does not parse ({str(exc)[:120]})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != kind:
+        found = manifest.get("kind") if isinstance(manifest, dict) else None
+        raise RewardModelLoadError(f"{path}: not a {kind} reward model manifest (kind {str(found)[:60]!r})")
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's reward_model.json, checked for what `load` reads; RewardModelLoadError otherwise."""
+    path = Path(folder) / MANIFEST
+    manifest = parse_manifest(folder, KIND)
     for key in ("backbone", "max_length", "use_chat_template"):
         if key not in manifest:
             raise RewardModelLoadError(f"{path}: has no {key!r}")

@@ -2,31 +2,22 @@
 `load` reads (a tampered or foreign file is one RewardModelLoadError line, never a traceback),
 and its backbone rebuilt (whole weights, or a LoRA adapter over the base folder it names).
 
-model.py's `read_manifest` accepts only kind bradley_terry, so the critique kinds read theirs here.
+model.py's `parse_manifest` reads the file and its kind; the fields the critique kinds read are checked here.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from judgerl.reward_models.model import HEAD_FILE, MANIFEST, RewardModelLoadError, _quiet_from_pretrained, \
-    _quiet_transformers
+    _quiet_transformers, parse_manifest
 
 
 def read_kind_manifest(folder: Path, kind: str) -> dict[str, Any]:
     """The folder's manifest if it is a `kind` reward model with every field load reads, well typed."""
     path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise RewardModelLoadError(f"{folder}: not a reward model folder (it has no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RewardModelLoadError(f"{path}: does not parse ({str(exc)[:120]})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != kind:
-        found = manifest.get("kind") if isinstance(manifest, dict) else None
-        raise RewardModelLoadError(f"{path}: not a {kind} reward model manifest (kind {str(found)[:60]!r})")
+    manifest = parse_manifest(folder, kind)
     backbone = manifest.get("backbone")
     if not isinstance(backbone, dict) or not isinstance(backbone.get("folder"), str):
         raise RewardModelLoadError(f"{path}: has no backbone.folder")
