@@ -135,6 +135,9 @@ class RubricSettings(DefenceSettings):
 class CritiqueSettings(DefenceSettings):
     scale: Scale = ScaleField
     guard_injections: bool = GuardField
+    max_tokens: int = Field(96, ge=8, le=4096, description="the critique's generation cap (tokens); a critique cut "
+                            "before its score line is unscored, so a low cap loses judgments (56 lost half on the "
+                            "1.5B judge)")
 
 
 class GroupSettings(DefenceSettings):
@@ -213,13 +216,14 @@ def _pairwise_from_scores_judge(parts: JudgeParts, **settings: Any) -> Judge:
     return PairwiseFromScores(_rubric_judge(parts, **settings))
 
 
-def _critique_judge(parts: JudgeParts, scale: str, guard_injections: bool, **defences: Any) -> Judge:
+def _critique_judge(parts: JudgeParts, scale: str, guard_injections: bool, max_tokens: int = 96,
+                    **defences: Any) -> Judge:
     from judgerl.judges.critique import CritiqueJudge
 
     rubric = parts.rubric
     return CritiqueJudge(parts.provider, rubric.text, scale=_scale_pair(scale), cache=parts.cache,
                          name=f"critique-{rubric.name}", version=rubric.version, guard_injections=guard_injections,
-                         defences=DefenceSettings(**defences).defences())
+                         max_tokens=max_tokens, defences=DefenceSettings(**defences).defences())
 
 
 def _group_judge(parts: JudgeParts, guard_injections: bool, **defences: Any) -> Judge:
