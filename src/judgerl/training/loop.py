@@ -202,8 +202,7 @@ def train_policy(
     restores optimiser, scheduler, RNGs, algorithm state and data position; the weights must
     already be loaded into `policy` by the caller. `monitor`: a training.monitor.HackingMonitor
     (None: no watch for reward hacking); its metrics and warnings join the rows of the steps it checks.
-    `refresher`: a training.rm_refresh.RewardModelRefresher (iterated RLAIF; None: the reward model
-    judge stays as built); it refreshes after the steps it is due, before their row and checkpoint."""
+    `refresher`: a training.rm_refresh.RewardModelRefresher (iterated RLAIF) or None; refreshes come before rows."""
     parallel = DataParallel()
     if not parallel.is_main:
         run, tensorboard_dir = None, None  # one writer: process 0
@@ -217,11 +216,7 @@ def train_policy(
             if monitor is not None:
                 monitor.update_row(step, sampled, row, say=tqdm.write)
             if refresher is not None and refresher.due(step):
-                # stopped mid-refresh, the weights of step + 1 must not be saved without the refresh
-                # they come with: the run then resumes from the checkpoint before, and refreshes again
-                whole, steps.consistent = steps.consistent, None
-                refresher.update_row(step, sampled, row)
-                steps.consistent = whole
+                _refresh(refresher, steps, step, sampled, row)
             history.append(row)
             _log_step(row, sampled, run, writer, settings, steps.checkpoints, steps.consistent[1])
             if on_step is not None:
@@ -242,6 +237,15 @@ def train_policy(
         if writer is not None:
             writer.close()
     return history
+
+
+def _refresh(refresher: Any, steps: "_Steps", step: int, sampled: Any, row: dict[str, Any]) -> None:
+    """The reward model's refresh after `step`. Stopped mid-refresh, the weights of step + 1 must not
+    be saved without the refresh they come with: the run then resumes from the checkpoint before,
+    and refreshes again."""
+    whole, steps.consistent = steps.consistent, None
+    refresher.update_row(step, sampled, row)
+    steps.consistent = whole
 
 
 @dataclass
