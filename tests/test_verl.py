@@ -1,5 +1,5 @@
 """judgerl.integrations.verl: verl's call shapes always; verl 0.9.1's own reward managers when verl
-imports (it does not install into .venv: scripts/setup_verl.sh puts it in .verl-site, see below)."""
+imports (it does not install into .venv: scripts/setup_peers.sh puts it in .peers-site, see below)."""
 
 import asyncio
 import math
@@ -136,16 +136,16 @@ def test_all_replicas_down_is_unscored_not_a_reward():
 
 
 # -- verl 0.9.1's own code ---------------------------------------------------------------------
-# verl does not install into .venv (its pins: transformers<5.11, ray[default]): scripts/setup_verl.sh
-# (run by scripts/setup.sh) puts verl 0.9.1 and its pinned dependencies in .verl-site, which goes at
+# verl does not install into .venv (its pins: transformers<5.11, ray[default]): scripts/setup_peers.sh
+# (run by scripts/setup.sh) puts verl 0.9.1 and its pinned dependencies in .peers-site, which goes at
 # the END of sys.path, so that .venv's own packages come first wherever both have one.
-_VERL_SITE = Path(__file__).resolve().parents[1] / ".verl-site"
+_PEERS_SITE = Path(__file__).resolve().parents[1] / ".peers-site"
 
 
 def _import_verl():
-    if _VERL_SITE.is_dir() and str(_VERL_SITE) not in sys.path:
-        sys.path.append(str(_VERL_SITE))
-    pytest.importorskip("verl", reason="verl 0.9.1 is not importable here: run scripts/setup_verl.sh")
+    if _PEERS_SITE.is_dir() and str(_PEERS_SITE) not in sys.path:
+        sys.path.append(str(_PEERS_SITE))
+    pytest.importorskip("verl", reason="verl 0.9.1 is not importable here: run scripts/setup_peers.sh")
 
 
 def _data(tokenizer, responses, truths, questions):
